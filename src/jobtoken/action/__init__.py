@@ -1,0 +1,1 @@
+"""Runs inside the job. Standard library only: see DESIGN.md."""

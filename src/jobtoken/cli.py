@@ -1,0 +1,56 @@
+"""The `jobtoken` command: a thin dispatcher over each concern's own commands.
+
+Every command group lives beside the code it drives (`jobtoken.broker.commands`,
+`jobtoken.policy.commands`, `jobtoken.testing.commands`) and exposes
+``register(subparsers)``; each parser sets ``handler`` to a function taking the
+parsed arguments and returning the exit code. Groups are imported lazily so
+that `jobtoken policy check` does not need the broker's libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from jobtoken import __version__
+
+#: command group -> (module that registers it, one-line help)
+GROUPS: dict[str, tuple[str, str]] = {
+    "broker": ("jobtoken.broker.commands", "run and administer the reference broker"),
+    "policy": ("jobtoken.policy.commands", "check and explain repository policies"),
+    "dev": ("jobtoken.testing.commands", "local stand-ins for testing: fake OIDC issuer, …"),
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jobtoken", description="Short-lived, job-scoped connector tokens."
+    )
+    parser.add_argument("--version", action="version", version=f"jobtoken {__version__}")
+    groups = parser.add_subparsers(dest="group", metavar="{" + ",".join(GROUPS) + "}")
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in GROUPS.items():
+        group = groups.add_parser(name, help=help_text)
+        if name == wanted:
+            importlib.import_module(module).register(
+                group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+            )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    code: int = handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
