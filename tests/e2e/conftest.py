@@ -1,0 +1,28 @@
+"""End-to-end fixtures: real workflows run with act on this host."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from jobtoken.testing.act import ActRun, find_act, run_workflow
+
+RunAct = Callable[..., ActRun]
+
+
+@pytest.fixture(scope="session")
+def act_binary() -> str:
+    """The act binary; its absence fails (never skips) with what to install."""
+    return find_act()
+
+
+@pytest.fixture
+def run_act(act_binary: str) -> RunAct:
+    """``run_act(workflow_text, issuer=…, env=…)``: see ``jobtoken.testing.act``."""
+
+    def run(workflow: str, **kwargs: Any) -> ActRun:
+        return run_workflow(workflow, **kwargs)
+
+    return run
