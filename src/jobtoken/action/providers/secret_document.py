@@ -1,0 +1,222 @@
+"""The connector secret contract shared by the secret-manager providers.
+
+A connector secret stored in Vault/OpenBao, AWS Secrets Manager, GCP Secret
+Manager or Azure Key Vault is one of:
+
+- a JSON document ``{"token": "…", "scopes": ["a", "b"], "expires_at": "2026-…Z"}``
+  (``scopes`` may also be one space-separated string; ``expires_at`` an RFC 3339
+  time or a number of seconds since the epoch; no other keys are allowed);
+- a plain string, the token itself, whose scopes and expiry come from the
+  secret's metadata under the keys ``jobtoken-scopes`` (space separated) and
+  ``jobtoken-expires-at`` (RFC 3339): AWS tags, GCP annotations, Key Vault tags
+  (Key Vault's own ``attributes.exp`` also counts as the expiry), Vault KV v2
+  ``custom_metadata``.
+
+A document's own fields win over the metadata; a field missing from both is
+unknown (``None``), and the exchange's checks decide what unknown means
+(deny, except for an expiry when the user set ``allow-no-expiry``).
+
+Everything here is bounded and strict: text that looks like JSON but is not a
+valid document is an error, never a token.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from jobtoken.action.errors import ProviderError
+
+__all__ = [
+    "EXPIRES_AT_KEY",
+    "SCOPES_KEY",
+    "ConnectorSecret",
+    "SecretMetadata",
+    "metadata_from_mapping",
+    "parse_expiry",
+    "parse_scopes",
+    "read_connector_secret",
+]
+
+#: metadata keys (tags, annotations, custom metadata) for a plain-string secret
+SCOPES_KEY = "jobtoken-scopes"
+EXPIRES_AT_KEY = "jobtoken-expires-at"
+
+MAX_SECRET_CHARS = 64 * 1024
+MAX_TOKEN_CHARS = 16 * 1024
+MAX_SCOPES = 64
+MAX_SCOPE_CHARS = 256
+DOCUMENT_KEYS = frozenset({"token", "scopes", "expires_at"})
+
+# RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+# seconds since the epoch in this range: 2001-09-09 .. 2286-11-20
+_EPOCH_RANGE = (1_000_000_000, 9_999_999_999)
+
+
+@dataclass(frozen=True)
+class SecretMetadata:
+    """Scopes and expiry a secret manager keeps beside the value (raw, untrusted)."""
+
+    #: where they came from, for messages, e.g. "the secret's tags"
+    where: str
+    scopes: str | None = None
+    expires_at: str | int | None = None
+
+
+@dataclass(frozen=True)
+class ConnectorSecret:
+    """A connector token with what is known about it."""
+
+    token: str = field(repr=False)
+    #: None when neither the document nor the metadata says
+    scopes: tuple[str, ...] | None
+    #: None when neither the document nor the metadata says
+    expires_at: datetime.datetime | None
+
+
+def read_connector_secret(
+    value: str, *, what: str, metadata: SecretMetadata | None = None
+) -> ConnectorSecret:
+    """The connector secret in ``value`` (the secret's text), ``what`` naming it in errors."""
+    if len(value) > MAX_SECRET_CHARS:
+        raise ProviderError(f"{what} is larger than {MAX_SECRET_CHARS} characters")
+    text = value.strip()
+    if text.startswith("{"):
+        return _from_document(text, what=what, metadata=metadata)
+    token = _token(text, what=what)
+    scopes = None
+    expires_at = None
+    if metadata is not None:
+        if metadata.scopes is not None:
+            scopes = parse_scopes(metadata.scopes, what=f"`{SCOPES_KEY}` in {metadata.where}")
+        if metadata.expires_at is not None:
+            expires_at = parse_expiry(
+                metadata.expires_at, what=f"`{EXPIRES_AT_KEY}` in {metadata.where}"
+            )
+    return ConnectorSecret(token=token, scopes=scopes, expires_at=expires_at)
+
+
+def parse_scopes(value: object, *, what: str) -> tuple[str, ...]:
+    """Scopes from a list of strings or one space-separated string."""
+    if isinstance(value, str):
+        items: list[object] = list(value.split())
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        raise ProviderError(f"{what} must be a list of scopes or a space-separated string")
+    if len(items) > MAX_SCOPES:
+        raise ProviderError(f"{what} lists more than {MAX_SCOPES} scopes")
+    scopes: list[str] = []
+    for item in items:
+        if (
+            not isinstance(item, str)
+            or len(item) > MAX_SCOPE_CHARS
+            or not _SCOPE_TOKEN.fullmatch(item)
+        ):
+            raise ProviderError(
+                f"{what} holds a scope that is not an RFC 6749 scope token "
+                "(printable ASCII without spaces, quotes or backslashes)"
+            )
+        scopes.append(item)
+    return tuple(scopes)
+
+
+def parse_expiry(value: object, *, what: str) -> datetime.datetime:
+    """An expiry from an RFC 3339 time or a whole number of seconds since the epoch."""
+    if isinstance(value, bool):
+        raise ProviderError(f"{what} must be an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)")
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        seconds = int(value)
+    elif isinstance(value, str) and len(value) <= 40 and _RFC3339.fullmatch(value):
+        text = value.upper().replace("Z", "+00:00")
+        base, _, rest = text.partition(".")
+        if rest:  # fromisoformat on 3.10 takes 3 or 6 fraction digits only
+            digits = rest[: -len("+00:00")]
+            text = f"{base}.{digits[:6].ljust(6, '0')}{rest[-len('+00:00') :]}"
+        try:
+            return datetime.datetime.fromisoformat(text).astimezone(datetime.timezone.utc)
+        except ValueError:
+            raise ProviderError(f"{what} is not a valid RFC 3339 time") from None
+    else:
+        raise ProviderError(
+            f"{what} must be an RFC 3339 time (e.g. 2026-01-31T12:00:00Z) "
+            "or seconds since the epoch"
+        )
+    if not _EPOCH_RANGE[0] <= seconds <= _EPOCH_RANGE[1]:
+        raise ProviderError(f"{what} is not a plausible time in seconds since the epoch")
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+
+
+def metadata_from_mapping(
+    values: Mapping[str, object], *, where: str, expires_at: str | int | None = None
+) -> SecretMetadata:
+    """``SecretMetadata`` from tags/annotations; ``expires_at`` is the manager's own expiry."""
+    scopes = values.get(SCOPES_KEY)
+    tagged_expiry = values.get(EXPIRES_AT_KEY)
+    if scopes is not None and not isinstance(scopes, str):
+        raise ProviderError(f"`{SCOPES_KEY}` in {where} must be a string")
+    if tagged_expiry is not None and not isinstance(tagged_expiry, str):
+        raise ProviderError(f"`{EXPIRES_AT_KEY}` in {where} must be a string")
+    return SecretMetadata(
+        where=where, scopes=scopes, expires_at=tagged_expiry if tagged_expiry else expires_at
+    )
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+def _from_document(text: str, *, what: str, metadata: SecretMetadata | None) -> ConnectorSecret:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ProviderError(
+            f"{what} starts with `{{` but is not valid JSON: store either a JSON document "
+            '{"token": …, "scopes": […], "expires_at": …} or the bare token'
+        ) from None
+    if not isinstance(document, dict):
+        raise ProviderError(f"{what} is JSON but not an object")
+    unknown = sorted(set(document) - DOCUMENT_KEYS)
+    if unknown:
+        names = ", ".join(repr(name)[:40] for name in unknown[:5])
+        raise ProviderError(
+            f"{what} has keys jobtoken does not know ({names}); allowed: token, scopes, expires_at"
+        )
+    raw_token = document.get("token")
+    if not isinstance(raw_token, str):
+        raise ProviderError(f'{what} is a JSON document without a string "token"')
+    token = _token(raw_token, what=what)
+    fallback = metadata or SecretMetadata(where="")
+    scopes: tuple[str, ...] | None = None
+    if "scopes" in document:
+        scopes = parse_scopes(document["scopes"], what=f'"scopes" of {what}')
+    elif fallback.scopes is not None:
+        scopes = parse_scopes(fallback.scopes, what=f"`{SCOPES_KEY}` in {fallback.where}")
+    expires_at: datetime.datetime | None = None
+    if "expires_at" in document:
+        expires_at = parse_expiry(document["expires_at"], what=f'"expires_at" of {what}')
+    elif fallback.expires_at is not None:
+        expires_at = parse_expiry(
+            fallback.expires_at, what=f"`{EXPIRES_AT_KEY}` in {fallback.where}"
+        )
+    return ConnectorSecret(token=token, scopes=scopes, expires_at=expires_at)
+
+
+def _token(text: str, *, what: str) -> str:
+    if not text:
+        raise ProviderError(f"{what} holds an empty token")
+    if len(text) > MAX_TOKEN_CHARS:
+        raise ProviderError(f"the token in {what} is longer than {MAX_TOKEN_CHARS} characters")
+    if not _TOKEN_TEXT.fullmatch(text):
+        raise ProviderError(
+            f"the token in {what} contains spaces, line breaks, control or non-ASCII "
+            "characters; a connector token is printable ASCII"
+        )
+    return text
