@@ -1,0 +1,468 @@
+"""Verification of GitHub Actions OIDC ID tokens, as an explicit sequence of checks.
+
+Contract (the broker's ``POST /token`` calls this before anything else):
+
+    config = VerifierConfig(
+        issuers=(TrustedIssuer(GITHUB_ISSUER),), audience="https://tokens.example.com"
+    )
+    verifier = IdTokenVerifier(config, jti_store)  # jti_store: any JtiStore
+    claims = verifier.verify(subject_token)  # VerifiedClaims, or raises InvalidIdToken
+
+``verify(token, *, now=None)`` runs, in this order, and stops at the first failure:
+
+1. size (at most ``MAX_TOKEN_BYTES`` = 16 KiB) and shape: three canonical
+   base64url segments; header and payload are strict JSON objects (a repeated
+   key, NaN or invalid UTF-8 is refused — PyJWT alone would keep the last of
+   two duplicate keys);
+2. header: ``alg`` is ``RS256``, ``kid`` present; ``jku``, ``x5u``, ``jwk``,
+   ``x5c`` and ``crit`` are refused, as is any header other than
+   ``alg kid typ x5t``;
+3. the *unverified* ``iss`` is exactly one of the configured issuers — checked
+   before any network call, so an unlisted issuer causes no outbound request;
+4. the issuer's key with that ``kid`` (``jobtoken.broker.jwks``: discovery,
+   https only, no redirects, timeouts, size caps, refetch on unknown ``kid`` at
+   most once per interval);
+5. ``jwt.decode`` with ``algorithms=["RS256"]`` and every option written out:
+   signature, ``iss``, ``aud`` exactly the configured audience (a list is
+   refused), required claims ``iss aud exp iat nbf jti sub repository
+   repository_id repository_owner repository_owner_id run_id run_attempt``;
+6. times against ``now`` (default: the clock) with ``leeway_seconds`` (≤ 60):
+   not expired, ``nbf`` and ``iat`` not in the future, ``exp - iat`` at most
+   ``max_token_lifetime_seconds`` (default 900);
+7. claim values: times are integers; every other claim is a string without
+   control characters; IDs (``repository_id repository_owner_id run_id
+   run_attempt`` and, when present, ``check_run_id actor_id run_number
+   enterprise_id``) are strings of digits without a leading zero;
+   ``repository`` is ``owner/name`` with ``owner == repository_owner``;
+8. ``jti`` is claimed in the ``JtiStore`` until ``exp + leeway``: a second use
+   is refused.
+
+``InvalidIdToken.reason`` is a stable machine code — ``oversized``,
+``malformed``, ``duplicate_key``, ``forbidden_header``,
+``unsupported_header``, ``unsupported_algorithm``, ``issuer_not_allowed``,
+``jwks_unavailable``, ``unknown_key``, ``bad_signature``, ``missing_claim``,
+``audience_mismatch``, ``invalid_claim``, ``control_character``,
+``expired``, ``not_yet_valid``, ``issued_in_future``, ``lifetime_too_long``,
+``replayed`` — for audit records and metrics. ``InvalidIdToken.description``
+(also ``str(exc)``) tells the workflow author what to fix; it never contains
+the token, a signature or a claim value.
+
+``verify`` blocks on the network when keys must be fetched: from an async
+server, call it in a worker thread (``starlette.concurrency.run_in_threadpool``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from jobtoken.broker.jwks import JwksCache, JwksError, TrustedIssuer
+from jobtoken.broker.strict_json import DuplicateKeyError, StrictJsonError, loads_strict
+
+__all__ = [
+    "GITHUB_ISSUER",
+    "MAX_TOKEN_BYTES",
+    "IdTokenVerifier",
+    "InMemoryJtiStore",
+    "InvalidIdToken",
+    "JtiStore",
+    "TrustedIssuer",
+    "VerifiedClaims",
+    "VerifierConfig",
+    "ghes_issuer",
+    "github_enterprise_issuer",
+]
+
+#: The issuer of ID tokens on github.com.
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+#: Largest ID token accepted, in bytes (GitHub's are about 2 KiB).
+MAX_TOKEN_BYTES = 16 * 1024
+#: Upper bound of ``VerifierConfig.leeway_seconds``.
+MAX_LEEWAY_SECONDS = 60
+
+REQUIRED_CLAIMS = (
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "sub",
+    "repository",
+    "repository_id",
+    "repository_owner",
+    "repository_owner_id",
+    "run_id",
+    "run_attempt",
+)
+TIME_CLAIMS = frozenset({"exp", "iat", "nbf"})
+REQUIRED_ID_CLAIMS = ("repository_id", "repository_owner_id", "run_id", "run_attempt")
+OPTIONAL_ID_CLAIMS = ("check_run_id", "actor_id", "run_number", "enterprise_id")
+ALLOWED_HEADERS = frozenset({"alg", "kid", "typ", "x5t"})
+FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+MAX_CLAIMS = 100
+MAX_JTI_LENGTH = 128
+
+_SEGMENT = r"[A-Za-z0-9_-]+"
+_TOKEN_SHAPE = re.compile(rf"{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}")
+_DIGITS = re.compile(r"[1-9][0-9]{0,19}")
+_REPOSITORY = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{1,100})")
+_ENTERPRISE_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def github_enterprise_issuer(slug: str) -> str:
+    """Issuer of a GitHub Enterprise Cloud enterprise with a customized issuer."""
+    if not _ENTERPRISE_SLUG.fullmatch(slug):
+        raise ValueError("an enterprise slug is lowercase letters, digits and dashes")
+    return f"{GITHUB_ISSUER}/{slug}"
+
+
+def ghes_issuer(host: str) -> str:
+    """Issuer of a GitHub Enterprise Server instance at ``host``."""
+    if not _HOSTNAME.fullmatch(host):
+        raise ValueError("a GitHub Enterprise Server host is a DNS name such as github.example.com")
+    return f"https://{host}/_services/token"
+
+
+class InvalidIdToken(Exception):
+    """The ID token is refused. ``reason``: machine code; ``description``: what to fix."""
+
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(description)
+        self.reason = reason
+        self.description = description
+
+
+class JtiStore(Protocol):
+    """Remembers used ``jti`` values until they expire (the server keeps it in its database)."""
+
+    def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
+        """Record ``(issuer, jti)`` until ``expires_at`` (Unix seconds).
+
+        Return True the first time, False if it is already recorded and not yet
+        expired. Must be atomic across threads and processes sharing the store.
+        """
+        ...
+
+
+class InMemoryJtiStore:
+    """A ``JtiStore`` for tests and single-process use; forgets on restart.
+
+    ``clock`` returns the current Unix time (tests pass a pinned clock).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
+        with self._lock:
+            now = self._clock()
+            seen = self._seen.get((issuer, jti))
+            if seen is not None and seen > now:
+                return False
+            if len(self._seen) >= 100_000:
+                self._seen = {key: exp for key, exp in self._seen.items() if exp > now}
+            self._seen[(issuer, jti)] = expires_at
+            return True
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """What the broker trusts. Every field has a safe default except issuers and audience."""
+
+    issuers: tuple[TrustedIssuer, ...]
+    #: The exact ``aud`` tokens must carry (the broker's URL is a good choice).
+    audience: str
+    leeway_seconds: int = 30
+    #: Longest accepted ``exp - iat``; GitHub's tokens live 300 s.
+    max_token_lifetime_seconds: int = 900
+    #: An unknown ``kid`` refetches the issuer's keys at most this often.
+    jwks_refetch_interval_seconds: float = 60.0
+    #: A key set older than this is refetched before use.
+    jwks_max_age_seconds: float = 3600.0
+    connect_timeout_seconds: float = 3.0
+    read_timeout_seconds: float = 5.0
+    #: Size cap of the discovery document and of the JWKS.
+    max_jwks_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        urls = [issuer.url for issuer in self.issuers]
+        if not urls or len(set(urls)) != len(urls):
+            raise ValueError("configure at least one issuer, each once")
+        if not self.audience or self.audience.strip() != self.audience:
+            raise ValueError("audience must be a non-empty string without surrounding spaces")
+        if not 0 <= self.leeway_seconds <= MAX_LEEWAY_SECONDS:
+            raise ValueError(f"leeway_seconds must be between 0 and {MAX_LEEWAY_SECONDS}")
+        if self.max_token_lifetime_seconds <= 0:
+            raise ValueError("max_token_lifetime_seconds must be positive")
+        positive = (
+            self.jwks_refetch_interval_seconds,
+            self.jwks_max_age_seconds,
+            self.connect_timeout_seconds,
+            self.read_timeout_seconds,
+            self.max_jwks_bytes,
+        )
+        if min(positive) <= 0:
+            raise ValueError("JWKS intervals, timeouts and size caps must be positive")
+
+
+@dataclass(frozen=True)
+class VerifiedClaims:
+    """The claims of a verified ID token. ``claims`` holds every claim, for policy and audit."""
+
+    iss: str
+    sub: str
+    aud: str
+    jti: str
+    exp: int
+    iat: int
+    nbf: int
+    repository: str
+    repository_id: str
+    repository_owner: str
+    repository_owner_id: str
+    run_id: str
+    run_attempt: str
+    check_run_id: str | None
+    claims: Mapping[str, str | int] = field(repr=False)
+
+
+class IdTokenVerifier:
+    """Verifies ID tokens against a ``VerifierConfig`` (see the module docstring)."""
+
+    def __init__(self, config: VerifierConfig, jti_store: JtiStore) -> None:
+        self.config = config
+        self._jti_store = jti_store
+        self._key_sets = {
+            issuer.url: JwksCache(
+                issuer,
+                refetch_interval=config.jwks_refetch_interval_seconds,
+                max_age=config.jwks_max_age_seconds,
+                connect_timeout=config.connect_timeout_seconds,
+                read_timeout=config.read_timeout_seconds,
+                max_document_bytes=config.max_jwks_bytes,
+            )
+            for issuer in config.issuers
+        }
+
+    def key_set(self, issuer_url: str) -> JwksCache:
+        """The key cache of a configured issuer (to pin keys with ``load_document``)."""
+        return self._key_sets[issuer_url]
+
+    def verify(self, token: str, *, now: float | None = None) -> VerifiedClaims:
+        now = time.time() if now is None else now
+        header, payload = _parse_token(token)
+        _check_header(header)
+        issuer = payload.get("iss")
+        if not isinstance(issuer, str) or issuer not in self._key_sets:
+            raise InvalidIdToken(
+                "issuer_not_allowed",
+                "the token's issuer (iss) is not one this broker trusts; "
+                "ask the broker's operators to allow your GitHub issuer",
+            )
+        kid = header["kid"]
+        assert isinstance(kid, str)  # checked by _check_header
+        try:
+            key = self._key_sets[issuer].key_for(kid, now=now)
+        except JwksError as exc:
+            raise InvalidIdToken(exc.reason, exc.description) from None
+        claims = self._decode(token, key, issuer)
+        self._check_times(claims, now)
+        verified = _check_values(claims)
+        expires_at = verified.exp + self.config.leeway_seconds
+        if not self._jti_store.claim_jti(issuer, verified.jti, expires_at):
+            raise InvalidIdToken(
+                "replayed",
+                "this ID token was already used; request a fresh ID token for each exchange",
+            )
+        return verified
+
+    def _decode(self, token: str, key: RSAPublicKey, issuer: str) -> dict[str, object]:
+        try:
+            claims: dict[str, object] = jwt.decode(
+                token,
+                key=key,
+                algorithms=["RS256"],
+                audience=self.config.audience,
+                issuer=issuer,
+                leeway=self.config.leeway_seconds,
+                options={
+                    "verify_signature": True,
+                    "require": list(REQUIRED_CLAIMS),
+                    "verify_aud": True,
+                    "strict_aud": True,
+                    "verify_iss": True,
+                    "verify_sub": True,
+                    "verify_jti": True,
+                    # Times are checked by _check_times against the injectable clock.
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "enforce_minimum_key_length": True,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise InvalidIdToken(
+                "bad_signature", "the token's signature does not verify with the issuer's key"
+            ) from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidIdToken(
+                "missing_claim", f"the token lacks the required claim {exc.claim!r}"
+            ) from None
+        except jwt.InvalidAudienceError:
+            raise InvalidIdToken(
+                "audience_mismatch",
+                "the token's audience (aud) must be exactly "
+                f"{self.config.audience!r}: request the ID token with that audience",
+            ) from None
+        except jwt.InvalidAlgorithmError:
+            raise InvalidIdToken(
+                "unsupported_algorithm", "only RS256 tokens are accepted"
+            ) from None
+        except jwt.PyJWTError:
+            raise InvalidIdToken("malformed", "the token is not a valid JWT") from None
+        return claims
+
+    def _check_times(self, claims: Mapping[str, object], now: float) -> None:
+        exp, iat, nbf = (claims[name] for name in ("exp", "iat", "nbf"))
+        if not all(type(value) is int for value in (exp, iat, nbf)):
+            raise InvalidIdToken("invalid_claim", "exp, iat and nbf must be integers")
+        assert isinstance(exp, int)
+        assert isinstance(iat, int)
+        assert isinstance(nbf, int)
+        leeway = self.config.leeway_seconds
+        if exp <= now - leeway:
+            raise InvalidIdToken("expired", "the token has expired: request a fresh ID token")
+        if nbf > now + leeway:
+            raise InvalidIdToken("not_yet_valid", "the token is not valid yet (nbf)")
+        if iat > now + leeway:
+            raise InvalidIdToken("issued_in_future", "the token was issued in the future (iat)")
+        if exp <= iat or exp - iat > self.config.max_token_lifetime_seconds:
+            raise InvalidIdToken(
+                "lifetime_too_long",
+                "the token lives longer than the broker accepts "
+                f"({self.config.max_token_lifetime_seconds} s from iat to exp)",
+            )
+
+
+def _parse_token(token: object) -> tuple[dict[str, object], dict[str, object]]:
+    if not isinstance(token, str):
+        raise InvalidIdToken("malformed", "the ID token must be a string")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidIdToken("oversized", f"the ID token is larger than {MAX_TOKEN_BYTES} bytes")
+    if not _TOKEN_SHAPE.fullmatch(token):
+        raise InvalidIdToken("malformed", "the ID token is not a compact JWS (three segments)")
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    _b64decode(signature_b64)
+    return _json_segment(header_b64, "header"), _json_segment(payload_b64, "payload")
+
+
+def _b64decode(segment: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidIdToken("malformed", "the ID token is not valid base64url") from None
+    # Two encodings of the same bytes would let an altered token verify.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+        raise InvalidIdToken("malformed", "the ID token is not canonical base64url")
+    return raw
+
+
+def _json_segment(segment: str, name: str) -> dict[str, object]:
+    try:
+        value = loads_strict(_b64decode(segment))
+    except DuplicateKeyError:
+        raise InvalidIdToken("duplicate_key", f"the token's {name} repeats a key") from None
+    except StrictJsonError as exc:
+        raise InvalidIdToken("malformed", f"the token's {name} is not strict JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidIdToken("malformed", f"the token's {name} is not a JSON object")
+    return value
+
+
+def _check_header(header: Mapping[str, object]) -> None:
+    if FORBIDDEN_HEADERS & header.keys():
+        raise InvalidIdToken(
+            "forbidden_header", "the token names its own key (jku, x5u, jwk, x5c or crit header)"
+        )
+    if not header.keys() <= ALLOWED_HEADERS:
+        raise InvalidIdToken("unsupported_header", "the token's header has unsupported fields")
+    if header.get("alg") != "RS256":
+        raise InvalidIdToken("unsupported_algorithm", "only RS256 tokens are accepted")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not 0 < len(kid) <= 128:
+        raise InvalidIdToken("malformed", "the token's header has no usable key id (kid)")
+    if header.get("typ", "JWT") != "JWT":
+        raise InvalidIdToken("unsupported_header", "the token's typ must be JWT")
+
+
+def _check_values(claims: Mapping[str, object]) -> VerifiedClaims:
+    if len(claims) > MAX_CLAIMS:
+        raise InvalidIdToken("invalid_claim", f"the token has more than {MAX_CLAIMS} claims")
+    strings: dict[str, str] = {}
+    for name, value in claims.items():
+        if name in TIME_CLAIMS:
+            continue
+        if not isinstance(value, str):
+            raise InvalidIdToken("invalid_claim", f"the claim {name!r} must be a string")
+        if _has_control_character(name) or _has_control_character(value):
+            raise InvalidIdToken("control_character", f"the claim {name!r} has control characters")
+        strings[name] = value
+    for name in REQUIRED_ID_CLAIMS + OPTIONAL_ID_CLAIMS:
+        if name in strings and not _DIGITS.fullmatch(strings[name]):
+            raise InvalidIdToken("invalid_claim", f"the claim {name!r} must be a string of digits")
+    repository = _REPOSITORY.fullmatch(strings["repository"])
+    if repository is None or repository.group(1) != strings["repository_owner"]:
+        raise InvalidIdToken(
+            "invalid_claim", "the claim 'repository' must be owner/name of repository_owner"
+        )
+    jti = strings["jti"]
+    if not 0 < len(jti) <= MAX_JTI_LENGTH:
+        raise InvalidIdToken("invalid_claim", f"the jti must be 1 to {MAX_JTI_LENGTH} characters")
+    exp, iat, nbf = claims["exp"], claims["iat"], claims["nbf"]
+    assert isinstance(exp, int)
+    assert isinstance(iat, int)
+    assert isinstance(nbf, int)
+    return VerifiedClaims(
+        iss=strings["iss"],
+        sub=strings["sub"],
+        aud=strings["aud"],
+        jti=jti,
+        exp=exp,
+        iat=iat,
+        nbf=nbf,
+        repository=strings["repository"],
+        repository_id=strings["repository_id"],
+        repository_owner=strings["repository_owner"],
+        repository_owner_id=strings["repository_owner_id"],
+        run_id=strings["run_id"],
+        run_attempt=strings["run_attempt"],
+        check_run_id=strings.get("check_run_id"),
+        claims=MappingProxyType({**strings, "exp": exp, "iat": iat, "nbf": nbf}),
+    )
+
+
+def _has_control_character(text: str) -> bool:
+    return any(
+        unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs") or char in _BIDI_CONTROLS
+        for char in text
+    )
