@@ -1,0 +1,260 @@
+"""The action's HTTP client: HTTPS only, bounded in time and size, retried with jitter.
+
+Public API (what providers use):
+
+- `Deadline` — the action's overall time budget; every call takes one.
+- `check_url(url)` — https, or http to a loopback host only; no user info.
+- `Request`, `form_request(...)`, `json_request(...)` — what to send.
+- `send(request, deadline=...)` — one attempt; same-origin redirects of GET only.
+- `fetch(make_request, deadline=...)` — `send` with retries: on network errors,
+  429 and 5xx, with full-jitter exponential backoff, calling `make_request()`
+  again for every attempt (so an exchange can put a fresh ID token in each).
+- `Response.json_object(what)` — the body as a JSON object, or a readable error.
+- `describe_url(url)` — scheme, host and path only, for messages.
+
+Every failure is an `HttpError` whose text names the host and what to do, never
+a header, a body or a query string (they may hold secrets).
+
+The wire protocol (`jobtoken.action.http1`) is HTTP/1.1 over `socket` (+ `ssl`
+for https, with the system's trust store and hostname checking) rather than
+`http.client`: importing `http.client` costs more (≈40 ms, its email parser)
+than the whole exchange is allowed to take.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from jobtoken.action.deadline import Deadline
+from jobtoken.action.errors import HttpError
+from jobtoken.action.http1 import Target, round_trip
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_RETRY",
+    "Deadline",
+    "Request",
+    "Response",
+    "RetryPolicy",
+    "check_url",
+    "describe_url",
+    "fetch",
+    "form_request",
+    "is_loopback_host",
+    "json_request",
+    "send",
+]
+
+#: default cap on a response body
+DEFAULT_MAX_BYTES = 256 * 1024
+MAX_REDIRECTS = 3
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    #: header names lower-cased; a repeated header keeps its last value
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    def json_object(self, what: str) -> dict[str, object]:
+        """The body as a JSON object; `what` names the server in the error."""
+        try:
+            value = json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise HttpError(
+                f"{what} answered HTTP {self.status} with a body that is not JSON "
+                f"({describe_url(self.url)})"
+            ) from None
+        if not isinstance(value, dict):
+            raise HttpError(
+                f"{what} answered HTTP {self.status} with JSON that is not an object "
+                f"({describe_url(self.url)})"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Full-jitter exponential backoff: sleep uniform(0, min(max_delay, base_delay·2^n))."""
+
+    attempts: int = 4
+    base_delay: float = 0.25
+    max_delay: float = 4.0
+    #: cap on one attempt (connect + send + receive), inside the overall deadline
+    attempt_timeout: float = 10.0
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str) -> str:
+    """`url` if it is https (or http to a loopback host) with a host and no user info.
+
+    Raises `ValueError` with the reason (callers turn it into an `InputError`).
+    """
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise ValueError("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an https:// URL with a host, e.g. https://tokens.example.com")
+    if scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError("must use https:// (http:// is allowed only for 127.0.0.1/localhost)")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain a user name or password")
+    if port == 0:
+        raise ValueError("has an invalid port")
+    if parts.fragment:
+        raise ValueError("must not contain a #fragment")
+    return url
+
+
+def describe_url(url: str) -> str:
+    """scheme://host[:port]/path of `url`: no user info, no query, bounded length."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.hostname or "?"
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+        text = f"{parts.scheme}://{netloc}{parts.path}"
+    except ValueError:
+        text = "an invalid URL"
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def form_request(
+    url: str,
+    fields: Mapping[str, str] | Sequence[tuple[str, str]],
+    headers: Mapping[str, str] | None = None,
+) -> Request:
+    """A POST of `application/x-www-form-urlencoded` fields."""
+    body = urlencode(fields).encode("ascii")
+    all_headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+    return Request("POST", url, all_headers, body)
+
+
+def json_request(
+    method: str, url: str, payload: object, headers: Mapping[str, str] | None = None
+) -> Request:
+    """A request whose body is `payload` as JSON."""
+    body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    return Request(method, url, {"Content-Type": "application/json", **(headers or {})}, body)
+
+
+def fetch(
+    make_request: Callable[[], Request],
+    *,
+    deadline: Deadline,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Response:
+    """`send` with retries on network errors, 429 and 5xx, within `deadline`.
+
+    Returns the last response when every attempt got a retryable status, so
+    that the caller can report the server's error body.
+    """
+    jitter = secrets.SystemRandom()
+    failure: HttpError | None = None
+    for attempt in range(retry.attempts):
+        last = attempt == retry.attempts - 1
+        request = make_request()
+        response: Response | None = None
+        try:
+            response = send(
+                request, deadline=deadline.within(retry.attempt_timeout), max_bytes=max_bytes
+            )
+        except HttpError as exc:
+            if not exc.retryable or last or deadline.expired():
+                raise
+            failure = exc
+        else:
+            if not _retryable_status(response.status) or last:
+                return response
+        delay = jitter.uniform(0, min(retry.max_delay, retry.base_delay * 2**attempt))
+        if response is not None:
+            delay = max(delay, min(_retry_after(response), retry.max_delay))
+        if deadline.remaining() <= delay:
+            if response is not None:
+                return response
+            assert failure is not None
+            raise failure
+        sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def send(request: Request, *, deadline: Deadline, max_bytes: int = DEFAULT_MAX_BYTES) -> Response:
+    """One request; follows redirects of a GET only within the same origin."""
+    url = request.url
+    for _ in range(MAX_REDIRECTS + 1):
+        target = _target(url)
+        status, headers, body = round_trip(target, request, deadline, max_bytes, describe_url(url))
+        response = Response(status, headers, body, url)
+        if response.status not in (301, 302, 303, 307, 308):
+            return response
+        location = response.headers.get("location", "")
+        next_url = urljoin(url, location)
+        if request.method != "GET" or not location:
+            raise HttpError(
+                f"{describe_url(url)} answered with a redirect (HTTP {response.status}); "
+                "configure the final URL instead"
+            )
+        try:
+            same_origin = _target(next_url).origin == target.origin
+        except HttpError:
+            same_origin = False
+        if not same_origin:
+            raise HttpError(
+                f"{describe_url(url)} redirected to another host or scheme "
+                f"({describe_url(next_url)}); jobtoken follows redirects only within "
+                "the same host: configure the final URL instead"
+            )
+        url = next_url
+    raise HttpError(f"{describe_url(request.url)} redirected more than {MAX_REDIRECTS} times")
+
+
+def _retryable_status(status: int) -> bool:
+    return status == 429 or 500 <= status <= 599
+
+
+def _retry_after(response: Response) -> float:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() and len(value) < 6 else 0.0
+
+
+def _target(url: str) -> Target:
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise HttpError(f"refusing to call {describe_url(url)}: the URL {exc}") from None
+    return Target.parse(url)

@@ -1,0 +1,117 @@
+"""The job's OIDC ID token, from the runner's token endpoint.
+
+Public API:
+
+- `RunnerIdTokens(env, runtime, deadline)` — ``fetch(audience)`` returns a
+  fresh ID token (masked before anything else is written), ``last_claims``
+  the non-secret claims of the last one for error reports.
+- `debug_claims(id_token)` — those claims of an ID token (decoded, not verified:
+  for display only).
+- `MISSING_PERMISSION` — what to do when the job has no ID token.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from urllib.parse import quote
+
+from jobtoken.action.deadline import Deadline
+from jobtoken.action.errors import HttpError, OidcError
+from jobtoken.action.http import Request, check_url, describe_url, fetch
+from jobtoken.action.runtime import Runtime, neutralize
+
+__all__ = ["DEBUG_CLAIMS", "MISSING_PERMISSION", "RunnerIdTokens", "debug_claims"]
+
+MAX_ID_TOKEN_BYTES = 64 * 1024
+#: claims shown when a provider refuses, so the author can see why a rule did not match
+DEBUG_CLAIMS = (
+    "repository",
+    "ref",
+    "workflow_ref",
+    "job_workflow_ref",
+    "environment",
+    "event_name",
+    "run_id",
+)
+MISSING_PERMISSION = (
+    "the runner offers no OIDC ID token to this job (ACTIONS_ID_TOKEN_REQUEST_URL and "
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set). Give the job `permissions: id-token: write` "
+    "(at workflow or job level). Note that pull requests from forks and Dependabot runs never "
+    "get an ID token: run this step only for trusted events."
+)
+_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
+
+
+class RunnerIdTokens:
+    """ID tokens from the runner (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN)."""
+
+    def __init__(self, env: Mapping[str, str], runtime: Runtime, deadline: Deadline) -> None:
+        self.url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL", "")
+        self.request_token = env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
+        self.runtime = runtime
+        self.deadline = deadline
+        self.last_claims: dict[str, str] = {}
+
+    def check_available(self) -> None:
+        """Fail early, before any other network call, when the job has no ID token."""
+        if not self.url or not self.request_token:
+            raise OidcError(MISSING_PERMISSION)
+        try:
+            check_url(self.url)
+        except ValueError as exc:
+            raise OidcError(f"ACTIONS_ID_TOKEN_REQUEST_URL {exc}") from None
+
+    def fetch(self, audience: str) -> str:
+        """A fresh ID token for `audience`, already masked."""
+        self.check_available()
+        self.runtime.mask(self.request_token)
+        separator = "&" if "?" in self.url else "?"
+        url = f"{self.url}{separator}audience={quote(audience, safe='')}"
+        headers = {"Authorization": f"bearer {self.request_token}"}
+        try:
+            response = fetch(
+                lambda: Request("GET", url, headers),
+                deadline=self.deadline,
+                max_bytes=MAX_ID_TOKEN_BYTES,
+            )
+        except HttpError as exc:
+            raise OidcError(f"could not get an ID token from the runner: {exc.message}") from None
+        if response.status != 200:
+            raise OidcError(
+                f"the runner's token endpoint ({describe_url(url)}) answered HTTP "
+                f"{response.status}; retry the job, and check `permissions: id-token: write`"
+            )
+        try:
+            body = response.json_object("the runner's token endpoint")
+        except HttpError as exc:
+            raise OidcError(exc.message) from None
+        value = body.get("value")
+        if not isinstance(value, str) or not value:
+            raise OidcError("the runner's token endpoint answered without an ID token (`value`)")
+        self.runtime.mask(value)
+        if not _JWT.match(value):
+            raise OidcError("the runner's token endpoint answered with something that is not a JWT")
+        self.last_claims = debug_claims(value)
+        return value
+
+
+def debug_claims(id_token: str) -> dict[str, str]:
+    """The `DEBUG_CLAIMS` of `id_token`, neutralized; {} when it cannot be read.
+
+    The signature is not checked: the values are only shown to the author.
+    """
+    try:
+        payload = id_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    if not isinstance(claims, dict):
+        return {}
+    return {
+        name: neutralize(str(claims[name]), limit=200)
+        for name in DEBUG_CLAIMS
+        if isinstance(claims.get(name), (str, int))
+    }

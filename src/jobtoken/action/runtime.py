@@ -1,0 +1,172 @@
+"""The GitHub Actions runtime, as seen from a step: commands on stdout and file commands.
+
+Public API:
+
+- `Runtime(env, out)` — `mask`, `error`/`warning`/`notice`/`debug`, `set_outputs`,
+  `save_state`, `export_env`, `append_summary`, `group`.
+- `neutralize(text, limit)` — untrusted text (a broker's message, a claim)
+  made safe to print: no control characters, no `::` or `##[` that the runner
+  could take for a workflow command, bounded length.
+- `escape_data`, `escape_property` — the runner's own escaping of a command's
+  message and properties (as in @actions/core).
+- `file_command_entry(name, value)` — one `name<<DELIMITER` block with a random
+  delimiter that is checked against the value.
+
+Ordering rule the callers keep: `mask(secret)` is written before any other line
+that could contain the secret (the runner only hides what it was told about).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TextIO
+from urllib.parse import quote
+
+__all__ = [
+    "Runtime",
+    "escape_data",
+    "escape_property",
+    "file_command_entry",
+    "markdown_cell",
+    "masked_forms",
+    "neutralize",
+]
+
+# C0/C1 controls, DEL, and Unicode line/paragraph separators and bidi controls
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def neutralize(text: str, limit: int = 300) -> str:
+    """`text` safe to print in a log line or an annotation, at most `limit` characters.
+
+    Control characters (newlines included) become spaces, `::` becomes `: :`
+    and `##[` becomes `# #[`, so that nothing in `text` can start or end a
+    workflow command, whatever the runner version.
+    """
+    text = _UNSAFE_CHARS.sub(" ", text)
+    text = re.sub(r":(?=:)", ": ", text)
+    text = text.replace("##[", "# #[")
+    if len(text) > limit:
+        text = text[: max(limit - 1, 0)] + "…"
+    return text
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow command's message (as @actions/core does)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a workflow command's property value (as @actions/core does)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def file_command_entry(name: str, value: str) -> str:
+    """`name<<D\\nvalue\\nD\\n` for GITHUB_OUTPUT/GITHUB_STATE/GITHUB_ENV, D random."""
+    if not _NAME.match(name):
+        raise ValueError(f"invalid file command name {name!r}")
+    for _ in range(5):
+        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+        if delimiter not in value:
+            return f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+    raise ValueError(f"could not find a delimiter for {name}")  # pragma: no cover
+
+
+def masked_forms(secret: str) -> list[str]:
+    """The secret and every form of it the action writes: the URL-encoded form
+    (what a form body carries) and, for a value that spans lines, each line."""
+    forms = [secret]
+    encoded = quote(secret, safe="")
+    if encoded != secret:
+        forms.append(encoded)
+    forms.extend(line for line in re.split(r"[\r\n]+", secret) if line and line != secret)
+    return forms
+
+
+class Runtime:
+    """Where the step writes: stdout commands and the runner's file commands.
+
+    `env` is the process environment (GITHUB_OUTPUT, GITHUB_STATE, GITHUB_ENV,
+    GITHUB_STEP_SUMMARY name the files); `out` is the step's stdout.
+    """
+
+    def __init__(self, env: Mapping[str, str], out: TextIO | None = None) -> None:
+        self.env = env
+        self.out = out if out is not None else sys.stdout
+
+    # -- stdout commands -------------------------------------------------
+
+    def _command(
+        self, command: str, message: str, properties: Mapping[str, str] | None = None
+    ) -> None:
+        props = ",".join(f"{k}={escape_property(v)}" for k, v in (properties or {}).items() if v)
+        head = f"::{command} {props}" if props else f"::{command}"
+        self.out.write(f"{head}::{escape_data(message)}\n")
+        self.out.flush()
+
+    def mask(self, secret: str) -> None:
+        """Tell the runner to hide `secret` (and its derived forms) from the log."""
+        for form in masked_forms(secret):
+            self._command("add-mask", form)
+
+    def error(self, message: str, title: str = "") -> None:
+        self._command("error", message, {"title": title})
+
+    def warning(self, message: str, title: str = "") -> None:
+        self._command("warning", message, {"title": title})
+
+    def notice(self, message: str, title: str = "") -> None:
+        self._command("notice", message, {"title": title})
+
+    def debug(self, message: str) -> None:
+        self._command("debug", message)
+
+    def info(self, message: str) -> None:
+        """A plain log line; `message` must already be neutralized if untrusted."""
+        self.out.write(neutralize(message, limit=4000) + "\n")
+        self.out.flush()
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        self.out.write(f"::group::{escape_data(neutralize(title))}\n")
+        try:
+            yield
+        finally:
+            self.out.write("::endgroup::\n")
+            self.out.flush()
+
+    # -- file commands ---------------------------------------------------
+
+    def _append(self, variable: str, text: str) -> None:
+        path = self.env.get(variable)
+        if not path:
+            raise RuntimeError(
+                f"{variable} is not set: this must run as a step of a GitHub Actions job"
+            )
+        with open(path, "a", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+
+    def set_outputs(self, outputs: Iterable[tuple[str, str]]) -> None:
+        """Write every output at once (one append to GITHUB_OUTPUT)."""
+        self._append("GITHUB_OUTPUT", "".join(file_command_entry(n, v) for n, v in outputs))
+
+    def save_state(self, name: str, value: str) -> None:
+        self._append("GITHUB_STATE", file_command_entry(name, value))
+
+    def export_env(self, name: str, value: str) -> None:
+        self._append("GITHUB_ENV", file_command_entry(name, value))
+
+    def append_summary(self, markdown: str) -> None:
+        """Append to the job summary; a runner without one (act) is not an error."""
+        if self.env.get("GITHUB_STEP_SUMMARY"):
+            self._append("GITHUB_STEP_SUMMARY", markdown)
+
+
+def markdown_cell(text: str) -> str:
+    """Untrusted text as one markdown table cell."""
+    return neutralize(text, limit=200).replace("\\", "\\\\").replace("|", "\\|").replace("`", "'")
