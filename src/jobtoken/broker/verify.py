@@ -31,8 +31,8 @@ Contract (the broker's ``POST /token`` calls this before anything else):
    ``max_token_lifetime_seconds`` (default 900);
 7. claim values: times are integers; every other claim is a string without
    control characters; IDs (``repository_id repository_owner_id run_id
-   run_attempt`` and, when present, ``check_run_id actor_id run_number
-   enterprise_id``) are strings of digits without a leading zero;
+   run_attempt``) are strings of digits without a leading zero, and so are
+   ``check_run_id actor_id run_number enterprise_id`` unless absent or empty;
    ``repository`` is ``owner/name`` with ``owner == repository_owner``;
 8. ``jti`` is claimed in the ``JtiStore`` until ``exp + leeway``: a second use
    is refused.
@@ -428,6 +428,8 @@ def _check_values(claims: Mapping[str, object]) -> VerifiedClaims:
             raise InvalidIdToken("control_character", f"the claim {name!r} has control characters")
         strings[name] = value
     for name in REQUIRED_ID_CLAIMS + OPTIONAL_ID_CLAIMS:
+        if name in OPTIONAL_ID_CLAIMS and strings.get(name) == "":
+            continue  # GitHub's way of saying "none" (e.g. enterprise_id outside an enterprise)
         if name in strings and not _DIGITS.fullmatch(strings[name]):
             raise InvalidIdToken("invalid_claim", f"the claim {name!r} must be a string of digits")
     repository = _REPOSITORY.fullmatch(strings["repository"])
@@ -456,7 +458,7 @@ def _check_values(claims: Mapping[str, object]) -> VerifiedClaims:
         repository_owner_id=strings["repository_owner_id"],
         run_id=strings["run_id"],
         run_attempt=strings["run_attempt"],
-        check_run_id=strings.get("check_run_id"),
+        check_run_id=strings.get("check_run_id") or None,
         claims=MappingProxyType({**strings, "exp": exp, "iat": iat, "nbf": nbf}),
     )
 
