@@ -66,6 +66,7 @@ class AuditEntry:
     token_id: str = ""
     client_address: str = ""
     user_agent: str = ""
+    client_id: str = ""  # the authenticated client (introspection), if any
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
@@ -88,6 +89,7 @@ class AuditEntry:
             "token_id": _bounded(self.token_id),
             "client_address": _bounded(self.client_address),
             "user_agent": _bounded(self.user_agent),
+            "client_id": _bounded(self.client_id),
         }
 
 

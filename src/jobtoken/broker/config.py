@@ -153,6 +153,7 @@ class PolicyConfig:
     directory: Path = Path("policies")
     organization_file: Path | None = None
     github_api_url: str = "https://api.github.com"
+    github_path: str = ".github/jobtoken.yml"
     github_token: SecretRef | None = None
     cache_seconds: int = 60
 
@@ -437,6 +438,7 @@ def _policy(t: _Table) -> PolicyConfig:
         directory=directory,
         organization_file=t.path("organization_file", None),
         github_api_url=t.text("github_api_url", d.github_api_url).rstrip("/"),
+        github_path=t.text("github_path", d.github_path),
         github_token=t.secret("github_token", "the GitHub token for policy fetch"),
         cache_seconds=t.integer("cache_seconds", d.cache_seconds, 0, 3600),
     )

@@ -1,0 +1,246 @@
+"""The broker's HTTP API (Starlette): the routes and how each maps to the broker.
+
+Routes (standards first, so that any OAuth client can talk to the broker):
+
+- ``POST /token`` — RFC 8693 token exchange (``issuing.py``);
+- ``POST /revoke`` — RFC 7009, by possession, always 200 (``revocation.py``);
+- ``POST /introspect`` — RFC 7662, HTTP Basic client auth; inactive is ``{"active": false}``;
+- ``GET /.well-known/oauth-authorization-server`` — RFC 8414 metadata;
+- ``GET /.well-known/jwks.json`` — the current and previous signing keys;
+- ``POST /webhooks/github`` — ``workflow_job`` completed → revoke (``webhook.py``);
+- ``ANY /proxy/<connector>/<path>`` — connector calls with a broker token (``proxy.py``);
+- ``GET /healthz``, ``GET /metrics`` (Prometheus text).
+
+Errors follow RFC 6749 §5.2 (``{"error", "error_description"}``, ``Cache-Control:
+no-store``). An unexpected failure is a 500 ``server_error`` that says nothing more.
+
+Public API: :func:`create_app`, :func:`create_app_from_env` (uvicorn factory used by
+``jobtoken broker serve``; reads the config path from ``JOBTOKEN_BROKER_CONFIG``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jobtoken.broker.config import load_config
+from jobtoken.broker.issuing import ACCESS_TOKEN_TYPE, JWT_TYPE, ExchangeRequest
+from jobtoken.broker.logs import configure_logging, log_event
+from jobtoken.broker.oauth import (
+    NO_STORE,
+    OAuthError,
+    basic_credentials,
+    error_response,
+    oauth_json,
+    read_form,
+)
+from jobtoken.broker.proxy import handle_proxy
+from jobtoken.broker.service import Broker
+from jobtoken.broker.webhook import handle_github_webhook
+
+__all__ = ["CONFIG_ENV", "create_app", "create_app_from_env"]
+
+CONFIG_ENV = "JOBTOKEN_BROKER_CONFIG"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
+SUBJECT_TOKEN_TYPES = ("urn:ietf:params:oauth:token-type:id_token", JWT_TYPE)
+PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+Handler = Callable[[Request, Broker], Awaitable[Response]]
+
+
+def create_app(broker: Broker) -> Starlette:
+    def bind(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request, broker)
+            except OAuthError as exc:
+                return error_response(exc)
+
+        return endpoint
+
+    routes = [
+        Route("/token", bind(token), methods=["POST"]),
+        Route("/revoke", bind(revoke), methods=["POST"]),
+        Route("/introspect", bind(introspect), methods=["POST"]),
+        Route("/.well-known/oauth-authorization-server", bind(metadata), methods=["GET"]),
+        Route("/.well-known/jwks.json", bind(jwks), methods=["GET"]),
+        Route("/webhooks/github", bind(handle_github_webhook), methods=["POST"]),
+        Route("/proxy/{connector}/{path:path}", bind(handle_proxy), methods=PROXY_METHODS),
+        Route("/healthz", bind(healthz), methods=["GET"]),
+        Route("/metrics", bind(metrics), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(_RequestLog)
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    config = load_config(Path(os.environ[CONFIG_ENV]))
+    configure_logging(config.server.log_level)
+    return create_app(Broker.from_config(config))
+
+
+async def token(request: Request, broker: Broker) -> Response:
+    form = await read_form(request, broker.config.server.max_body_bytes)
+    if form.get("grant_type") != TOKEN_EXCHANGE:
+        raise OAuthError("unsupported_grant_type", f"grant_type must be {TOKEN_EXCHANGE}")
+    if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
+        raise OAuthError(
+            "invalid_request", "subject_token_type must be the id_token or jwt token type"
+        )
+    if form.get("requested_token_type", JWT_TYPE) not in (JWT_TYPE, ACCESS_TOKEN_TYPE):
+        raise OAuthError("invalid_request", "requested_token_type must be jwt or access_token")
+    if "actor_token" in form:
+        raise OAuthError("invalid_request", "delegation (actor_token) is not supported")
+    subject_token = form.get("subject_token", "")
+    if not subject_token:
+        raise OAuthError("invalid_request", "subject_token is missing (the job's ID token)")
+    resource, audience = form.get("resource"), form.get("audience")
+    if resource and audience and resource != audience:
+        raise OAuthError("invalid_target", "resource and audience name different connectors")
+    connector = resource or audience or ""
+    if not connector:
+        raise OAuthError("invalid_target", "name the connector in the resource parameter")
+    ttl_text = form.get("ttl")
+    if ttl_text is not None and (not ttl_text.isdigit() or len(ttl_text) > 6):
+        raise OAuthError("invalid_request", "ttl must be a number of seconds")
+    exchange = ExchangeRequest(
+        subject_token=subject_token,
+        connector=connector,
+        scope=form.get("scope", ""),
+        ttl=None if ttl_text is None else int(ttl_text),
+        client_address=request.client.host if request.client else "",
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    issued = await run_in_threadpool(broker.exchange.exchange, exchange)
+    return oauth_json(issued.response())
+
+
+async def revoke(request: Request, broker: Broker) -> Response:
+    form = await read_form(request, broker.config.server.max_body_bytes)
+    token = form.get("token", "")
+    if not token:
+        raise OAuthError("invalid_request", "token is missing")
+    await run_in_threadpool(
+        lambda: broker.registry.revoke(
+            token,
+            client_address=request.client.host if request.client else "",
+            user_agent=request.headers.get("user-agent", ""),
+        )
+    )
+    return Response(status_code=200, headers=NO_STORE)
+
+
+async def introspect(request: Request, broker: Broker) -> Response:
+    credentials = basic_credentials(request)
+    client = broker.authenticate_client(*credentials) if credentials else None
+    if client is None:
+        raise OAuthError(
+            "invalid_client",
+            "introspection needs HTTP Basic client credentials configured on the broker",
+            status=401,
+            headers={"WWW-Authenticate": 'Basic realm="jobtoken"'},
+        )
+    form = await read_form(request, broker.config.server.max_body_bytes)
+    token = form.get("token", "")
+    if not token:
+        raise OAuthError("invalid_request", "token is missing")
+    body = await run_in_threadpool(
+        lambda: broker.registry.introspect(
+            token,
+            client_id=client.id,
+            client_address=request.client.host if request.client else "",
+        )
+    )
+    return oauth_json(body)
+
+
+async def metadata(request: Request, broker: Broker) -> Response:
+    base = broker.config.server.public_url
+    scopes = sorted({s for c in broker.connectors.values() for s in c.scopes})
+    body = {
+        "issuer": base,
+        "token_endpoint": f"{base}/token",
+        "revocation_endpoint": f"{base}/revoke",
+        "introspection_endpoint": f"{base}/introspect",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "grant_types_supported": [TOKEN_EXCHANGE],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "scopes_supported": scopes,
+    }
+    return JSONResponse(body)
+
+
+async def jwks(request: Request, broker: Broker) -> Response:
+    keys = await run_in_threadpool(broker.keys.jwks)
+    return JSONResponse(keys, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def healthz(request: Request, broker: Broker) -> Response:
+    try:
+        await run_in_threadpool(broker.store.audit_head)
+    except Exception:
+        log_event("health check failed: store unreachable", logging.ERROR)
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+async def metrics(request: Request, broker: Broker) -> Response:
+    return PlainTextResponse(broker.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+class _RequestLog:
+    """One JSON line per request (path without query); a 500 for unexpected errors."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 0
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        except Exception:
+            logging.getLogger("jobtoken.broker").error(
+                "unhandled error", exc_info=True, extra={"fields": {"path": scope["path"]}}
+            )
+            if status == 0:
+                status = 500
+                await JSONResponse(
+                    {"error": "server_error", "error_description": "internal error"},
+                    status_code=500,
+                    headers=NO_STORE,
+                )(scope, receive, send)
+        finally:
+            client = scope.get("client")
+            log_event(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+                client=client[0] if client else "",
+            )

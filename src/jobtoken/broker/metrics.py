@@ -1,0 +1,64 @@
+"""Process-local counters, exposed as Prometheus text at ``GET /metrics``.
+
+With ``--workers N`` each worker counts its own requests (Prometheus sums the scrapes
+of a service; a scrape reaches one worker). Labels are bounded: reasons are the
+broker's fixed codes, connectors come from the config.
+
+Public API: :class:`Metrics`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+__all__ = ["Metrics"]
+
+_HELP = {
+    "jobtoken_exchanges_total": "Token exchanges by outcome and reason.",
+    "jobtoken_revocations_total": "Tokens revoked, by path (revoke endpoint or webhook).",
+    "jobtoken_introspections_total": "Introspection requests by result.",
+    "jobtoken_proxy_requests_total": "Proxied connector requests by outcome.",
+    "jobtoken_webhooks_total": "GitHub webhook deliveries by outcome.",
+}
+_MAX_SERIES = 1000
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+
+    def count(self, name: str, amount: int = 1, **labels: str) -> None:
+        if name not in _HELP:
+            raise ValueError(f"unknown metric {name}")
+        key = (name, tuple(sorted(labels.items())))
+        with self._lock:
+            if key in self._counts or len(self._counts) < _MAX_SERIES:
+                self._counts[key] += amount
+
+    def value(self, name: str, **labels: str) -> int:
+        with self._lock:
+            return self._counts[(name, tuple(sorted(labels.items())))]
+
+    def render(self) -> str:
+        with self._lock:
+            items = sorted(self._counts.items())
+        lines: list[str] = []
+        for name, help_text in _HELP.items():
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+            for (metric, labels), value in items:
+                if metric == name:
+                    lines.append(f"{name}{_labels(labels)} {value}")
+        return "\n".join(lines) + "\n"
+
+
+def _labels(labels: tuple[tuple[str, str], ...]) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+    return "{" + inner + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')[:128]

@@ -1,0 +1,171 @@
+"""``ANY /proxy/<connector>/<path>``: call a connector's API with a broker token.
+
+The job presents its minted token (``Authorization: Bearer``); the broker checks, in
+order: the connector is proxied; the token's signature, ``iss``, ``aud`` (= this
+connector) and times; that the broker issued it (its row, matched by ``jti`` and
+SHA-256) and has not revoked it; that the row's job binding equals the token's; the
+path is plain (no ``.``/``..``/empty segments, no encoded ``/`` or ``\\``); a configured
+route maps the method and path to a scope the token holds. Only then is the request
+forwarded to ``base_url`` + path with the upstream credential injected and the broker
+token removed. Request and response bodies are capped, the upstream call has a
+timeout and an overall deadline, redirects are not followed, and only an allowlist of
+headers passes in either direction.
+
+Public API: :func:`handle_proxy`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import requests
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from jobtoken.broker.config import ProxyConfig
+from jobtoken.broker.issuing import token_sha256
+from jobtoken.broker.mint import InvalidAccessToken
+from jobtoken.broker.oauth import OAuthError, read_body
+from jobtoken.broker.service import Broker
+from jobtoken.broker.vault import VaultError
+
+__all__ = ["handle_proxy"]
+
+REQUEST_HEADERS = frozenset(
+    {"accept", "content-type", "if-match", "if-none-match", "if-modified-since", "idempotency-key"}
+)
+RESPONSE_HEADERS = frozenset(
+    {"content-type", "etag", "last-modified", "cache-control", "retry-after", "location"}
+)
+_BINDING = ("repository_id", "run_id", "run_attempt", "check_run_id")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class _Upstream:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _refuse(status: int, error: str, description: str) -> Response:
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = f'Bearer error="{error}"'
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=status, headers=headers
+    )
+
+
+async def handle_proxy(request: Request, broker: Broker) -> Response:
+    name = request.path_params["connector"]
+    connector = broker.connectors.get(name)
+    if connector is None or not connector.proxied:
+        return _refuse(404, "not_found", "no proxied connector of that name")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return _refuse(401, "invalid_token", "send the broker token as Authorization: Bearer")
+    try:
+        claims = await run_in_threadpool(broker.minter.verify, token, connector=name)
+    except InvalidAccessToken as exc:
+        broker.metrics.count("jobtoken_proxy_requests_total", outcome="invalid_token")
+        return _refuse(401, "invalid_token", str(exc))
+    record = await run_in_threadpool(broker.store.find_token, claims["jti"])
+    now = int(time.time())
+    if (
+        record is None
+        or not hmac.compare_digest(record.token_sha256, token_sha256(token))
+        or not record.active(now)
+        or any(str(claims.get(k, "")) != getattr(record, k) for k in _BINDING)
+    ):
+        broker.metrics.count("jobtoken_proxy_requests_total", outcome="invalid_token")
+        return _refuse(401, "invalid_token", "the token is revoked, expired or not issued here")
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    prefix = f"/proxy/{name}".encode()
+    segments = _segments(raw_path[len(prefix) :].decode("ascii", "replace"))
+    if segments is None:
+        return _refuse(400, "invalid_request", "the path has empty, dot or encoded-slash segments")
+    decoded = tuple(unquote(s) for s in segments)
+    needed = connector.scope_for(request.method, decoded)
+    if needed is None:
+        broker.metrics.count("jobtoken_proxy_requests_total", outcome="no_route")
+        return _refuse(403, "insufficient_scope", "no route of this connector allows this call")
+    if needed not in str(claims["scope"]).split():
+        broker.metrics.count("jobtoken_proxy_requests_total", outcome="insufficient_scope")
+        return _refuse(403, "insufficient_scope", f"this call needs scope {needed}")
+    try:
+        body = await read_body(request, broker.config.proxy.max_request_bytes)
+    except OAuthError as exc:
+        return _refuse(exc.status, "invalid_request", exc.description)
+    sealed = await run_in_threadpool(broker.store.get_credential, name)
+    try:
+        credential = broker.vault.open(f"connector:{name}", sealed or b"").decode("utf-8")
+    except (VaultError, UnicodeDecodeError):
+        return _refuse(503, "temporarily_unavailable", "connector credential unavailable")
+    header, value = connector.credential_header(credential)
+    headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
+    headers[header] = value
+    url = connector.base_url + "/" + "/".join(segments)
+    if request.url.query:
+        url += "?" + request.url.query
+    try:
+        upstream = await run_in_threadpool(
+            _forward, request.method, url, headers, body, broker.config.proxy
+        )
+    except _UpstreamError as exc:
+        broker.metrics.count("jobtoken_proxy_requests_total", outcome="upstream_error")
+        return _refuse(502, "bad_gateway", str(exc))
+    broker.metrics.count("jobtoken_proxy_requests_total", outcome="forwarded")
+    return Response(upstream.body, status_code=upstream.status, headers=upstream.headers)
+
+
+def _segments(raw: str) -> tuple[str, ...] | None:
+    """Raw (still percent-encoded) path segments, or None when any is unsafe."""
+    parts = tuple(raw.lstrip("/").split("/")) if raw.strip("/") else ()
+    for part in parts:
+        decoded = unquote(part)
+        if not part or decoded in (".", "..") or "/" in decoded or "\\" in decoded:
+            return None
+        if any(ord(c) < 0x20 or c == "\x7f" for c in decoded):
+            return None
+    return parts
+
+
+class _UpstreamError(Exception):
+    pass
+
+
+def _forward(
+    method: str, url: str, headers: dict[str, str], body: bytes, config: ProxyConfig
+) -> _Upstream:
+    deadline = time.monotonic() + config.timeout_seconds
+    session = requests.Session()
+    session.trust_env = False
+    try:
+        with session.request(
+            method,
+            url,
+            headers=headers,
+            data=body or None,
+            timeout=(min(10, config.timeout_seconds), config.timeout_seconds),
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            chunks, size = [], 0
+            for chunk in response.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > config.max_response_bytes:
+                    raise _UpstreamError("the connector's response is too large")
+                if time.monotonic() > deadline:
+                    raise _UpstreamError("the connector did not answer in time")
+                chunks.append(chunk)
+            kept = {k: v for k, v in response.headers.items() if k.lower() in RESPONSE_HEADERS}
+            return _Upstream(response.status_code, kept, b"".join(chunks))
+    except requests.RequestException as exc:
+        raise _UpstreamError(f"the connector is unreachable ({type(exc).__name__})") from None
+    finally:
+        session.close()
