@@ -45,7 +45,7 @@ class Expectations:
     lifetime_cap: int
     min_remaining: int
     token_type: str | None
-    issued_token_type: str | None
+    issued_token_types: frozenset[str] | None
     allow_no_expiry: bool
 
 
@@ -82,11 +82,12 @@ def _token_type(token: IssuedToken, expect: Expectations) -> str | None:
 
 
 def _issued_token_type(token: IssuedToken, expect: Expectations) -> str | None:
-    if expect.issued_token_type is None or token.issued_token_type == expect.issued_token_type:
+    accepted = expect.issued_token_types
+    if accepted is None or token.issued_token_type in accepted:
         return None
     return (
         f"issued_token_type is {_shown(token.issued_token_type or '(missing)')}; "
-        f"expected {expect.issued_token_type}"
+        f"expected {' or '.join(sorted(accepted))}"
     )
 
 

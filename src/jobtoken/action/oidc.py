@@ -54,6 +54,7 @@ class RunnerIdTokens:
         self.runtime = runtime
         self.deadline = deadline
         self.last_claims: dict[str, str] = {}
+        self._masked_request_token = False
 
     def check_available(self) -> None:
         """Fail early, before any other network call, when the job has no ID token."""
@@ -67,7 +68,9 @@ class RunnerIdTokens:
     def fetch(self, audience: str) -> str:
         """A fresh ID token for `audience`, already masked."""
         self.check_available()
-        self.runtime.mask(self.request_token)
+        if not self._masked_request_token:
+            self.runtime.mask(self.request_token)
+            self._masked_request_token = True
         separator = "&" if "?" in self.url else "?"
         url = f"{self.url}{separator}audience={quote(audience, safe='')}"
         headers = {"Authorization": f"bearer {self.request_token}"}

@@ -46,7 +46,7 @@ The action also calls it, best effort, on a token that failed a check.
 Fields of `IssuedToken` the checks look at: ``access_token`` (present,
 printable, no whitespace, bounded length), ``token_type`` (must equal the
 provider's ``token_type`` case-insensitively when that is set),
-``issued_token_type`` (same with ``issued_token_type``), ``expires_in``
+``issued_token_type`` (one of the provider's ``issued_token_types`` when set), ``expires_in``
 (positive integer seconds, within min(ttl, max-ttl); ``None`` means no expiry
 and fails unless the user set ``allow-no-expiry: true``), ``scopes`` (granted
 ⊆ requested ⊆ allowed-scopes; ``None`` means exactly the requested set).
@@ -136,8 +136,8 @@ class Provider:
     revoke: Callable[[RevokeRequest], str]
     #: required `token_type` (case-insensitive); None: not checked
     token_type: str | None = "Bearer"  # noqa: S105 -- a token type, not a secret
-    #: required `issued_token_type`; None: not checked
-    issued_token_type: str | None = None
+    #: the accepted `issued_token_type` values; None: not checked
+    issued_token_types: frozenset[str] | None = None
 
 
 def load(name: str) -> Provider:

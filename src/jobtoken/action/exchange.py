@@ -1,0 +1,196 @@
+"""The exchange action, top to bottom.
+
+1. inputs validated (no network yet); the provider module loaded
+2. the runner offers an ID token (else: what permission to add)
+3. provider.exchange(): ID token -> token
+4. mask the token and every other secret, before anything else is written
+5. fail-closed checks; on failure: revoke the token (best effort), write no output
+6. outputs (random heredoc delimiter), optional GITHUB_ENV export, job summary
+
+Public API: `run_exchange(env, out, clock) -> int` (the exit code).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import TextIO
+
+from jobtoken.action.checks import Expectations, check_issued_token
+from jobtoken.action.deadline import Deadline
+from jobtoken.action.errors import ActionError, ProviderError
+from jobtoken.action.inputs import ExchangeInputs, InputReader, read_exchange_inputs
+from jobtoken.action.oidc import RunnerIdTokens
+from jobtoken.action.providers import (
+    ExchangeRequest,
+    IssuedToken,
+    Provider,
+    RevokeRequest,
+    load,
+)
+from jobtoken.action.runtime import Runtime, markdown_cell
+
+__all__ = ["REVOKE_HANDLE_PREFIX", "encode_revoke_handle", "run_exchange"]
+
+REVOKE_HANDLE_PREFIX = "jt1."
+#: time given to revoking a rejected token, even when the step's timeout is spent
+REVOKE_REJECTED_SECONDS = 10
+
+
+def run_exchange(
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Run the exchange action; 0 when the outputs were written."""
+    env = os.environ if env is None else env
+    runtime = Runtime(env, out if out is not None else sys.stdout)
+    id_tokens: RunnerIdTokens | None = None
+    try:
+        reader = InputReader(env)
+        inputs = read_exchange_inputs(reader)
+        provider = load(inputs.provider)
+        deadline = Deadline(inputs.timeout)
+        id_tokens = RunnerIdTokens(env, runtime, deadline)
+        id_tokens.check_available()
+        issued = provider.exchange(ExchangeRequest(inputs, reader, id_tokens.fetch, deadline))
+        received_at = clock()
+        _mask(runtime, issued)
+        failures = check_issued_token(issued, expectations(inputs, provider))
+        if failures:
+            _reject(runtime, provider, inputs, reader, id_tokens, issued, failures)
+            return 1
+        _write_results(runtime, provider, inputs, issued, received_at)
+        return 0
+    except ActionError as exc:
+        runtime.error(exc.message, title=exc.title)
+        if isinstance(exc, ProviderError) and exc.denied:
+            _print_claims(runtime, id_tokens, exc)
+        return 1
+    except Exception as exc:  # never print the exception text: it may hold a secret
+        runtime.error(
+            f"internal error ({type(exc).__name__}); no output was written. "
+            "Please report it with the action version.",
+            title="jobtoken: internal error",
+        )
+        return 1
+
+
+def expectations(inputs: ExchangeInputs, provider: Provider) -> Expectations:
+    return Expectations(
+        requested_scopes=inputs.scopes,
+        allowed_scopes=inputs.allowed_scopes,
+        lifetime_cap=inputs.lifetime_cap,
+        min_remaining=inputs.min_remaining,
+        token_type=provider.token_type,
+        issued_token_types=provider.issued_token_types,
+        allow_no_expiry=inputs.allow_no_expiry,
+    )
+
+
+def encode_revoke_handle(provider: str, state: Mapping[str, str]) -> str:
+    """The `revoke-handle` output: provider + revoke state, opaque (and masked)."""
+    if not state:
+        return ""
+    document = json.dumps({"provider": provider, "state": dict(state)}, separators=(",", ":"))
+    return REVOKE_HANDLE_PREFIX + base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+
+
+def _mask(runtime: Runtime, issued: IssuedToken) -> None:
+    for secret in (issued.access_token, *issued.extra_secrets):
+        if secret:
+            runtime.mask(secret)
+
+
+def _reject(
+    runtime: Runtime,
+    provider: Provider,
+    inputs: ExchangeInputs,
+    reader: InputReader,
+    id_tokens: RunnerIdTokens,
+    issued: IssuedToken,
+    failures: list[str],
+) -> None:
+    for reason in failures:
+        runtime.error(reason, title="jobtoken: token rejected")
+    request = RevokeRequest(
+        token=issued.access_token or None,
+        token_id=issued.token_id,
+        state=issued.revoke_state,
+        broker_url=inputs.broker_url,
+        audience=inputs.audience,
+        provider_inputs=reader,
+        id_token=id_tokens.fetch,
+        deadline=Deadline(REVOKE_REJECTED_SECONDS),
+    )
+    try:
+        done = provider.revoke(request)
+    except ActionError as exc:
+        runtime.warning(f"could not revoke the rejected token: {exc.message}")
+    else:
+        runtime.info(f"jobtoken: rejected token: {done}")
+    runtime.error(
+        f"the {provider.name} provider issued a token that failed the checks above; it was "
+        "revoked and no output was written",
+        title="jobtoken: token rejected",
+    )
+
+
+def _write_results(
+    runtime: Runtime,
+    provider: Provider,
+    inputs: ExchangeInputs,
+    issued: IssuedToken,
+    received_at: float,
+) -> None:
+    granted = issued.scopes if issued.scopes is not None else inputs.scopes
+    expires_at = ""
+    if issued.expires_in is not None:
+        moment = datetime.datetime.fromtimestamp(
+            received_at + issued.expires_in, datetime.timezone.utc
+        )
+        expires_at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    handle = encode_revoke_handle(provider.name, issued.revoke_state)
+    if handle:
+        runtime.mask(handle)
+    runtime.set_outputs(
+        [
+            ("token", issued.access_token),
+            ("token-id", issued.token_id),
+            ("expires-at", expires_at),
+            ("scopes", " ".join(granted)),
+            ("revoke-handle", handle),
+        ]
+    )
+    if inputs.export_env:
+        runtime.export_env(inputs.export_env, issued.access_token)
+    what = inputs.connector or provider.name
+    runtime.info(
+        f"jobtoken: {what} token {issued.token_id} from {provider.name}, "
+        f"scopes: {' '.join(granted) or '(none)'}, expires at {expires_at or '(no expiry)'}"
+    )
+    if inputs.summary:
+        rows = [
+            ("provider", provider.name),
+            ("connector", inputs.connector or "-"),
+            ("scopes", " ".join(granted) or "-"),
+            ("expires at", expires_at or "no expiry"),
+            ("token id", issued.token_id),
+        ]
+        table = "".join(f"| {name} | {markdown_cell(value)} |\n" for name, value in rows)
+        runtime.append_summary(f"### jobtoken\n\n| | |\n|---|---|\n{table}\n")
+
+
+def _print_claims(runtime: Runtime, id_tokens: RunnerIdTokens | None, exc: ProviderError) -> None:
+    claims = id_tokens.last_claims if id_tokens else {}
+    lines = {**claims, **exc.details}
+    if not lines:
+        return
+    with runtime.group("jobtoken: the job's ID token claims the provider's policy saw"):
+        for name, value in lines.items():
+            runtime.info(f"{name}: {value}")

@@ -1,0 +1,199 @@
+"""The `broker` provider: RFC 8693 token exchange with the jobtoken broker (or any
+RFC 8693 endpoint), and RFC 7009 revocation.
+
+Exchange: ``POST <broker-url>/token`` as a form with
+
+- ``grant_type=urn:ietf:params:oauth:grant-type:token-exchange``
+- ``subject_token=<ID token>``, ``subject_token_type=urn:ietf:params:oauth:token-type:id_token``
+- ``requested_token_type=urn:ietf:params:oauth:token-type:access_token``
+- ``resource=<connector>``, ``scope=<scopes>`` (when any), ``ttl=<seconds>``
+  (the requested lifetime; a broker may issue a shorter one, never a longer one)
+
+The issued token type may be ``…:access_token`` or ``…:jwt`` (the jobtoken
+broker mints JWTs). Every attempt carries a fresh ID token (brokers accept each `jti` once). An RFC
+6749 §5.2 error answer becomes one `ProviderError` with the error code and the
+sanitized description.
+
+Revocation: ``POST <broker-url>/revoke`` with ``token=<token>`` and
+``token_type_hint=access_token`` (RFC 7009); or, without the token, with
+``token_id=<token-id>`` and a fresh ID token of the same job as
+``subject_token``/``subject_token_type``. HTTP 200 is success (also for
+unknown or expired tokens).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+
+from jobtoken.action.errors import HttpError, ProviderError
+from jobtoken.action.http import Request, Response, describe_url, fetch, form_request
+from jobtoken.action.inputs import TOKEN_ID
+from jobtoken.action.providers import ExchangeRequest, IssuedToken, Provider, RevokeRequest
+from jobtoken.action.runtime import neutralize
+
+__all__ = ["ACCESS_TOKEN_TYPE", "GRANT_TYPE", "ID_TOKEN_TYPE", "PROVIDER"]
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105
+MAX_RESPONSE_BYTES = 64 * 1024
+#: a `scope` in the response that is not a string: fails the granted-scopes check
+INVALID_SCOPE = "(scope is not a string)"
+_ERROR_CODE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$")
+
+#: what to do, per RFC 6749/8693 error code
+HINTS = {
+    "invalid_grant": "The broker did not accept the job's ID token "
+    "(issuer, audience, expiry or replay): check the audience input and the broker's issuers",
+    "invalid_scope": "Ask for fewer scopes, or have the repository admins allow them",
+    "invalid_target": "The broker has no such connector, or no policy lets this job use it",
+    "unauthorized_client": "No policy of the repository admins matches this job",
+    "access_denied": "No policy of the repository admins matches this job",
+    "invalid_request": "The request was malformed: check the inputs (and the action version)",
+}
+
+
+def exchange(request: ExchangeRequest) -> IssuedToken:
+    inputs = request.inputs
+    broker_url = _broker_url(inputs.broker_url)
+    audience = inputs.audience or broker_url
+    connector = inputs.connector or ""
+
+    def make_request() -> Request:
+        fields = [
+            ("grant_type", GRANT_TYPE),
+            ("subject_token", request.id_token(audience)),
+            ("subject_token_type", ID_TOKEN_TYPE),
+            ("requested_token_type", ACCESS_TOKEN_TYPE),
+            ("resource", connector),
+        ]
+        if inputs.scopes:
+            fields.append(("scope", " ".join(inputs.scopes)))
+        fields.append(("ttl", str(inputs.ttl)))
+        return form_request(f"{broker_url}/token", fields)
+
+    response = fetch(make_request, deadline=request.deadline, max_bytes=MAX_RESPONSE_BYTES)
+    if response.status != 200:
+        raise _refusal("the broker refused the exchange", response)
+    return parse_token_response(response.json_object("the broker"))
+
+
+def parse_token_response(body: dict[str, object]) -> IssuedToken:
+    """The RFC 8693 §2.2.1 response as an `IssuedToken`; invalid fields fail the checks."""
+    access_token = body.get("access_token")
+    access_token = access_token if isinstance(access_token, str) else ""
+    token_type = body.get("token_type")
+    issued_type = body.get("issued_token_type")
+    expires_in = body.get("expires_in")
+    if "expires_in" in body and (not isinstance(expires_in, int) or isinstance(expires_in, bool)):
+        expires_in = 0  # present but not an integer: refused by the expires-in check
+    scope = body.get("scope")
+    scopes: tuple[str, ...] | None
+    if scope is None:
+        scopes = None
+    elif isinstance(scope, str):
+        scopes = tuple(scope.split())
+    else:
+        scopes = (INVALID_SCOPE,)
+    return IssuedToken(
+        access_token=access_token,
+        token_type=token_type if isinstance(token_type, str) else "",
+        issued_token_type=issued_type if isinstance(issued_type, str) else None,
+        expires_in=expires_in if isinstance(expires_in, int) else None,
+        scopes=scopes,
+        token_id=token_id_of(body.get("token_id"), access_token),
+    )
+
+
+def token_id_of(given: object, access_token: str) -> str:
+    """The broker's `token_id`, else the `jti` of a JWT token, else `sha256:` + 32 hex.
+
+    Never derived reversibly from the token: a SHA-256 prefix identifies it
+    (the broker's audit store keys tokens by SHA-256) without revealing it.
+    """
+    if isinstance(given, str) and TOKEN_ID.match(given):
+        return given
+    parts = access_token.split(".")
+    if len(parts) == 3 and len(parts[1]) < 8192:
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except ValueError:
+            claims = None
+        jti = claims.get("jti") if isinstance(claims, dict) else None
+        if isinstance(jti, str) and TOKEN_ID.match(jti):
+            return jti
+    return "sha256:" + hashlib.sha256(access_token.encode("utf-8")).hexdigest()[:32]
+
+
+def revoke(request: RevokeRequest) -> str:
+    broker_url = _broker_url(request.broker_url)
+    if request.token:
+        token = request.token
+
+        def make_request() -> Request:
+            return form_request(
+                f"{broker_url}/revoke", [("token", token), ("token_type_hint", "access_token")]
+            )
+
+        done = "revoked the token (or it had already expired or been revoked)"
+    elif request.token_id:
+        token_id = request.token_id
+        audience = request.audience or broker_url
+
+        def make_request() -> Request:
+            return form_request(
+                f"{broker_url}/revoke",
+                [
+                    ("token_id", token_id),
+                    ("subject_token", request.id_token(audience)),
+                    ("subject_token_type", ID_TOKEN_TYPE),
+                ],
+            )
+
+        done = f"revoked the token {token_id} (or it had already expired or been revoked)"
+    else:
+        return "nothing to revoke"
+    response = fetch(make_request, deadline=request.deadline, max_bytes=MAX_RESPONSE_BYTES)
+    if response.status != 200:
+        raise _refusal("the broker did not revoke the token", response)
+    return done
+
+
+def _broker_url(url: str | None) -> str:
+    if not url:  # read_exchange_inputs requires it for this provider
+        raise ProviderError("broker-url is required with provider: broker")
+    return url.rstrip("/")
+
+
+def _refusal(what: str, response: Response) -> ProviderError:
+    """One readable error from an RFC 6749 §5.2 answer (or any other non-200 answer)."""
+    where = describe_url(response.url)
+    try:
+        body: dict[str, object] | None = response.json_object("the broker")
+    except HttpError:  # not JSON: reported by status below
+        body = None
+    code = body.get("error") if body else None
+    if not isinstance(code, str) or not _ERROR_CODE.match(code):
+        retry = " (after retries; try again later)" if response.status >= 500 else ""
+        return ProviderError(f"{what}: {where} answered HTTP {response.status}{retry}")
+    description = body.get("error_description") if body else None
+    message = f"{what} (HTTP {response.status}): {neutralize(code, 64)}"
+    if isinstance(description, str) and description:
+        message += f": {neutralize(description, 300)}"
+    hint = HINTS.get(code)
+    if hint:
+        message += f". {hint}"
+    return ProviderError(message, denied=response.status in (400, 401, 403))
+
+
+PROVIDER = Provider(
+    name="broker",
+    exchange=exchange,
+    revoke=revoke,
+    token_type="Bearer",  # noqa: S106
+    issued_token_types=frozenset({ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE}),
+)
