@@ -23,12 +23,14 @@ valid document is an error, never a token.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from jobtoken.action.errors import ProviderError
+from jobtoken.action.providers import IssuedToken
 
 __all__ = [
     "EXPIRES_AT_KEY",
@@ -38,7 +40,9 @@ __all__ = [
     "metadata_from_mapping",
     "parse_expiry",
     "parse_scopes",
+    "read_connector_fields",
     "read_connector_secret",
+    "to_issued_token",
 ]
 
 #: metadata keys (tags, annotations, custom metadata) for a plain-string secret
@@ -170,6 +174,85 @@ def metadata_from_mapping(
     )
 
 
+def read_connector_fields(
+    fields: Mapping[str, object],
+    *,
+    what: str,
+    metadata: SecretMetadata | None = None,
+    also_allowed: frozenset[str] = frozenset(),
+) -> ConnectorSecret:
+    """The connector secret in an already parsed document (e.g. a Vault secret's data).
+
+    Keys other than token, scopes, expires_at (and ``also_allowed``) are refused: an
+    unknown key is most often a misspelt one (``expires`` for ``expires_at``).
+    """
+    unknown = sorted(set(fields) - DOCUMENT_KEYS - also_allowed)
+    if unknown:
+        names = ", ".join(repr(name)[:40] for name in unknown[:5])
+        raise ProviderError(
+            f"{what} has keys jobtoken does not know ({names}); allowed: token, scopes, expires_at"
+        )
+    raw_token = fields.get("token")
+    if not isinstance(raw_token, str):
+        raise ProviderError(f'{what} is a JSON document without a string "token"')
+    token = _token(raw_token, what=what)
+    fallback = metadata or SecretMetadata(where="")
+    scopes: tuple[str, ...] | None = None
+    if "scopes" in fields:
+        scopes = parse_scopes(fields["scopes"], what=f'"scopes" of {what}')
+    elif fallback.scopes is not None:
+        scopes = parse_scopes(fallback.scopes, what=f"`{SCOPES_KEY}` in {fallback.where}")
+    expires_at: datetime.datetime | None = None
+    if "expires_at" in fields:
+        expires_at = parse_expiry(fields["expires_at"], what=f'"expires_at" of {what}')
+    elif fallback.expires_at is not None:
+        expires_at = parse_expiry(
+            fallback.expires_at, what=f"`{EXPIRES_AT_KEY}` in {fallback.where}"
+        )
+    return ConnectorSecret(token=token, scopes=scopes, expires_at=expires_at)
+
+
+def to_issued_token(
+    secret: ConnectorSecret,
+    *,
+    provider: str,
+    what: str,
+    other_expiries: Iterable[datetime.datetime] = (),
+    extra_secrets: tuple[str, ...] = (),
+    revoke_state: Mapping[str, str] | None = None,
+    now: datetime.datetime | None = None,
+) -> IssuedToken:
+    """The `IssuedToken` the exchange checks, from a connector secret.
+
+    Unknown scopes fail closed here: for the action, ``scopes=None`` would mean
+    "exactly what was requested", which a secret manager cannot promise. The
+    expiry is the soonest of the secret's own and ``other_expiries`` (a lease, a
+    Key Vault ``exp``); none known gives ``expires_in=None`` (no expiry), which the
+    checks refuse unless the user set ``allow-no-expiry: true``.
+    """
+    if secret.scopes is None:
+        raise ProviderError(
+            f"{what} does not say which scopes its token has: store a JSON document "
+            f'{{"token": …, "scopes": [...], "expires_at": …}} or set the `{SCOPES_KEY}` '
+            "metadata (tag, annotation, custom metadata) to the space-separated scopes"
+        )
+    moment = now or datetime.datetime.now(datetime.timezone.utc)
+    expiries = [e for e in (secret.expires_at, *other_expiries) if e is not None]
+    expires_in = None
+    if expiries:
+        expires_in = int((min(expiries) - moment).total_seconds())
+    digest = hashlib.sha256(secret.token.encode()).hexdigest()[:16]
+    return IssuedToken(
+        access_token=secret.token,
+        token_type="Bearer",  # noqa: S106 - a token type, not a secret
+        expires_in=expires_in,
+        scopes=secret.scopes,
+        token_id=f"{provider}:{digest}",
+        extra_secrets=extra_secrets,
+        revoke_state=dict(revoke_state or {}),
+    )
+
+
 # --- internals -------------------------------------------------------------------------------
 
 
@@ -183,30 +266,7 @@ def _from_document(text: str, *, what: str, metadata: SecretMetadata | None) -> 
         ) from None
     if not isinstance(document, dict):
         raise ProviderError(f"{what} is JSON but not an object")
-    unknown = sorted(set(document) - DOCUMENT_KEYS)
-    if unknown:
-        names = ", ".join(repr(name)[:40] for name in unknown[:5])
-        raise ProviderError(
-            f"{what} has keys jobtoken does not know ({names}); allowed: token, scopes, expires_at"
-        )
-    raw_token = document.get("token")
-    if not isinstance(raw_token, str):
-        raise ProviderError(f'{what} is a JSON document without a string "token"')
-    token = _token(raw_token, what=what)
-    fallback = metadata or SecretMetadata(where="")
-    scopes: tuple[str, ...] | None = None
-    if "scopes" in document:
-        scopes = parse_scopes(document["scopes"], what=f'"scopes" of {what}')
-    elif fallback.scopes is not None:
-        scopes = parse_scopes(fallback.scopes, what=f"`{SCOPES_KEY}` in {fallback.where}")
-    expires_at: datetime.datetime | None = None
-    if "expires_at" in document:
-        expires_at = parse_expiry(document["expires_at"], what=f'"expires_at" of {what}')
-    elif fallback.expires_at is not None:
-        expires_at = parse_expiry(
-            fallback.expires_at, what=f"`{EXPIRES_AT_KEY}` in {fallback.where}"
-        )
-    return ConnectorSecret(token=token, scopes=scopes, expires_at=expires_at)
+    return read_connector_fields(document, what=what, metadata=metadata)
 
 
 def _token(text: str, *, what: str) -> str:
