@@ -112,7 +112,7 @@ class StoreConfig:
 class KeysConfig:
     master_key: SecretRef | None = None
     previous_master_keys: tuple[SecretRef, ...] = ()
-    signing_algorithm: str = "EdDSA"
+    signing_algorithm: str = "ES256"
     signing_key_refresh_seconds: int = 10
 
 

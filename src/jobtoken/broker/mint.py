@@ -108,7 +108,7 @@ class SigningKeys:
         self,
         store: SqlStore,
         vault: Vault,
-        alg: str = "EdDSA",
+        alg: str = "ES256",
         refresh_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
