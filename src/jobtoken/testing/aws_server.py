@@ -1,9 +1,9 @@
 """moto's AWS server on loopback, with SigV4 and IAM checking switched on.
 
     with MotoServer() as aws:
-        role_arn = aws.create_role("gh-connector-reader", allowed_actions=["secretsmanager:GetSecretValue"])
+        arn = aws.create_role("gh-reader", allowed_actions=["secretsmanager:GetSecretValue"])
         aws.create_secret("connectors/hubspot", '{"token": …}', tags={"jobtoken:scopes": "a b"})
-        aws.enforce_auth()      # from here on every request is signature- and IAM-checked
+        aws.enforce_auth(unchecked=1)  # the next call (STS) passes, later ones are checked
 
 moto checks signatures and IAM only after its first ``INITIAL_NO_AUTH_ACTION_COUNT``
 requests; the server starts with a large count so that set-up passes, and
@@ -96,9 +96,17 @@ class MotoServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def enforce_auth(self) -> None:
-        """From now on, moto checks every request's signature and IAM permissions."""
-        self._raw("POST", "/moto-api/reset-auth", b"0", {"Content-Type": "text/plain"})
+    def enforce_auth(self, *, unchecked: int = 0) -> None:
+        """From now on, moto checks every request's signature and IAM permissions.
+
+        ``unchecked=1`` lets the next request through unchecked: moto verifies a
+        signature on every call, while AWS's ``AssumeRoleWithWebIdentity`` is unsigned
+        (the ID token is the credential), so a test lets exactly that call pass and
+        every later one (the signed Secrets Manager calls) is verified.
+        """
+        self._raw(
+            "POST", "/moto-api/reset-auth", str(unchecked).encode(), {"Content-Type": "text/plain"}
+        )
 
     def create_role(self, name: str, *, allowed_actions: Sequence[str], resource: str = "*") -> str:
         """A role any web identity may assume, allowed ``allowed_actions``; its ARN."""
