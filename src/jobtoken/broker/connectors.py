@@ -52,7 +52,8 @@ class Route:
         for i, part in enumerate(parts):
             if part == "**" and i != len(parts) - 1:
                 raise ValueError("'**' may only end a path pattern")
-            if part not in ("*", "**") and not _SEGMENT.fullmatch(part):
+            plain = _SEGMENT.fullmatch(part) and part not in (".", "..")
+            if part not in ("*", "**") and not plain:
                 raise ValueError(f"path segment {part!r} is not a plain segment, '*' or '**'")
         if not _SCOPE.fullmatch(self.scope):
             raise ValueError("scope must be a single RFC 6749 scope token")

@@ -1,0 +1,155 @@
+"""The store's queries against both backends: SQLite and a real PostgreSQL 15."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from jobtoken.broker.store import SealedRecord, SigningKeyRow, SqlStore, TokenRecord, open_store
+
+
+def _open(kind: str, tmp_path: Path, dsn: str) -> SqlStore:
+    if kind == "sqlite":
+        return open_store("sqlite", path=tmp_path / "store.db")
+    return open_store("postgres", dsn=dsn)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path, str]:
+    dsn = ""
+    if request.param == "postgres":
+        base = request.getfixturevalue("postgres_dsn")
+        schema = "t_" + secrets.token_hex(6)
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        dsn = f"{base} options='-c search_path={schema}'"
+    return request.param, tmp_path, dsn
+
+
+@pytest.fixture
+def store(store_factory: tuple[str, Path, str]) -> Iterator[SqlStore]:
+    opened = _open(*store_factory)
+    yield opened
+    opened.close()
+
+
+def _token(
+    token_id: str = "t1",  # noqa: S107
+    sha: str = "a" * 64,
+    check_run_id: str = "7",
+    **kw: object,
+) -> TokenRecord:
+    now = int(time.time())
+    fields: dict[str, object] = {
+        "token_id": token_id,
+        "token_sha256": sha,
+        "kind": "minted",
+        "connector": "contacts",
+        "scopes": "contacts.read",
+        "subject": "repo:o/r:ref:refs/heads/main",
+        "repository_id": "1",
+        "run_id": "2",
+        "run_attempt": "1",
+        "check_run_id": check_run_id,
+        "issued_at": now,
+        "expires_at": now + 600,
+        **kw,
+    }
+    return TokenRecord(**fields)  # type: ignore[arg-type]
+
+
+def _build(seq: int, prev: str) -> tuple[str, str]:
+    return f'{{"seq":{seq}}}', f"{seq:064x}"
+
+
+def test_a_jti_is_claimed_once(store: SqlStore) -> None:
+    expires = int(time.time()) + 300
+    assert store.claim_jti("https://issuer", "j1", expires) is True
+    assert store.claim_jti("https://issuer", "j1", expires) is False
+    assert store.claim_jti("https://other", "j1", expires) is True
+
+
+def test_an_expired_jti_is_forgotten(store: SqlStore) -> None:
+    assert store.claim_jti("i", "old", int(time.time()) - 10) is True
+    assert store.claim_jti("i", "old", int(time.time()) + 300) is True
+
+
+def test_audit_and_token_are_written_together(store: SqlStore) -> None:
+    assert store.append_audit(_build, _token()) == 1
+    assert store.append_audit(_build) == 2
+    assert store.audit_head() == (2, f"{2:064x}")
+    rows = list(store.audit_rows())
+    assert [(r.seq, r.prev_hash) for r in rows] == [(1, "0" * 64), (2, f"{1:064x}")]
+    assert store.find_token("t1") == _token()
+
+
+def test_a_failed_token_insert_rolls_back_its_audit_record(store: SqlStore) -> None:
+    store.append_audit(_build, _token())
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the backend's integrity error
+        store.append_audit(_build, _token())  # same token_id
+    assert store.audit_head() == (1, f"{1:064x}")
+    assert len(list(store.audit_rows())) == 1
+
+
+def test_revoke_by_hash_revokes_once(store: SqlStore) -> None:
+    store.append_audit(_build, _token())
+    first = store.revoke_by_sha256("a" * 64, 100)
+    assert [r.token_id for r in first] == ["t1"]
+    assert store.revoke_by_sha256("a" * 64, 101) == []
+    assert store.find_tokens("a" * 64)[0].revoked_at == 100
+
+
+def test_revoke_job_matches_the_job_and_tokens_without_a_check_run(store: SqlStore) -> None:
+    store.append_audit(_build, _token("same-job", "1" * 64, "7"))
+    store.append_audit(_build, _token("no-check-run", "2" * 64, ""))
+    store.append_audit(_build, _token("other-job", "3" * 64, "8"))
+    store.append_audit(_build, _token("other-run", "4" * 64, "7", run_id="9"))
+    revoked = store.revoke_job("1", "2", "1", "7", 100)
+    assert sorted(r.token_id for r in revoked) == ["no-check-run", "same-job"]
+    assert store.find_token("other-job").revoked_at is None  # type: ignore[union-attr]
+
+
+def test_credentials_are_replaced_only_if_unchanged(store: SqlStore) -> None:
+    store.put_credential("contacts", b"v1", 1)
+    store.put_credential("contacts", b"v2", 2)
+    assert store.get_credential("contacts") == b"v2"
+    assert store.get_credential("missing") is None
+    stale = SealedRecord("connector_credentials", "contacts", b"v1")
+    assert store.replace_sealed(stale, b"v3") is False
+    current = SealedRecord("connector_credentials", "contacts", b"v2")
+    assert store.replace_sealed(current, b"v3") is True
+    assert store.get_credential("contacts") == b"v3"
+
+
+def test_signing_keys_rotate_current_previous_retired(store: SqlStore) -> None:
+    for kid in ("k1", "k2", "k3"):
+        store.add_signing_key(SigningKeyRow(kid, "ES256", "current", 1, kid.encode()))
+    assert [(k.kid, k.state) for k in store.signing_keys()] == [
+        ("k3", "current"),
+        ("k2", "previous"),
+    ]
+    assert {r.key for r in store.sealed_records()} == {"k1", "k2", "k3"}
+
+
+def test_rows_survive_reopening(store_factory: tuple[str, Path, str]) -> None:
+    first = _open(*store_factory)
+    first.append_audit(_build, _token())
+    first.revoke_by_sha256("a" * 64, 100)
+    first.close()
+    second = _open(*store_factory)
+    try:
+        assert second.find_token("t1").revoked_at == 100  # type: ignore[union-attr]
+        assert second.audit_head() == (1, f"{1:064x}")
+    finally:
+        second.close()
+
+
+def test_audit_rows_are_read_in_order_across_batches(store: SqlStore) -> None:
+    for _ in range(1203):
+        store.append_audit(_build)
+    assert [r.seq for r in store.audit_rows()] == list(range(1, 1204))
