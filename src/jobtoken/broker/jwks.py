@@ -138,8 +138,10 @@ class JwksCache:
 
     def load_document(self, document: bytes, *, now: float | None = None) -> None:
         """Install a JWKS document (bytes of ``{"keys": [...]}``) as the current key set."""
+        now = time.time() if now is None else now
         with self._lock:
-            self._install(document, time.time() if now is None else now)
+            self._install(document, now)
+            self._last_attempt = now  # an unknown kid refetches only after the interval
 
     # -- internals -----------------------------------------------------------
 
@@ -192,6 +194,7 @@ def _parse_jwks(document: bytes, source: str) -> dict[str, RSAPublicKey]:
     if not isinstance(entries, list) or not 0 < len(entries) <= MAX_KEYS:
         raise _unavailable(f"the JWKS of {source} must hold 1 to {MAX_KEYS} keys")
     keys: dict[str, RSAPublicKey] = {}
+    seen: set[str] = set()
     for entry in entries:
         if not isinstance(entry, dict):
             raise _unavailable(f"the JWKS of {source} holds a key that is not an object")
@@ -203,33 +206,37 @@ def _parse_jwks(document: bytes, source: str) -> dict[str, RSAPublicKey]:
             and isinstance(kid, str)
             and 0 < len(kid) <= MAX_KID_LENGTH
         )
-        if not usable or not isinstance(kid, str):
-            continue  # not an RS256 signing key: never used to verify a token
-        if kid in keys:
+        if not isinstance(kid, str):
+            continue
+        if kid in seen:
             raise _unavailable(f"the JWKS of {source} lists a key id twice")
-        keys[kid] = _rsa_key(entry, source)
+        seen.add(kid)
+        key = _rsa_key(entry) if usable else None
+        if key is not None:
+            keys[kid] = key  # other keys (not RS256, too small, broken) are never used
     return keys
 
 
-def _rsa_key(entry: dict[str, object], source: str) -> RSAPublicKey:
+def _rsa_key(entry: dict[str, object]) -> RSAPublicKey | None:
+    """The RSA public key of a JWK, or None when it is unfit to verify a token."""
     n, e = entry.get("n"), entry.get("e")
     if not isinstance(n, str) or not isinstance(e, str):
-        raise _unavailable(f"the JWKS of {source} has an RSA key without n and e")
-    modulus, exponent = _b64_uint(n, source), _b64_uint(e, source)
-    if (
-        not MIN_RSA_BITS <= modulus.bit_length() <= MAX_RSA_BITS
-        or exponent < 3
-        or exponent % 2 == 0
-    ):
-        raise _unavailable(f"the JWKS of {source} has an RSA key of unacceptable size")
+        return None
+    modulus, exponent = _b64_uint(n), _b64_uint(e)
+    if modulus is None or exponent is None:
+        return None
+    if not MIN_RSA_BITS <= modulus.bit_length() <= MAX_RSA_BITS:
+        return None
+    if exponent < 3 or exponent % 2 == 0:
+        return None
     return RSAPublicNumbers(exponent, modulus).public_key()
 
 
-def _b64_uint(value: str, source: str) -> int:
+def _b64_uint(value: str) -> int | None:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):
-        raise _unavailable(f"the JWKS of {source} has a key that is not base64url") from None
+        return None
     return int.from_bytes(raw, "big")
 
 
