@@ -69,7 +69,10 @@ class FakeAzure(CloudFake):
             self.client_id: [FederatedCredential(issuer.url, issuer.claims["sub"])]
         }
         self.secrets: dict[str, KvSecret] = {}
+        #: secret name -> client ids with "Key Vault Secrets User" on that secret
         self.readers: dict[str, set[str]] = {}
+        #: client ids with "Key Vault Secrets User" on the whole vault
+        self.vault_readers: set[str] = {self.client_id}
         self.token_lifetime = 3599
         self._tokens: dict[str, tuple[str, datetime.datetime]] = {}
 
@@ -203,7 +206,9 @@ class FakeAzure(CloudFake):
         if call.body:
             return self.violation("Key Vault GET with a body", _kv_error(400, "BadParameter", "x"))
         client_id = grant[0]
-        if client_id not in self.readers.get(name, set()):
+        # role assignments at vault scope reach every secret, existing or not
+        readers = self.readers.get(name, set()) if name in self.secrets else self.vault_readers
+        if client_id not in readers:
             return _kv_error(
                 403,
                 "Forbidden",
@@ -224,9 +229,7 @@ class FakeAzure(CloudFake):
                 "command.",
             )
         if not secret.enabled:
-            return _kv_error(
-                403, "Forbidden", f"Operation get is not allowed on a disabled secret."
-            )
+            return _kv_error(403, "Forbidden", "Operation get is not allowed on a disabled secret.")
         attributes: dict[str, object] = {
             "enabled": secret.enabled,
             "created": 1767225600,
@@ -257,7 +260,7 @@ def _aad_error(error: str, code: int, description: str) -> Reply:
     now = _now()
     trace = str(uuid.uuid4())
     return Reply(
-        400 if error != "unauthorized_client" else 400,
+        400,
         {
             "error": error,
             "error_description": f"AADSTS{code}: {description} Trace ID: {trace} Correlation ID: "

@@ -32,6 +32,7 @@ import datetime
 import re
 import secrets
 from dataclasses import dataclass, field
+
 from jobtoken.testing.cloud_fake import Call, CloudFake, Reply, verify_github_jwt
 from jobtoken.testing.oidc_issuer import FakeOidcIssuer
 
@@ -39,8 +40,8 @@ __all__ = ["FakeGcp", "GcpSecret", "crc32c"]
 
 PROJECT_NUMBER = "123456789012"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
 SUBJECT_TOKEN_TYPES = (
     "urn:ietf:params:oauth:token-type:jwt",
     "urn:ietf:params:oauth:token-type:id_token",
@@ -76,7 +77,10 @@ class FakeGcp(CloudFake):
     ) -> None:
         super().__init__()
         self.issuer = issuer
-        self.provider_resource = f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{pool}/providers/{provider}"
+        self.provider_resource = (
+            f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{pool}"
+            f"/providers/{provider}"
+        )
         #: the audience the pool provider accepts in ID tokens (Google's default)
         self.allowed_audience = f"https://iam.googleapis.com/{self.provider_resource}"
         self.attribute_condition: dict[str, str] = {"repository": issuer.claims["repository"]}
@@ -203,7 +207,7 @@ class FakeGcp(CloudFake):
         body = call.json()
         if not isinstance(body, dict) or body.get("scope") != [CLOUD_PLATFORM]:
             return self.violation(
-                f"generateAccessToken scope={body.get('scope') if isinstance(body, dict) else body!r}",
+                f"generateAccessToken body {body!r}",
                 _invalid_argument("Scope required."),
             )
         if set(body) - {"scope", "lifetime", "delegates"}:
@@ -230,7 +234,8 @@ class FakeGcp(CloudFake):
             return _google_error(
                 403,
                 "PERMISSION_DENIED",
-                "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
+                "Permission 'iam.serviceAccounts.getAccessToken' denied on resource "
+                "(or it may not exist).",
             )
         token = "ya29.sa-" + secrets.token_urlsafe(24)
         expires = _now() + datetime.timedelta(seconds=lifetime)
@@ -253,7 +258,8 @@ class FakeGcp(CloudFake):
             return _google_error(
                 403,
                 "PERMISSION_DENIED",
-                f"Permission 'secretmanager.versions.access' denied for resource '{resource}' (or it may not exist).",
+                f"Permission 'secretmanager.versions.access' denied for resource '{resource}' "
+                "(or it may not exist).",
             )
         if secret is None or version not in ("latest", secret.version):
             return _google_error(404, "NOT_FOUND", f"Secret Version [{resource}] not found.")
@@ -277,7 +283,8 @@ class FakeGcp(CloudFake):
             return _google_error(
                 403,
                 "PERMISSION_DENIED",
-                f"Permission 'secretmanager.secrets.get' denied for resource '{resource}' (or it may not exist).",
+                f"Permission 'secretmanager.secrets.get' denied for resource '{resource}' "
+                "(or it may not exist).",
             )
         secret = self.secrets.get(name)
         if secret is None:
@@ -303,13 +310,24 @@ class FakeGcp(CloudFake):
 
 
 def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), as Secret Manager's ``dataCrc32c``."""
+    """CRC-32C (Castagnoli), table-driven (the provider's is bitwise: each checks the other)."""
     crc = 0xFFFFFFFF
     for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for index in range(256):
+        value = index
+        for _ in range(8):
+            value = (value >> 1) ^ 0x82F63B78 if value & 1 else value >> 1
+        table.append(value)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
 
 
 def _now() -> datetime.datetime:
@@ -334,7 +352,8 @@ def _unauthenticated() -> Reply:
         {
             "error": {
                 "code": 401,
-                "message": "Request had invalid authentication credentials. Expected OAuth 2 access "
+                "message": "Request had invalid authentication credentials. "
+                "Expected OAuth 2 access "
                 "token, login cookie or other valid authentication credential.",
                 "status": "UNAUTHENTICATED",
             }

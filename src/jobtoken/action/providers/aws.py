@@ -290,7 +290,8 @@ def _sts_error(
     if code == "InvalidIdentityToken":
         return ProviderError(
             "the account has no IAM OIDC identity provider for the job's issuer "
-            f"({claims.get('iss', 'https://token.actions.githubusercontent.com')}): create one {said}",
+            f"({claims.get('iss', 'https://token.actions.githubusercontent.com')}): "
+            f"create one {said}",
             denied=True,
             details=claims,
         )
@@ -312,7 +313,8 @@ def _secrets_manager_error(
     if code in ("AccessDenied", "AccessDeniedException"):
         return ProviderError(
             f"the role {role_arn} may not call secretsmanager:{action} on {secret_id}: allow it "
-            f"in the role's policy (and kms:Decrypt if the secret uses a customer managed key) {said}",
+            "in the role's policy (and kms:Decrypt if the secret uses a customer managed key) "
+            f"{said}",
             denied=True,
         )
     if code == "ResourceNotFoundException":

@@ -68,7 +68,9 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
         allowed="the secret's API path, e.g. secret/data/connectors/hubspot (KV v2 has /data/)",
         required=True,
     )
-    assert url is not None and role is not None and path is not None
+    assert url is not None
+    assert role is not None
+    assert path is not None
     mount = mount or "jwt"
     audience = request.inputs.audience or url
     headers = {"X-Vault-Namespace": namespace} if namespace else {}
@@ -150,7 +152,8 @@ def _read(
     if answer.status == 403:
         raise ProviderError(
             f"the Vault token's policies do not allow reading {path}: add "
-            f'path "{path}" {{ capabilities = ["read"] }} to a policy in the role\'s token_policies',
+            f'path "{path}" {{ capabilities = ["read"] }} to a policy in the role\'s '
+            "token_policies",
             denied=True,
         )
     if answer.status == 404:
@@ -236,7 +239,8 @@ def _login_error(
             details=details,
         )
     return ProviderError(
-        f"Vault refused the login with role {role} at auth/{mount} (HTTP {answer.status}): {errors}",
+        f"Vault refused the login with role {role} at auth/{mount} "
+        f"(HTTP {answer.status}): {errors}",
         denied=answer.status in (400, 403),
         details=details,
     )
@@ -246,7 +250,7 @@ def _vault_errors(answer: Response) -> str:
     """Vault's ``{"errors": [...]}`` as one neutralized line (or the status)."""
     try:
         body = answer.json_object("Vault")
-    except Exception:  # noqa: BLE001 - a non-JSON error page says nothing more
+    except Exception:
         return f"HTTP {answer.status}"
     errors = body.get("errors")
     if isinstance(errors, list) and errors:

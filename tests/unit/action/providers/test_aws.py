@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(moto: MotoServer) -> Iterator[World]:
+def world(moto: MotoServer) -> World:
     """Roles and secrets created before moto starts checking signatures and IAM."""
     reader = moto.create_role("gh-reader", allowed_actions=["secretsmanager:GetSecretValue"])
     describer = moto.create_role(
@@ -63,7 +62,7 @@ def world(moto: MotoServer) -> Iterator[World]:
         json.dumps({"token": "next-token", "scopes": "a", "expires_at": _in(600)}),
         stages=["NEXT"],
     )
-    yield World(moto.url, reader, describer, nothing)
+    return World(moto.url, reader, describer, nothing)
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +100,8 @@ def test_json_document_needs_only_get_secret_value(
     issued = exchange(request)
     assert issued.access_token == "pat-aws-hubspot"
     assert issued.scopes == ("crm.read",)
-    assert issued.expires_in is not None and 590 <= issued.expires_in <= 600
+    assert issued.expires_in is not None
+    assert 590 <= issued.expires_in <= 600
     assert audiences == ["sts.amazonaws.com"]
     # the temporary credentials are handed over for masking, and only for that
     assert len(issued.extra_secrets) == 2
@@ -114,7 +114,8 @@ def test_plain_string_reads_tags_with_describe_secret(
     issued = exchange(_request(module_issuer, world, "connectors/slack", role=world.describer_role))
     assert issued.access_token == "xoxb-aws-slack"
     assert issued.scopes == ("chat:write",)
-    assert issued.expires_in is not None and 290 <= issued.expires_in <= 300
+    assert issued.expires_in is not None
+    assert 290 <= issued.expires_in <= 300
 
 
 def test_plain_string_without_describe_permission_says_which_permission(
@@ -184,7 +185,8 @@ STS_ERROR = (
         (
             "AccessDenied",
             "Not authorized to perform sts:AssumeRoleWithWebIdentity",
-            "token.actions.githubusercontent.com:sub must match 'repo:octo-org/octo-repo:ref:refs/heads/main'",
+            "token.actions.githubusercontent.com:sub must match "
+            "'repo:octo-org/octo-repo:ref:refs/heads/main'",
         ),
         (
             "InvalidIdentityToken",

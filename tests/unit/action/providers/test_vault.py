@@ -60,10 +60,12 @@ def test_kv2_document_is_exchanged_and_vault_token_kept_for_revocation(
     issued = exchange(_request(module_issuer, openbao, path))
     assert issued.access_token == "pat-hubspot-1"
     assert issued.scopes == ("crm.read",)
-    assert issued.expires_in is not None and 590 <= issued.expires_in <= 600
+    assert issued.expires_in is not None
+    assert 590 <= issued.expires_in <= 600
     vault_token = issued.revoke_state["vault_token"]
     assert issued.extra_secrets == (vault_token,)
-    assert issued.token_id.startswith("vault:") and "pat-hubspot" not in issued.token_id
+    assert issued.token_id.startswith("vault:")
+    assert "pat-hubspot" not in issued.token_id
     looked_up = openbao.api("GET", "auth/token/lookup-self", token=vault_token)
     assert looked_up["data"]["policies"] == ["connector-reader", "default"]
 
@@ -86,7 +88,8 @@ def test_plain_token_takes_scopes_and_expiry_from_custom_metadata(
     )
     issued = exchange(_request(module_issuer, openbao, path))
     assert issued.scopes == ("chat:write",)
-    assert issued.expires_in is not None and 290 <= issued.expires_in <= 300
+    assert issued.expires_in is not None
+    assert 290 <= issued.expires_in <= 300
 
 
 def test_no_expiry_anywhere_gives_none_for_the_checks_to_refuse(
@@ -106,7 +109,8 @@ def test_lease_bounds_the_expiry_and_revocation_ends_the_lease(
         {"token": "leased-token-1", "scopes": "a", "ttl": "120s", "expires_at": _in(3600)},
     )
     issued = exchange(_request(module_issuer, openbao, "kv1/connectors/leased"))
-    assert issued.expires_in is not None and 110 <= issued.expires_in <= 120
+    assert issued.expires_in is not None
+    assert 110 <= issued.expires_in <= 120
 
 
 def test_role_whose_bound_claims_reject_the_job_is_denied_with_the_claim_value(
@@ -126,7 +130,7 @@ def test_wrong_audience_names_the_audience(
 ) -> None:
     path = _put_kv2(openbao, "aud", {"token": "never-seen", "scopes": "a"})
     with pytest.raises(
-        ProviderError, match="does not accept the audience https://wrong.example"
+        ProviderError, match=r"does not accept the audience https://wrong\.example"
     ) as caught:
         exchange(_request(module_issuer, openbao, path, audience="https://wrong.example"))
     assert caught.value.denied
