@@ -1,0 +1,214 @@
+"""The broker provider: RFC 8693 request snapshots, response parsing, RFC 6749 errors, RFC 7009."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from jobtoken.action.deadline import Deadline
+from jobtoken.action.errors import ProviderError
+from jobtoken.action.inputs import InputReader, read_exchange_inputs
+from jobtoken.action.providers import ExchangeRequest, RevokeRequest, load
+from jobtoken.action.providers.broker import (
+    ACCESS_TOKEN_TYPE,
+    INVALID_SCOPE,
+    PROVIDER,
+    parse_token_response,
+    token_id_of,
+)
+from jobtoken.testing.fake_broker import FakeBroker
+
+
+@pytest.fixture
+def broker() -> Iterator[FakeBroker]:
+    with FakeBroker() as fake:
+        yield fake
+
+
+class IdTokens:
+    """Hands out a distinct fake ID token per call, as the runner does."""
+
+    def __init__(self) -> None:
+        self.given: list[tuple[str, str]] = []
+
+    def __call__(self, audience: str) -> str:
+        token = f"eyJ.id-token-{len(self.given)}.sig"
+        self.given.append((audience, token))
+        return token
+
+
+def exchange_request(broker: FakeBroker, id_tokens: IdTokens, **inputs: str) -> ExchangeRequest:
+    env = {
+        "INPUT_BROKER_URL": broker.url + "/",
+        "INPUT_CONNECTOR": "hubspot",
+        "INPUT_SCOPES": "crm.read crm.write",
+        "INPUT_TTL": "10m",
+        **{f"INPUT_{k.upper()}": v for k, v in inputs.items()},
+    }
+    reader = InputReader(env)
+    return ExchangeRequest(read_exchange_inputs(reader), reader, id_tokens, Deadline(10))
+
+
+def test_the_registry_loads_the_broker_provider() -> None:
+    assert load("broker") is PROVIDER
+
+
+def test_the_exchange_request_is_an_rfc_8693_form(broker: FakeBroker) -> None:
+    id_tokens = IdTokens()
+    issued = PROVIDER.exchange(exchange_request(broker, id_tokens))
+
+    (request,) = broker.requests
+    assert (request.method, request.path) == ("POST", "/token")
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert request.form == {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": "eyJ.id-token-0.sig",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+        "requested_token_type": ACCESS_TOKEN_TYPE,
+        "resource": "hubspot",
+        "scope": "crm.read crm.write",
+        "ttl": "600",
+    }
+    assert list(request.form) == [
+        "grant_type",
+        "subject_token",
+        "subject_token_type",
+        "requested_token_type",
+        "resource",
+        "scope",
+        "ttl",
+    ]
+    # the default audience is the broker URL
+    assert id_tokens.given == [(broker.url, "eyJ.id-token-0.sig")]
+    assert issued.access_token == broker.issued[0]
+    assert issued.scopes == ("crm.read", "crm.write")
+    assert issued.expires_in == 600
+    assert issued.token_type == "Bearer"
+
+
+def test_the_audience_input_is_used_and_no_scope_means_no_scope_field(broker: FakeBroker) -> None:
+    id_tokens = IdTokens()
+    PROVIDER.exchange(exchange_request(broker, id_tokens, audience="jobtoken", scopes=""))
+    assert id_tokens.given[0][0] == "jobtoken"
+    assert "scope" not in broker.requests[0].form
+
+
+def test_a_retried_exchange_carries_a_fresh_id_token(broker: FakeBroker) -> None:
+    broker.fail_next(503, count=2)
+    id_tokens = IdTokens()
+    PROVIDER.exchange(exchange_request(broker, id_tokens))
+
+    subjects = [r.form["subject_token"] for r in broker.requests]
+    assert subjects == ["eyJ.id-token-0.sig", "eyJ.id-token-1.sig", "eyJ.id-token-2.sig"]
+
+
+def test_an_rfc_6749_error_becomes_one_readable_denial(broker: FakeBroker) -> None:
+    broker.reply = (
+        403,
+        {
+            "error": "invalid_scope",
+            "error_description": "crm.write\n::error::not allowed " + "x" * 500,
+        },
+    )
+    with pytest.raises(ProviderError) as caught:
+        PROVIDER.exchange(exchange_request(broker, IdTokens()))
+
+    error = caught.value
+    assert error.denied
+    assert error.message.startswith(
+        "the broker refused the exchange (HTTP 403): "
+        "invalid_scope: crm.write : :error: :not allowed"
+    )
+    assert error.message.endswith("Ask for fewer scopes, or have the repository admins allow them")
+    assert "\n" not in error.message
+    assert len(error.message) < 500
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        ((500, b"<html>oops</html>"), "answered HTTP 500 (after retries; try again later)"),
+        ((400, {"error": "bad\ncode"}), "answered HTTP 400"),
+        ((404, {"detail": "no"}), "answered HTTP 404"),
+    ],
+)
+def test_other_failures_name_the_status(
+    broker: FakeBroker, reply: tuple[int, object], message: str
+) -> None:
+    broker.reply = reply
+    broker.fail_next(reply[0], count=0)
+    with pytest.raises(ProviderError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        PROVIDER.exchange(exchange_request(broker, IdTokens(), timeout="3s"))
+
+
+def test_response_fields_of_the_wrong_type_fail_the_checks_later() -> None:
+    issued = parse_token_response(
+        {"access_token": 5, "token_type": None, "expires_in": "900", "scope": ["a"]}
+    )
+    assert issued.access_token == ""
+    assert issued.token_type == ""
+    assert issued.expires_in == 0
+    assert issued.scopes == (INVALID_SCOPE,)
+    assert parse_token_response({"access_token": "t", "expires_in": True}).expires_in == 0
+    assert parse_token_response({"access_token": "t"}).expires_in is None
+    assert parse_token_response({"access_token": "t"}).scopes is None
+
+
+def test_token_id_prefers_the_brokers_then_the_jti_then_a_sha256_prefix() -> None:
+    payload = base64.urlsafe_b64encode(json.dumps({"jti": "abc-123"}).encode()).decode()
+    jwt_token = f"eyJhbGciOiJFZERTQSJ9.{payload.rstrip('=')}.sig"
+    assert token_id_of("tok_1", "t") == "tok_1"
+    assert token_id_of("bad id!", jwt_token) == "abc-123"
+    expected = "sha256:" + hashlib.sha256(b"opaque-token").hexdigest()[:32]
+    assert token_id_of(None, "opaque-token") == expected
+
+
+def revoke_request(broker: FakeBroker, **fields: object) -> RevokeRequest:
+    values: dict[str, object] = {
+        "token": None,
+        "token_id": None,
+        "state": {},
+        "broker_url": broker.url,
+        "audience": None,
+        "provider_inputs": InputReader({}),
+        "id_token": IdTokens(),
+        "deadline": Deadline(5),
+        **fields,
+    }
+    return RevokeRequest(**values)  # type: ignore[arg-type]
+
+
+def test_revoke_by_possession_is_rfc_7009(broker: FakeBroker) -> None:
+    done = PROVIDER.revoke(revoke_request(broker, token="jbt_abc"))
+
+    (request,) = broker.requests
+    assert (request.method, request.path) == ("POST", "/revoke")
+    assert request.form == {"token": "jbt_abc", "token_type_hint": "access_token"}
+    assert done.startswith("revoked the token")
+
+
+def test_revoke_by_id_proves_the_job_with_a_fresh_id_token(broker: FakeBroker) -> None:
+    id_tokens = IdTokens()
+    PROVIDER.revoke(revoke_request(broker, token_id="tok_1", id_token=id_tokens))
+
+    assert broker.requests[0].form == {
+        "token_id": "tok_1",
+        "subject_token": "eyJ.id-token-0.sig",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+    }
+    assert id_tokens.given[0][0] == broker.url
+
+
+def test_a_refused_revocation_is_an_error(broker: FakeBroker) -> None:
+    broker.revoke_status = 400
+    with pytest.raises(ProviderError, match="did not revoke the token"):
+        PROVIDER.revoke(revoke_request(broker, token="jbt_abc"))
+
+
+def test_nothing_given_is_nothing_to_revoke(broker: FakeBroker) -> None:
+    assert PROVIDER.revoke(revoke_request(broker)) == "nothing to revoke"
+    assert broker.requests == []
