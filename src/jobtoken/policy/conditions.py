@@ -5,7 +5,8 @@ exact unless it contains ``*``; then it is a pattern where each ``*`` matches
 any run of characters *other than* ``/`` and ``:`` — so ``refs/heads/release-*``
 matches ``refs/heads/release-1`` but never ``refs/heads/release-1/evil``, and
 ``octo-org/*`` cannot reach into another owner. Patterns match the whole claim
-(anchored at both ends). A claim absent from the token matches nothing.
+(anchored at both ends). A claim absent from the token, or holding a
+non-printable character, matches nothing.
 
 ``pull_request_target`` and ``workflow_run`` run with the base repository's
 permissions on behalf of code the repository does not control; a rule allows
@@ -71,7 +72,7 @@ class Condition:
 
     def matches(self, claims: Mapping[str, object]) -> bool:
         value = claims.get(self.claim)
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not value.isprintable():
             return False
         return value in self._exact or any(_glob_matches(p, value) for p in self._patterns)
 

@@ -194,7 +194,7 @@ class _Reader:
         *,
         optional: set[str] | frozenset[str] = frozenset(),
     ) -> dict[str, yaml.Node]:
-        entries = self.entries(node, where, len(required) + len(optional))
+        entries = self.entries(node, where, None)
         for key, (key_node, _) in entries.items():
             if key not in required and key not in optional:
                 known = ", ".join(sorted(required | set(optional)))
@@ -205,11 +205,11 @@ class _Reader:
         return {key: value for key, (_, value) in entries.items()}
 
     def entries(
-        self, node: yaml.Node, where: str, limit: int
+        self, node: yaml.Node, where: str, limit: int | None
     ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"{where} must be a mapping")
-        if len(node.value) > limit:
+        if limit is not None and len(node.value) > limit:
             raise self.fail(node, f"{where} has more than {limit} entries")
         result: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in node.value:
@@ -285,7 +285,7 @@ class _Reader:
         if node is None:
             return ()
         result = []
-        for claim, (key_node, value_node) in self.entries(node, where, len(CLAIMS)).items():
+        for claim, (key_node, value_node) in self.entries(node, where, None).items():
             if claim not in CLAIMS:
                 known = ", ".join(sorted(CLAIMS))
                 raise self.fail(key_node, f"unknown claim {claim!r} in {where} (known: {known})")
