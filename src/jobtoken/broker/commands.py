@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     connector = subparsers.add_parser("connector", help="manage connector credentials")
     connector_commands = connector.add_subparsers(dest="connector_command", required=True)
-    set_cmd = connector_commands.add_parser("set", help="store a connector's credential")
+    set_cmd = connector_commands.add_parser(
+        "set", help="store a connector's credential", allow_abbrev=False
+    )
     set_cmd.add_argument("name")
     _config_arg(set_cmd)
     set_cmd.add_argument(

@@ -1,0 +1,91 @@
+"""``jobtoken broker …`` admin commands, run as real subprocesses."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobtoken.cli", "broker", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    path = tmp_path / "broker.toml"
+    path.write_text(
+        '[keys]\nmaster_key_file = "master.key"\n[store]\npath = "b.db"\n'
+        '[connectors.contacts]\nbase_url = "https://api.example.com"\n'
+    )
+    return path
+
+
+def test_connector_set_reads_stdin_and_stores_the_credential_sealed(config: Path) -> None:
+    done = _run("connector", "set", "contacts", "--config", str(config), "--credential-file", "-",
+                stdin=b"ck_live_SECRET\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert b"stored the credential of connector contacts" in done.stdout
+    db = b"".join(p.read_bytes() for p in config.parent.glob("b.db*"))
+    assert b"ck_live_SECRET" not in db
+    assert b"ck_live_SECRET" not in done.stdout + done.stderr
+
+
+def test_connector_set_reads_a_file(config: Path) -> None:
+    (config.parent / "cred").write_text("abc")
+    done = _run("connector", "set", "contacts", "--config", str(config),
+                "--credential-file", str(config.parent / "cred"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_connector_set_has_no_way_to_take_the_credential_from_argv(config: Path) -> None:
+    done = _run("connector", "set", "contacts", "--config", str(config), "--credential", "abc")
+    assert done.returncode == 2
+    assert b"abc" not in done.stdout
+
+
+def test_connector_set_refuses_an_unconfigured_connector(config: Path) -> None:
+    done = _run("connector", "set", "other", "--config", str(config), "--credential-file", "-",
+                stdin=b"x")  # fmt: skip
+    assert done.returncode == 1
+    assert b"not in [connectors]" in done.stderr
+
+
+def test_connector_set_refuses_an_empty_credential(config: Path) -> None:
+    done = _run("connector", "set", "contacts", "--config", str(config), "--credential-file", "-",
+                stdin=b"\n")  # fmt: skip
+    assert done.returncode == 1
+    assert b"empty" in done.stderr
+
+
+def test_a_missing_master_key_is_reported_with_what_to_set(tmp_path: Path) -> None:
+    path = tmp_path / "broker.toml"
+    path.write_text("[connectors.contacts]\n")
+    done = _run("rotate-signing-key", "--config", str(path))
+    assert done.returncode == 1
+    assert b"master_key_file or master_key_env" in done.stderr
+
+
+def test_audit_verify_of_a_new_store_is_intact(config: Path) -> None:
+    done = _run("audit", "verify", "--config", str(config))
+    assert done.returncode == 0
+    assert b"audit chain intact: 0 record(s)" in done.stdout
+
+
+def test_serve_refuses_a_broken_config_before_listening(tmp_path: Path) -> None:
+    path = tmp_path / "broker.toml"
+    path.write_text("[server]\nunknown = 1\n")
+    done = _run("serve", "--config", str(path))
+    assert done.returncode == 1
+    assert b"unknown key 'unknown'" in done.stderr
