@@ -12,14 +12,12 @@ Public API: `run_exchange(env, out, clock) -> int` (the exit code).
 
 from __future__ import annotations
 
-import base64
-import datetime
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import TextIO
+from typing import TYPE_CHECKING
 
 from jobtoken.action.checks import Expectations, check_issued_token
 from jobtoken.action.deadline import Deadline
@@ -34,6 +32,9 @@ from jobtoken.action.providers import (
     load,
 )
 from jobtoken.action.runtime import Runtime, markdown_cell
+
+if TYPE_CHECKING:
+    from typing import TextIO
 
 __all__ = ["REVOKE_HANDLE_PREFIX", "encode_revoke_handle", "run_exchange"]
 
@@ -97,6 +98,8 @@ def encode_revoke_handle(provider: str, state: Mapping[str, str]) -> str:
     """The `revoke-handle` output: provider + revoke state, opaque (and masked)."""
     if not state:
         return ""
+    import base64  # only providers with revoke state pay for it
+
     document = json.dumps({"provider": provider, "state": dict(state)}, separators=(",", ":"))
     return REVOKE_HANDLE_PREFIX + base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
 
@@ -151,10 +154,8 @@ def _write_results(
     granted = issued.scopes if issued.scopes is not None else inputs.scopes
     expires_at = ""
     if issued.expires_in is not None:
-        moment = datetime.datetime.fromtimestamp(
-            received_at + issued.expires_in, datetime.timezone.utc
-        )
-        expires_at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        moment = time.gmtime(received_at + issued.expires_in)
+        expires_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", moment)
     handle = encode_revoke_handle(provider.name, issued.revoke_state)
     if handle:
         runtime.mask(handle)
@@ -191,6 +192,7 @@ def _print_claims(runtime: Runtime, id_tokens: RunnerIdTokens | None, exc: Provi
     lines = {**claims, **exc.details}
     if not lines:
         return
-    with runtime.group("jobtoken: the job's ID token claims the provider's policy saw"):
-        for name, value in lines.items():
-            runtime.info(f"{name}: {value}")
+    runtime.group(
+        "jobtoken: the job's ID token claims the provider's policy saw",
+        [f"{name}: {value}" for name, value in lines.items()],
+    )

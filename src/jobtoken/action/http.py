@@ -23,9 +23,8 @@ than the whole exchange is allowed to take.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import secrets
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,13 +103,16 @@ DEFAULT_RETRY = RetryPolicy()
 
 
 def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (written as an IP literal, not a name resolving there)."""
     host = host.strip("[]").lower()
-    if host == "localhost":
+    if host in ("localhost", "::1", "0:0:0:0:0:0:0:1"):
         return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    octets = host.split(".")
+    return (
+        len(octets) == 4
+        and all(o.isdigit() and len(o) <= 3 and int(o) <= 255 for o in octets)
+        and int(octets[0]) == 127
+    )
 
 
 def check_url(url: str) -> str:
@@ -184,7 +186,6 @@ def fetch(
     Returns the last response when every attempt got a retryable status, so
     that the caller can report the server's error body.
     """
-    jitter = secrets.SystemRandom()
     failure: HttpError | None = None
     for attempt in range(retry.attempts):
         last = attempt == retry.attempts - 1
@@ -201,7 +202,7 @@ def fetch(
         else:
             if not _retryable_status(response.status) or last:
                 return response
-        delay = jitter.uniform(0, min(retry.max_delay, retry.base_delay * 2**attempt))
+        delay = _uniform(min(retry.max_delay, retry.base_delay * 2**attempt))
         if response is not None:
             delay = max(delay, min(_retry_after(response), retry.max_delay))
         if deadline.remaining() <= delay:
@@ -241,6 +242,11 @@ def send(request: Request, *, deadline: Deadline, max_bytes: int = DEFAULT_MAX_B
             )
         url = next_url
     raise HttpError(f"{describe_url(request.url)} redirected more than {MAX_REDIRECTS} times")
+
+
+def _uniform(upper: float) -> float:
+    """A uniform random float in [0, upper] (full jitter), from the OS's randomness."""
+    return int.from_bytes(os.urandom(4), "big") / 0xFFFFFFFF * upper
 
 
 def _retryable_status(status: int) -> bool:

@@ -8,13 +8,12 @@ with `CONNECT` when one is set (honouring `NO_PROXY`).
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from jobtoken.action.deadline import Deadline
@@ -22,6 +21,16 @@ from jobtoken.action.errors import HttpError
 
 if TYPE_CHECKING:
     import ssl
+    from typing import Protocol
+
+    class Request(Protocol):
+        @property
+        def method(self) -> str: ...
+        @property
+        def headers(self) -> Mapping[str, str]: ...
+        @property
+        def body(self) -> bytes: ...
+
 
 __all__ = ["MAX_HEADERS", "MAX_HEAD_BYTES", "USER_AGENT", "Target", "round_trip"]
 
@@ -31,15 +40,6 @@ USER_AGENT = "jobtoken-action/0.1"
 
 _TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _STATUS_LINE = re.compile(rb"^HTTP/1\.[01] ([1-9][0-9]{2})(?: [^\r\n]*)?$")
-
-
-class Request(Protocol):
-    @property
-    def method(self) -> str: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def body(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,8 @@ def _proxy_for(target: Target) -> tuple[str, int, str | None] | None:
     auth = None
     if parts.username is not None:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        import base64  # only behind an authenticating proxy
+
         auth = "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")
     return parts.hostname, port, auth
 

@@ -12,7 +12,6 @@ Public API:
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Mapping
@@ -53,7 +52,7 @@ class RunnerIdTokens:
         self.request_token = env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
         self.runtime = runtime
         self.deadline = deadline
-        self.last_claims: dict[str, str] = {}
+        self._last_id_token = ""
         self._masked_request_token = False
 
     def check_available(self) -> None:
@@ -97,8 +96,13 @@ class RunnerIdTokens:
         self.runtime.mask(value)
         if not _JWT.match(value):
             raise OidcError("the runner's token endpoint answered with something that is not a JWT")
-        self.last_claims = debug_claims(value)
+        self._last_id_token = value
         return value
+
+    @property
+    def last_claims(self) -> dict[str, str]:
+        """`debug_claims` of the last ID token fetched ({} before any)."""
+        return debug_claims(self._last_id_token) if self._last_id_token else {}
 
 
 def debug_claims(id_token: str) -> dict[str, str]:
@@ -106,6 +110,8 @@ def debug_claims(id_token: str) -> dict[str, str]:
 
     The signature is not checked: the values are only shown to the author.
     """
+    import base64  # only when the claims are shown
+
     try:
         payload = id_token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from typing import TextIO
+from typing import TYPE_CHECKING
 
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import ActionError, InputError
@@ -25,6 +25,9 @@ from jobtoken.action.inputs import InputReader, read_revoke_inputs
 from jobtoken.action.oidc import RunnerIdTokens
 from jobtoken.action.providers import RevokeRequest, load
 from jobtoken.action.runtime import Runtime
+
+if TYPE_CHECKING:
+    from typing import TextIO
 
 __all__ = ["MAX_HANDLE_LENGTH", "decode_revoke_handle", "run_revoke"]
 

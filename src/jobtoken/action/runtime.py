@@ -4,6 +4,9 @@ Public API:
 
 - `Runtime(env, out)` — `mask`, `error`/`warning`/`notice`/`debug`, `set_outputs`,
   `save_state`, `export_env`, `append_summary`, `group`.
+
+Imports are kept to what every run needs (no `secrets`, `contextlib`,
+`typing` at run time): the interpreter start dominates the action's cost.
 - `neutralize(text, limit)` — untrusted text (a broker's message, a claim)
   made safe to print: no control characters, no `::` or `##[` that the runner
   could take for a workflow command, bounded length.
@@ -18,13 +21,15 @@ that could contain the secret (the runner only hides what it was told about).
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import TextIO
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from typing import TextIO
 
 __all__ = [
     "Runtime",
@@ -71,7 +76,7 @@ def file_command_entry(name: str, value: str) -> str:
     if not _NAME.match(name):
         raise ValueError(f"invalid file command name {name!r}")
     for _ in range(5):
-        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+        delimiter = f"ghadelimiter_{os.urandom(16).hex()}"
         if delimiter not in value:
             return f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
     raise ValueError(f"could not find a delimiter for {name}")  # pragma: no cover
@@ -131,14 +136,13 @@ class Runtime:
         self.out.write(neutralize(message, limit=4000) + "\n")
         self.out.flush()
 
-    @contextmanager
-    def group(self, title: str) -> Iterator[None]:
+    def group(self, title: str, lines: Iterable[str]) -> None:
+        """A collapsed group of plain lines (each neutralized)."""
         self.out.write(f"::group::{escape_data(neutralize(title))}\n")
-        try:
-            yield
-        finally:
-            self.out.write("::endgroup::\n")
-            self.out.flush()
+        for line in lines:
+            self.out.write(neutralize(line, limit=4000) + "\n")
+        self.out.write("::endgroup::\n")
+        self.out.flush()
 
     # -- file commands ---------------------------------------------------
 

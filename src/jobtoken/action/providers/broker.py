@@ -23,8 +23,6 @@ unknown or expired tokens).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 
@@ -117,6 +115,9 @@ def token_id_of(given: object, access_token: str) -> str:
     """
     if isinstance(given, str) and TOKEN_ID.match(given):
         return given
+    import base64  # only for a broker that does not say
+    import hashlib
+
     parts = access_token.split(".")
     if len(parts) == 3 and len(parts[1]) < 8192:
         try:
