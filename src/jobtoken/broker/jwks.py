@@ -151,7 +151,7 @@ class JwksCache:
 
     def _fetch_jwks(self) -> bytes:
         discovery_url = self.issuer.url + "/.well-known/openid-configuration"
-        discovery = _json_object(self._get(discovery_url), f"{discovery_url}")
+        discovery = _json_object(self._get(discovery_url, discovery_url), discovery_url)
         if discovery.get("issuer") != self.issuer.url:
             raise _unavailable(f"{discovery_url} names a different issuer")
         jwks_uri = discovery.get("jwks_uri")
@@ -159,9 +159,10 @@ class JwksCache:
             raise _unavailable(
                 f"{discovery_url} has no jwks_uri on the issuer's own scheme, host and port"
             )
-        return self._get(jwks_uri)
+        # The jwks_uri is the issuer's text: fetched, but never quoted in an error.
+        return self._get(jwks_uri, f"the jwks_uri of {self.issuer.url}")
 
-    def _get(self, url: str) -> bytes:
+    def _get(self, url: str, what: str) -> bytes:
         deadline = time.monotonic() + self.connect_timeout + self.read_timeout
         try:
             with self._session.get(
@@ -172,20 +173,20 @@ class JwksCache:
                 headers={"Accept": "application/json"},
             ) as response:
                 if response.status_code != 200:
-                    raise _unavailable(f"{url} answered HTTP {response.status_code}, not 200")
+                    raise _unavailable(f"{what} answered HTTP {response.status_code}, not 200")
                 declared = response.headers.get("Content-Length", "0")
                 if not declared.isdigit() or int(declared) > self.max_document_bytes:
-                    raise _unavailable(f"{url} sent more than {self.max_document_bytes} bytes")
+                    raise _unavailable(f"{what} sent more than {self.max_document_bytes} bytes")
                 body = bytearray()
                 for chunk in response.iter_content(chunk_size=8192):
                     body += chunk
                     if len(body) > self.max_document_bytes:
-                        raise _unavailable(f"{url} sent more than {self.max_document_bytes} bytes")
+                        raise _unavailable(f"{what} sent more than {self.max_document_bytes} bytes")
                     if time.monotonic() > deadline:
-                        raise _unavailable(f"{url} took too long to answer")
+                        raise _unavailable(f"{what} took too long to answer")
                 return bytes(body)
         except requests.RequestException as exc:
-            raise _unavailable(f"{url} could not be fetched ({type(exc).__name__})") from None
+            raise _unavailable(f"{what} could not be fetched ({type(exc).__name__})") from None
 
 
 def _parse_jwks(document: bytes, source: str) -> dict[str, RSAPublicKey]:

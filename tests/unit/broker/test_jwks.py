@@ -275,3 +275,11 @@ def test_errors_quote_no_document_content(scripted: ScriptedIssuer) -> None:
     error = unavailable(cache_for(scripted))
     assert "SECRET-CONTENT" not in error.description
     assert "::" not in error.description
+
+
+def test_errors_never_quote_the_issuers_jwks_uri(scripted: ScriptedIssuer) -> None:
+    scripted.serve_keys(rsa_jwk("k1"), jwks_uri=f"{scripted.url}/keys%0A::error::evil")
+    error = unavailable(cache_for(scripted))
+    assert "HTTP 404" in error.description
+    assert "evil" not in error.description
+    assert "::" not in error.description
