@@ -71,10 +71,12 @@ def test_star_never_produces_a_separator(prefix: str, middle: str) -> None:
 
 
 def test_pathological_patterns_match_in_bounded_time() -> None:
+    # A backtracking regular expression would take hours on this; the bound is loose.
     pattern = "*a" * MAX_STARS + "b"
     started = time.monotonic()
-    assert not matches((pattern[: len(pattern)],), "a" * 5000)
-    assert time.monotonic() - started < 1.0
+    assert not matches((pattern,), "a" * 5000)
+    assert matches((pattern,), "a" * 5000 + "b")
+    assert time.monotonic() - started < 5.0
 
 
 def test_pattern_limits() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import yaml
 
@@ -59,14 +57,12 @@ def test_aliases_and_anchors_are_refused_with_their_line() -> None:
     assert refused("a: 1\nb:\n  - *x\n", "aliases").line == 3
 
 
-def test_billion_laughs_is_refused_quickly() -> None:
+def test_billion_laughs_is_refused_at_its_first_anchor() -> None:
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for index in range(1, 9):
         prev, name = chr(ord("a") + index - 1), chr(ord("a") + index)
         lines.append(f"{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]")
-    started = time.monotonic()
-    refused("\n".join(lines), "anchors")
-    assert time.monotonic() - started < 1.0
+    assert refused("\n".join(lines), "anchors").line == 1
 
 
 @pytest.mark.parametrize(
