@@ -46,6 +46,7 @@ from jobtoken.broker.oauth import (
 )
 from jobtoken.broker.proxy import handle_proxy
 from jobtoken.broker.service import Broker
+from jobtoken.broker.verify import InvalidIdToken
 from jobtoken.broker.webhook import handle_github_webhook
 
 __all__ = ["CONFIG_ENV", "create_app", "create_app_from_env"]
@@ -127,17 +128,35 @@ async def token(request: Request, broker: Broker) -> Response:
 
 
 async def revoke(request: Request, broker: Broker) -> Response:
+    """RFC 7009 by possession (``token``), or ``token_id`` + a fresh ID token of the job."""
     form = await read_form(request, broker.config.server.max_body_bytes)
-    token = form.get("token", "")
-    if not token:
-        raise OAuthError("invalid_request", "token is missing")
-    await run_in_threadpool(
-        lambda: broker.registry.revoke(
-            token,
-            client_address=request.client.host if request.client else "",
-            user_agent=request.headers.get("user-agent", ""),
+    token, token_id = form.get("token", ""), form.get("token_id", "")
+    client = request.client.host if request.client else ""
+    user_agent = request.headers.get("user-agent", "")
+    if token:
+        await run_in_threadpool(
+            lambda: broker.registry.revoke(token, client_address=client, user_agent=user_agent)
         )
-    )
+    elif token_id:
+        if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
+            raise OAuthError("invalid_request", "revoking by token_id needs an ID token")
+        try:
+            claims = await run_in_threadpool(broker.verifier.verify, form.get("subject_token", ""))
+        except InvalidIdToken as exc:
+            raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
+        await run_in_threadpool(
+            lambda: broker.registry.revoke_own(
+                token_id,
+                repository_id=claims.repository_id,
+                run_id=claims.run_id,
+                run_attempt=claims.run_attempt,
+                claims=claims.claims,
+                client_address=client,
+                user_agent=user_agent,
+            )
+        )
+    else:
+        raise OAuthError("invalid_request", "token is missing")
     return Response(status_code=200, headers=NO_STORE)
 
 

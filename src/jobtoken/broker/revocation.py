@@ -2,10 +2,13 @@
 
 Both look a token up by its SHA-256 — the store never holds a token. Revocation works
 by possession and reveals nothing: an unknown, expired or already revoked token is
-"revoked" just the same. Introspection answers exactly ``{"active": false}`` for any
-token that is unknown, expired or revoked. A job's tokens are revoked together when
-GitHub reports the job completed (``webhook.py``). Every revocation and introspection
-is audited. Revocations are rows in the store, so they survive a restart.
+"revoked" just the same. A job that kept only the token id (the action's ``token-id``
+output) revokes with that id plus a fresh ID token of the same job: the broker revokes
+the token only if it is bound to that repository, run and attempt. Introspection
+answers exactly ``{"active": false}`` for any token that is unknown, expired or revoked.
+A job's tokens are revoked together when GitHub reports the job completed
+(``webhook.py``). Every revocation and introspection is audited. Revocations are rows
+in the store, so they survive a restart.
 
 Public API: :class:`TokenRegistry`.
 """
@@ -13,7 +16,7 @@ Public API: :class:`TokenRegistry`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jobtoken.broker.audit import AuditEntry, AuditLog
@@ -57,6 +60,41 @@ class TokenRegistry:
                 )
             )
         self._metrics.count("jobtoken_revocations_total", len(revoked), path="revoke_endpoint")
+
+    def revoke_own(
+        self,
+        token_id: str,
+        *,
+        repository_id: str,
+        run_id: str,
+        run_attempt: str,
+        claims: Mapping[str, object],
+        client_address: str = "",
+        user_agent: str = "",
+    ) -> None:
+        """Revoke a token by id for the job it is bound to (proved by a fresh ID token of
+        that job); a token of another job, or an unknown id, is left alone silently."""
+        record = self._store.find_token(token_id) if len(token_id) <= 128 else None
+        if record is not None and (record.repository_id, record.run_id, record.run_attempt) == (
+            repository_id,
+            run_id,
+            run_attempt,
+        ):
+            revoked = self._store.revoke_by_id(token_id, int(self._clock()))
+            if revoked is not None:
+                self._record_revocation(revoked, "revoke_by_id", client_address, user_agent)
+                self._metrics.count("jobtoken_revocations_total", path="revoke_endpoint")
+                return
+        self._audit.record(
+            AuditEntry(
+                decision="revoked",
+                reason="unknown_or_already_revoked",
+                claims=claims,
+                token_id=token_id[:128],
+                client_address=client_address,
+                user_agent=user_agent,
+            )
+        )
 
     def revoke_job(
         self,

@@ -74,6 +74,7 @@ class Broker:
     audit: AuditLog
     metrics: Metrics
     exchange: TokenExchange
+    verifier: IdTokenVerifier
     registry: TokenRegistry
     clients: Mapping[str, IntrospectionClient]
     webhook_secret: bytes | None
@@ -128,6 +129,7 @@ class Broker:
             audit=audit,
             metrics=metrics,
             exchange=exchange,
+            verifier=verifier,
             registry=registry,
             clients=clients,
             webhook_secret=webhook,

@@ -104,3 +104,15 @@ def test_introspection_is_audited_with_the_client(store: SqlStore) -> None:
         "resource-server",
     )
     assert record["client_address"] == "10.1.2.3"
+
+
+def test_revoke_by_id_needs_the_same_job(store: SqlStore) -> None:
+    _issue(store, "tok")
+    registry = _registry(store)
+    registry.revoke_own("id-tok", repository_id="1", run_id="2", run_attempt="9", claims={})
+    assert registry.introspect("tok", client_id="rs")["active"] is True
+    registry.revoke_own("id-tok", repository_id="1", run_id="2", run_attempt="3", claims={})
+    assert registry.introspect("tok", client_id="rs") == {"active": False}
+    reasons = [json.loads(r.record).get("reason") for r in store.audit_rows()]
+    assert "revoke_by_id" in reasons
+    assert "unknown_or_already_revoked" in reasons

@@ -388,3 +388,21 @@ def test_rotating_the_master_key_rewraps_without_losing_credentials(
     access_token = exchange(broker).json()["access_token"]
     assert proxied(broker, access_token).ok
     shutil.copy(broker.workdir / "old.key", broker.workdir / "unused.key")
+
+
+def test_revoke_by_token_id_with_an_id_token_of_the_same_job(broker: BrokerProcess) -> None:
+    issued = exchange(broker).json()
+    form = {"token_id": issued["token_id"], "subject_token_type": ID_TOKEN_TYPE}
+    other_run = broker.id_token(run_id="99")
+    refused = requests.post(
+        f"{broker.url}/revoke", data={**form, "subject_token": other_run}, timeout=5
+    )
+    assert refused.status_code == 200  # reveals nothing
+    assert introspect(broker, issued["access_token"]).json()["active"] is True
+    invalid = requests.post(f"{broker.url}/revoke", data={**form, "subject_token": "x"}, timeout=5)
+    assert invalid.json()["error"] == "invalid_grant"
+    done = requests.post(
+        f"{broker.url}/revoke", data={**form, "subject_token": broker.id_token()}, timeout=5
+    )
+    assert done.status_code == 200
+    assert introspect(broker, issued["access_token"]).json() == {"active": False}

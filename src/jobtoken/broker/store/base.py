@@ -186,6 +186,29 @@ class SqlStore:
         result: list[TokenRecord] = self._run(True, body)
         return result
 
+    def revoke_by_id(self, token_id: str, now: int) -> TokenRecord | None:
+        """Revoke one token by its id; returns it if this call revoked it."""
+
+        def body(cur: Cursor) -> TokenRecord | None:
+            cur.execute(
+                self._sql(
+                    f"SELECT {_TOKEN_COLUMNS} FROM tokens "  # noqa: S608
+                    "WHERE token_id = ? AND revoked_at IS NULL"
+                ),
+                (token_id,),
+            )
+            row = cur.fetchone()
+            cur.execute(
+                self._sql(
+                    "UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL"
+                ),
+                (now, token_id),
+            )
+            return None if row is None else TokenRecord(*row)
+
+        result: TokenRecord | None = self._run(True, body)
+        return result
+
     def revoke_job(
         self, repository_id: str, run_id: str, run_attempt: str, check_run_id: str, now: int
     ) -> list[TokenRecord]:
