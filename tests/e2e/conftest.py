@@ -9,6 +9,15 @@ import pytest
 
 from jobtoken.testing.act import ActRun, find_act, run_workflow
 
+# servers for the secret-manager providers' tests (OpenBao, moto, GCP and Azure fakes)
+from .conftest_providers import (  # noqa: F401
+    aws_deployed,
+    azure_deployed,
+    e2e_issuer,
+    gcp_deployed,
+    vault_deployed,
+)
+
 RunAct = Callable[..., ActRun]
 
 

@@ -11,7 +11,7 @@ Exchange, top to bottom:
    the ttl, at least 900 (STS's minimum);
 3. Secrets Manager ``GetSecretValue``, SigV4-signed (``sigv4.py``) with the
    temporary credentials;
-4. a plain-string secret, or a document without scopes or expiry, takes them from
+4. a plain-string secret takes its scopes and expiry from
    the secret's tags ``jobtoken-scopes`` / ``jobtoken-expires-at`` through
    ``DescribeSecret`` — the only case that needs ``secretsmanager:DescribeSecret``
    (GetSecretValue does not return tags). A JSON document with both needs only
@@ -120,7 +120,7 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
         )
     what = f"the secret {secret_id}"
     secret = read_connector_secret(text, what=what)
-    if secret.scopes is None or secret.expires_at is None:
+    if not text.lstrip().startswith("{"):  # a plain string: scopes and expiry are in the tags
         metadata = _tags(client, secret_id, role_arn)
         secret = read_connector_secret(text, what=what, metadata=metadata)
     return to_issued_token(
@@ -206,8 +206,8 @@ def _tags(client: _SecretsManager, secret_id: str, role_arn: str) -> SecretMetad
         )
     except ProviderError as exc:
         raise ProviderError(
-            f"the secret {secret_id} does not carry both scopes and expires_at in a JSON "
-            "document, so jobtoken reads the tags jobtoken-scopes and jobtoken-expires-at, "
+            f"the secret {secret_id} is a plain string, not a JSON document, so jobtoken "
+            "reads its scopes and expiry from the tags jobtoken-scopes and jobtoken-expires-at, "
             f"which needs secretsmanager:DescribeSecret: {exc.message}",
             denied=exc.denied,
             details=exc.details,

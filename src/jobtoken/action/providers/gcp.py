@@ -6,7 +6,7 @@ Exchange, top to bottom:
    (``projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>``),
    ``gcp-service-account`` (optional: impersonate it), ``gcp-secret``
    (``projects/<project>/secrets/<name>``), ``gcp-secret-version`` (default ``latest``),
-   and endpoint overrides ``gcp-sts-endpoint-url``, ``gcp-iam-endpoint-url``,
+   and endpoint overrides ``gcp-sts-endpoint-url``, ``gcp-iam-credentials-endpoint-url``,
    ``gcp-secret-manager-endpoint-url`` (tests, Private Service Connect);
 2. STS ``POST /v1/token``: RFC 8693 exchange of the job's ID token (audience: the
    ``audience`` input, default ``https://iam.googleapis.com/<provider>``, the
@@ -14,9 +14,9 @@ Exchange, top to bottom:
 3. with ``gcp-service-account``: IAM Credentials ``generateAccessToken`` for that
    account, with a 300 s lifetime (it is used for one or two calls);
 4. Secret Manager ``accessSecretVersion``; the payload's CRC32C is verified. A
-   plain-string secret (or a document without scopes or expiry) takes them from the
-   secret's annotations ``jobtoken-scopes`` / ``jobtoken-expires-at`` through
-   ``secrets.get`` — the only case that needs ``secretmanager.secrets.get``.
+   plain-string secret takes its scopes and expiry from the secret's annotations
+   ``jobtoken-scopes`` / ``jobtoken-expires-at`` through ``secrets.get`` — the only
+   case that needs ``secretmanager.secrets.get``.
 
 Google access tokens cannot be revoked one by one for federated identities; they
 expire on their own (the impersonated one after 300 s). Revoke says so.
@@ -83,7 +83,9 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
     assert provider is not None
     assert secret_name is not None
     sts_url = inputs.url("gcp-sts-endpoint-url") or "https://sts.googleapis.com"
-    iam_url = inputs.url("gcp-iam-endpoint-url") or "https://iamcredentials.googleapis.com"
+    iam_url = (
+        inputs.url("gcp-iam-credentials-endpoint-url") or "https://iamcredentials.googleapis.com"
+    )
     sm_url = inputs.url("gcp-secret-manager-endpoint-url") or "https://secretmanager.googleapis.com"
     audience = request.inputs.audience or f"https://iam.googleapis.com/{provider}"
     claims: dict[str, str] = {}
@@ -127,15 +129,15 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
     text = _payload_text(answer.json_object("Secret Manager"), secret_name)
     what = f"the secret {secret_name}"
     secret = read_connector_secret(text, what=what)
-    if secret.scopes is None or secret.expires_at is None:
+    if not text.lstrip().startswith("{"):  # a plain string: scopes and expiry are in annotations
         answer = fetch(
             lambda: Request("GET", f"{sm_url}/v1/{secret_name}", bearer), deadline=request.deadline
         )
         if answer.status != 200:
             error = _secret_manager_error(answer, "get", secret_name, principal)
             raise ProviderError(
-                f"{what} does not carry both scopes and expires_at in a JSON document, so "
-                "jobtoken reads its annotations jobtoken-scopes and jobtoken-expires-at, which "
+                f"{what} is a plain string, not a JSON document, so jobtoken reads its "
+                "annotations jobtoken-scopes and jobtoken-expires-at, which "
                 f"needs secretmanager.secrets.get: {error.message}",
                 denied=error.denied,
             )

@@ -34,7 +34,7 @@ def _request(
         "gcp_workload_identity_provider": fake.provider_resource,
         "gcp_secret": SECRET,
         "gcp_sts_endpoint_url": fake.url,
-        "gcp_iam_endpoint_url": fake.url,
+        "gcp_iam_credentials_endpoint_url": fake.url,
         "gcp_secret_manager_endpoint_url": fake.url,
         "scopes": "crm.read",
         **more,
