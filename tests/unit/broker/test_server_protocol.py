@@ -406,3 +406,13 @@ def test_revoke_by_token_id_with_an_id_token_of_the_same_job(broker: BrokerProce
     )
     assert done.status_code == 200
     assert introspect(broker, issued["access_token"]).json() == {"active": False}
+
+
+def test_an_oversized_webhook_is_refused_before_its_signature_is_checked(
+    broker: BrokerProcess,
+) -> None:
+    payload = b"{" + b" " * (1024 * 1024) + b"}"
+    signature = (
+        "sha256=" + hmac.new(broker.webhook_secret.encode(), payload, hashlib.sha256).hexdigest()
+    )
+    assert _webhook(broker, payload, signature).status_code == 413
