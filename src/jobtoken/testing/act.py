@@ -40,6 +40,9 @@ from jobtoken.testing.oidc_issuer import FakeOidcIssuer
 ACTION_REPOSITORY = "owner/jobtoken@v1"
 DEFAULT_TIMEOUT = 60.0
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
+#: what the action ships: act copies the folder it is given for each run, so
+#: it gets these alone, never the working tree with its .venv
+SHIPPED = ("action.yml", "revoke/action.yml", "src/jobtoken/__init__.py", "src/jobtoken/action")
 
 
 class ActNotInstalled(RuntimeError):
@@ -89,7 +92,7 @@ def run_workflow(
     secrets: Mapping[str, str] | None = None,
     variables: Mapping[str, str] | None = None,
     event_name: str = "push",
-    action_root: Path = PROJECT_ROOT,
+    action_root: Path | None = None,
     step_debug: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> ActRun:
@@ -98,11 +101,15 @@ def run_workflow(
     ``issuer`` provides the job's OIDC: leave it out to run a job without
     ``id-token: write`` (no runner variables at all). ``env`` adds variables
     to the job; ``step_debug`` turns on ``ACTIONS_STEP_DEBUG`` and keeps the
-    ``::debug::`` lines in the log.
+    ``::debug::`` lines in the log. ``action_root`` is what
+    ``owner/jobtoken@v1`` resolves to: by default a fresh copy of what the
+    action ships from this working tree.
     """
     act = find_act()
     with tempfile.TemporaryDirectory(prefix="jobtoken-act-") as tmp:
         root = Path(tmp)
+        if action_root is None:
+            action_root = copy_action_tree(root / "action")
         workdir = _workspace(root, workflow)
         claims = issuer.claims if issuer is not None else {}
         job_env = {**_github_env(claims, event_name), **(env or {})}
@@ -166,6 +173,19 @@ def _declared_step_ids(workflow: str) -> list[str]:
         for step in (job.get("steps") or [])
         if isinstance(step, dict) and "id" in step
     ]
+
+
+def copy_action_tree(destination: Path) -> Path:
+    """Copy what the action ships from the working tree into ``destination``."""
+    for relative in SHIPPED:
+        source = PROJECT_ROOT / relative
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    return destination
 
 
 def _workspace(root: Path, workflow: str) -> Path:
