@@ -196,3 +196,22 @@ def test_no_expiry_passes_only_when_allowed(
     assert run.steps["exchange"].outputs["token"] == deployed.tokens["noexpiry"]
     assert run.steps["exchange"].outputs["expires-at"] == ""
     assert "expires at (no expiry)" in run.log
+
+
+@pytest.mark.parametrize(
+    "example", ["vault", "aws-secrets-manager", "gcp-secret-manager", "azure-key-vault"]
+)
+def test_example_workflows_use_only_declared_inputs(example: str, action_root: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    workflow = yaml.safe_load((root / "examples" / "workflows" / f"{example}.yml").read_text())
+    declared = {
+        "owner/jobtoken@v1": set(yaml.safe_load((root / "action.yml").read_text())["inputs"]),
+        "owner/jobtoken/revoke@v1": set(
+            yaml.safe_load((root / "revoke" / "action.yml").read_text())["inputs"]
+        ),
+    }
+    steps = [s for job in workflow["jobs"].values() for s in job["steps"] if "uses" in s]
+    assert [s["with"]["provider"] for s in steps] == [example, example]
+    for step in steps:
+        action = step["uses"].replace("<owner>", "owner")
+        assert set(step["with"]) <= declared[action], step["with"]
