@@ -176,12 +176,23 @@ def test_bad_secrets_fail_closed(
     e2e_issuer: FakeOidcIssuer,
 ) -> None:
     extra, reason = REJECTED[case]
+    server, _ = _deployed(provider, request)
+    before = _vault_accessors(server)
     run, _, _ = _run(provider, case, request, run_act, e2e_issuer, **extra)
 
     assert run.steps["exchange"].outcome == "failure", run.log
     assert run.steps["exchange"].outputs.get("token", "") == ""
     assert run.steps["use"].outcome == "skipped"
     assert reason in run.log
+    # a rejected token is revoked: no Vault token of this run is left alive
+    assert _vault_accessors(server) == before
+
+
+def _vault_accessors(server: Any) -> list[str]:
+    if not isinstance(server, OpenBaoDevServer):
+        return []
+    keys: list[str] = server.api("LIST", "auth/token/accessors")["data"]["keys"]
+    return sorted(keys)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -23,6 +23,7 @@ https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import re
 
@@ -97,30 +98,12 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
         **({"namespace": namespace} if namespace else {}),
     }
     try:
-        secret = _read(url, path, vault_token, headers, request)
-    except ProviderError:
-        _revoke_self(url, vault_token, headers, request.deadline)
+        return _connector_token(url, path, vault_token, headers, token_ttl, state, request)
+    except Exception:
+        # the exchange hands nothing over: end the Vault token (and its leases) now
+        with contextlib.suppress(Exception):
+            _revoke_self(url, vault_token, headers, request.deadline.within(5))
         raise
-    now = datetime.datetime.now(datetime.timezone.utc)
-    lease_id = secret.get("lease_id")
-    lease = secret.get("lease_duration")
-    other_expiries = []
-    if isinstance(lease, int) and not isinstance(lease, bool) and lease > 0:
-        other_expiries.append(now + datetime.timedelta(seconds=lease))
-        if isinstance(token_ttl, int) and not isinstance(token_ttl, bool) and token_ttl > 0:
-            other_expiries.append(now + datetime.timedelta(seconds=token_ttl))
-    if isinstance(lease_id, str) and lease_id:
-        state["lease_id"] = lease_id[:512]
-    connector = _connector_fields(secret, path)
-    return to_issued_token(
-        connector,
-        provider="vault",
-        what=f"the Vault secret {path}",
-        other_expiries=other_expiries,
-        extra_secrets=(vault_token,),
-        revoke_state=state,
-        now=now,
-    )
 
 
 def revoke(request: RevokeRequest) -> str:
@@ -140,6 +123,37 @@ PROVIDER = Provider(name="vault", exchange=exchange, revoke=revoke, token_type="
 
 
 # --- internals -------------------------------------------------------------------------------
+
+
+def _connector_token(
+    url: str,
+    path: str,
+    vault_token: str,
+    headers: dict[str, str],
+    token_ttl: object,
+    state: dict[str, str],
+    request: ExchangeRequest,
+) -> IssuedToken:
+    secret = _read(url, path, vault_token, headers, request)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    lease_id = secret.get("lease_id")
+    lease = secret.get("lease_duration")
+    other_expiries = []
+    if isinstance(lease, int) and not isinstance(lease, bool) and lease > 0:
+        other_expiries.append(now + datetime.timedelta(seconds=lease))
+        if isinstance(token_ttl, int) and not isinstance(token_ttl, bool) and token_ttl > 0:
+            other_expiries.append(now + datetime.timedelta(seconds=token_ttl))
+    if isinstance(lease_id, str) and lease_id:
+        state["lease_id"] = lease_id[:512]
+    return to_issued_token(
+        _connector_fields(secret, path),
+        provider="vault",
+        what=f"the Vault secret {path}",
+        other_expiries=other_expiries,
+        extra_secrets=(vault_token,),
+        revoke_state=state,
+        now=now,
+    )
 
 
 def _read(

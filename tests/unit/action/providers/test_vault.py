@@ -174,6 +174,9 @@ def test_bad_document_fails_without_echoing_it(
     module_issuer: FakeOidcIssuer, openbao: OpenBaoDevServer
 ) -> None:
     path = _put_kv2(openbao, "bad", {"token": "has space", "scopes": "a"})
+    before = openbao.api("LIST", "auth/token/accessors")["data"]["keys"]
     with pytest.raises(ProviderError, match="spaces") as caught:
         exchange(_request(module_issuer, openbao, path))
     assert "has space" not in json.dumps(caught.value.args)
+    # nothing was handed over, so the Vault token is already revoked
+    assert sorted(openbao.api("LIST", "auth/token/accessors")["data"]["keys"]) == sorted(before)
