@@ -17,7 +17,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from .conftest import REPO_ID, BrokerProcess
+from jobtoken.testing.broker_process import REPO_ID, BrokerProcess
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
