@@ -180,7 +180,7 @@ def _write_results(
             ("provider", provider.name),
             ("connector", inputs.connector or "-"),
             ("scopes", " ".join(granted) or "-"),
-            ("expires at", expires_at or "no expiry"),
+            ("expires at", expires_at or "no expiry: a long-lived token (allow-no-expiry)"),
             ("token id", issued.token_id),
         ]
         table = "".join(f"| {name} | {markdown_cell(value)} |\n" for name, value in rows)

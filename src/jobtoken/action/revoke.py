@@ -74,8 +74,17 @@ def run_revoke(env: Mapping[str, str] | None = None, out: TextIO | None = None) 
         return _failed(runtime, exc.message, fail_on_error)
     except Exception as exc:  # never print the exception text: it may hold a secret
         return _failed(runtime, f"internal error ({type(exc).__name__})", fail_on_error)
-    runtime.info(f"jobtoken revoke: {done}")
+    if done.startswith(NOTHING_TO_REVOKE):
+        # The cloud cannot revoke one session: say so where people look (a
+        # notice in the run's annotations); the README explains the expiry bound.
+        runtime.notice(done, title="jobtoken revoke")
+    else:
+        runtime.info(f"jobtoken revoke: {done}")
     return 0
+
+
+#: how a provider's revoke() sentence starts when there was nothing it could revoke
+NOTHING_TO_REVOKE = "nothing to revoke"
 
 
 def decode_revoke_handle(handle: str | None, provider: str) -> dict[str, str]:

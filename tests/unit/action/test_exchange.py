@@ -166,3 +166,17 @@ def test_the_revoke_handle_round_trips_and_is_bound_to_its_provider() -> None:
         decode_revoke_handle(handle, "broker")
     with pytest.raises(InputError, match="not the revoke-handle output"):
         decode_revoke_handle("jt1.!!!", "vault")
+
+
+def test_a_token_without_expiry_passes_only_when_allowed_and_the_summary_says_long_lived(
+    step: Step, broker: FakeBroker
+) -> None:
+    broker.override(expires_in=None)
+    assert step.run() == 1
+    assert step.read("GITHUB_OUTPUT") == ""
+
+    assert step.run(allow_no_expiry="true") == 0
+    assert parse_file_commands(step.read("GITHUB_OUTPUT"))["expires-at"] == ""
+    assert "| expires at | no expiry: a long-lived token (allow-no-expiry) |" in step.read(
+        "GITHUB_STEP_SUMMARY"
+    )

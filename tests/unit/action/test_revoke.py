@@ -84,3 +84,20 @@ def test_a_bad_input_is_a_warning_by_default() -> None:
     )
     assert code == 0
     assert "input `broker-url`: must use https://" in log
+
+
+@pytest.mark.parametrize(
+    ("provider", "cloud"),
+    [
+        ("aws-secrets-manager", "AWS"),
+        ("gcp-secret-manager", "Google"),
+        ("azure-key-vault", "Entra"),
+    ],
+)
+def test_a_cloud_that_cannot_revoke_one_session_says_so_as_a_notice(
+    provider: str, cloud: str
+) -> None:
+    code, log = revoke({"INPUT_PROVIDER": provider, "INPUT_TOKEN": "secret_0123456789"})
+    assert code == 0
+    notice = next(line for line in log.splitlines() if line.startswith("::notice "))
+    assert f"::nothing to revoke: {cloud}" in notice
