@@ -5,16 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from jobtoken.testing.act import ActRun
 from jobtoken.testing.fake_broker import FakeBroker
 from jobtoken.testing.oidc_issuer import FakeOidcIssuer
 
-from .action_tree import copy_action_tree
 from .conftest import RunAct
 from .leak_check import assert_no_leak
 
@@ -54,21 +50,6 @@ jobs:
           broker-url: ${{ env.BROKER_URL }}
           token: ${{ steps.hubspot.outputs.token }}
 """
-
-
-@pytest.fixture(scope="module")
-def action_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_action_tree(tmp_path_factory.mktemp("action"))
-
-
-@pytest.fixture
-def run_act(run_act: RunAct, action_root: Path) -> RunAct:
-    """The harness, running the shipped files of the action only."""
-
-    def run(workflow: str, **kwargs: Any) -> ActRun:
-        return run_act(workflow, action_root=action_root, **kwargs)
-
-    return run
 
 
 @pytest.fixture

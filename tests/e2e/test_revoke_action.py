@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from jobtoken.testing.act import ActRun
 from jobtoken.testing.fake_broker import FakeBroker
 from jobtoken.testing.oidc_issuer import FakeOidcIssuer
 
-from .action_tree import copy_action_tree
 from .conftest import RunAct
 from .leak_check import assert_no_leak
 
@@ -44,19 +40,6 @@ jobs:
         shell: bash
         run: echo "the job went on"
 """
-
-
-@pytest.fixture(scope="module")
-def action_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_action_tree(tmp_path_factory.mktemp("action"))
-
-
-@pytest.fixture
-def run_act(run_act: RunAct, action_root: Path) -> RunAct:
-    def run(workflow: str, **kwargs: Any) -> ActRun:
-        return run_act(workflow, action_root=action_root, **kwargs)
-
-    return run
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
+from jobtoken.testing.loopback import LoopbackServer
 from jobtoken.testing.oidc_issuer import FakeOidcIssuer
 
 __all__ = ["Call", "CloudFake", "Reply", "verify_github_jwt"]
@@ -54,19 +55,14 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class CloudFake:
+class CloudFake(LoopbackServer):
     """Start with ``with Fake(...) as fake:``; ``fake.url`` is http://127.0.0.1:PORT."""
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.violations: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
         self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def handle(self, call: Call) -> Reply:
         raise NotImplementedError
@@ -77,27 +73,8 @@ class CloudFake:
             self.violations.append(reason)
         return reply
 
-    def start(self) -> CloudFake:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self.port = server.server_address[1]
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> CloudFake:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def _dispatch(self, call: Call) -> Reply:
         with self._lock:

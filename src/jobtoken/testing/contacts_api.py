@@ -11,11 +11,12 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from jobtoken.testing.loopback import LoopbackServer
 
 CONTACTS: tuple[dict[str, str], ...] = (
     {"id": "1", "name": "Ada Lovelace", "email": "ada@example.com"},
@@ -25,40 +26,15 @@ CONTACTS: tuple[dict[str, str], ...] = (
 
 
 @dataclass
-class ContactsApi:
+class ContactsApi(LoopbackServer):
     host: str = "127.0.0.1"
     port: int = 0
     api_key: str = field(default_factory=lambda: "ck_live_" + secrets.token_urlsafe(24))
     #: (method, path, authorized) of every request, for tests
     requests: list[tuple[str, str, bool]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> ContactsApi:
-        self._server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> ContactsApi:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def authorized(self, header: str) -> bool:
         expected = f"Bearer {self.api_key}".encode()

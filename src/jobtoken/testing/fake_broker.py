@@ -22,9 +22,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
+
+from jobtoken.testing.loopback import LoopbackServer
 
 __all__ = ["ACCESS_TOKEN_TYPE", "FakeBroker", "RecordedRequest"]
 
@@ -43,7 +45,7 @@ class RecordedRequest:
 
 
 @dataclass
-class FakeBroker:
+class FakeBroker(LoopbackServer):
     host: str = "127.0.0.1"
     port: int = 0
     #: when set, POST /token answers (status, JSON body or raw bytes) instead
@@ -60,33 +62,9 @@ class FakeBroker:
         self._overrides: dict[str, Any] = {}
         self._failures: list[int] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> FakeBroker:
-        server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self.port = server.server_address[1]
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeBroker:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def override(self, **fields: Any) -> None:
         """Change fields of the default token reply; a value of None removes the field."""

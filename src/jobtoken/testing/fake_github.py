@@ -28,9 +28,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from jobtoken.testing.loopback import LoopbackServer
 
 __all__ = ["FakeGitHubApi", "RecordedRequest"]
 
@@ -47,7 +49,7 @@ class RecordedRequest:
 
 
 @dataclass
-class FakeGitHubApi:
+class FakeGitHubApi(LoopbackServer):
     host: str = "127.0.0.1"
     port: int = 0
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -59,33 +61,9 @@ class FakeGitHubApi:
         self._files: dict[tuple[str, str, str], bytes] = {}
         self._failures: list[Failure] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> FakeGitHubApi:
-        server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self.port = server.server_address[1]
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeGitHubApi:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def put(self, repository: str, path: str, content: bytes, *, branch: str | None = None) -> None:
         with self._lock:

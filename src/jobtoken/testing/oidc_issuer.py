@@ -35,13 +35,15 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from jobtoken.testing.loopback import LoopbackServer
 
 FailureMode = Literal["500", "slow", "malformed", "no-value"]
 FAILURE_MODES: tuple[FailureMode, ...] = ("500", "slow", "malformed", "no-value")
@@ -83,7 +85,7 @@ NBF_SKEW = 300
 
 
 @dataclass
-class FakeOidcIssuer:
+class FakeOidcIssuer(LoopbackServer):
     """A started-on-demand loopback issuer. Use it as a context manager."""
 
     host: str = "127.0.0.1"
@@ -101,40 +103,13 @@ class FakeOidcIssuer:
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._failures: list[FailureMode] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------
 
-    def start(self) -> FakeOidcIssuer:
-        server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeOidcIssuer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     # -- what tests read -------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The issuer URL: the ``iss`` claim and the discovery base."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def token_request_url(self) -> str:
