@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jobtoken.action.providers.sigv4 import AwsCredentials, sign
+from jobtoken.testing.loopback import free_port, stop_process, wait_until_healthy
 
 __all__ = ["ACCOUNT_ID", "MotoServer", "MotoUnavailable"]
 
@@ -56,7 +55,7 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         binary = _moto_server_binary()
-        self.port = _free_port()
+        self.port = free_port()
         env = dict(
             os.environ,
             INITIAL_NO_AUTH_ACTION_COUNT="1000000",
@@ -68,26 +67,15 @@ class MotoServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise MotoUnavailable(f"moto_server exited with {self._process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):  # noqa: S310
-                    return self
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.05)
-        self.stop()
-        raise MotoUnavailable(f"moto_server did not answer within {STARTUP_TIMEOUT} s")
+        url = f"{self.url}/moto-api/"
+        wait_until_healthy(
+            self._process, url, name="moto_server", timeout=STARTUP_TIMEOUT, error=MotoUnavailable
+        )
+        return self
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process)
             self._process = None
 
     def __enter__(self) -> MotoServer:
@@ -214,10 +202,3 @@ def _moto_server_binary() -> Path:
             "moto_server not found: pip install -e '.[test]' (installs moto[server])"
         )
     return Path(found)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -17,19 +17,15 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobtoken.testing.contacts_api import ContactsApi
+from jobtoken.testing.loopback import free_port, stop_process, wait_until_healthy
 from jobtoken.testing.oidc_issuer import FakeOidcIssuer
 
 REPO = "octo-org/octo-repo"
@@ -56,13 +52,6 @@ connectors:
 
 class BrokerStartError(RuntimeError):
     """The broker process exited or did not answer /healthz in time."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -176,32 +165,17 @@ max_ttl_seconds = 300
                  str(self.config_path)],
                 stdout=log, stderr=log,
             )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BrokerStartError(f"the broker exited: {self.log_path.read_text()[-2000:]}")
-            if self._healthy():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise BrokerStartError(f"the broker did not become healthy within {START_TIMEOUT:.0f} s")
-
-    def _healthy(self) -> bool:
         try:
-            healthz = f"{self.url}/healthz"  # always http://127.0.0.1
-            with urllib.request.urlopen(healthz, timeout=1) as response:  # noqa: S310
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+            wait_until_healthy(
+                self.process, f"{self.url}/healthz", name="the broker", timeout=START_TIMEOUT,
+                error=BrokerStartError,
+            )  # fmt: skip
+        except BrokerStartError as exc:
+            raise BrokerStartError(f"{exc}\n{self.log_path.read_text()[-2000:]}") from None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
     def restart(self) -> None:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from jobtoken.testing.loopback import free_port, stop_process, wait_until_healthy
 
 __all__ = [
     "BAO_SHA256",
@@ -91,7 +91,7 @@ class OpenBaoDevServer:
     def start(self) -> OpenBaoDevServer:
         binary = bao_binary()
         self._home = tempfile.TemporaryDirectory(prefix="jobtoken-bao-")
-        self.port = _free_port()
+        self.port = free_port()
         env = {"HOME": self._home.name, "PATH": os.environ.get("PATH", "")}
         self._process = subprocess.Popen(
             [
@@ -106,34 +106,18 @@ class OpenBaoDevServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                err = (
-                    self._process.stderr.read().decode(errors="replace")
-                    if self._process.stderr
-                    else ""
-                )
-                raise OpenBaoUnavailable(f"bao server -dev exited: {err[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v1/sys/health", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        return self
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.05)
-        self.stop()
-        raise OpenBaoUnavailable(f"bao server -dev not healthy after {STARTUP_TIMEOUT} s")
+        wait_until_healthy(
+            self._process,
+            f"{self.url}/v1/sys/health",
+            name="bao server -dev",
+            timeout=STARTUP_TIMEOUT,
+            error=OpenBaoUnavailable,
+        )
+        return self
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            if self._process.stderr:
-                self._process.stderr.close()
+            stop_process(self._process)
             self._process = None
         if self._home is not None:
             self._home.cleanup()
@@ -209,10 +193,3 @@ def configure_github_jwt(
                 "token_max_ttl": 900,
             },
         )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
