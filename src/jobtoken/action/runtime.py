@@ -25,9 +25,9 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:
     from typing import TextIO
 

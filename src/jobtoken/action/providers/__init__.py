@@ -56,11 +56,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import InputError
 from jobtoken.action.inputs import ExchangeInputs, InputReader
+
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "PROVIDERS",
@@ -85,59 +88,126 @@ PROVIDERS: dict[str, str] = {
 IdTokenSource = Callable[[str], str]
 
 
-@dataclass(frozen=True)
 class ExchangeRequest:
-    #: the validated common inputs (provider, connector, scopes, ttl, audience, …)
-    inputs: ExchangeInputs
-    #: read your provider-specific inputs with it (validated, before any network call)
-    provider_inputs: InputReader
-    id_token: IdTokenSource
-    deadline: Deadline
+    """What `exchange` receives (immutable)."""
+
+    __slots__ = ("deadline", "id_token", "inputs", "provider_inputs")
+
+    def __init__(
+        self,
+        inputs: ExchangeInputs,
+        provider_inputs: InputReader,
+        id_token: IdTokenSource,
+        deadline: Deadline,
+    ) -> None:
+        #: the validated common inputs (provider, connector, scopes, ttl, audience, …)
+        self.inputs: Final = inputs
+        #: read your provider-specific inputs with it (validated, before any network call)
+        self.provider_inputs: Final = provider_inputs
+        self.id_token: Final = id_token
+        self.deadline: Final = deadline
 
 
-@dataclass(frozen=True)
 class IssuedToken:
-    access_token: str
-    #: as the provider said it (RFC 6749 `token_type`), e.g. "Bearer"
-    token_type: str
-    #: lifetime in seconds from now as the provider said it; None: no expiry
-    expires_in: int | None
-    #: granted scopes; None: the provider did not say (means: exactly the requested ones)
-    scopes: tuple[str, ...] | None
-    #: non-secret identifier of the token, for logs, the summary and revocation by id
-    token_id: str
-    #: RFC 8693 `issued_token_type`, if the provider has one
-    issued_token_type: str | None = None
-    #: other secrets in the response the action must mask (e.g. a Vault client token)
-    extra_secrets: tuple[str, ...] = ()
-    #: what `revoke` needs besides the token (e.g. a lease id), short strings only;
-    #: the action passes it to the revoke action inside the masked `revoke-handle` output
-    revoke_state: Mapping[str, str] = field(default_factory=dict)
+    """What `exchange` returns (immutable)."""
+
+    __slots__ = (
+        "access_token",
+        "expires_in",
+        "extra_secrets",
+        "issued_token_type",
+        "revoke_state",
+        "scopes",
+        "token_id",
+        "token_type",
+    )
+
+    def __init__(
+        self,
+        access_token: str,
+        token_type: str,
+        expires_in: int | None,
+        scopes: tuple[str, ...] | None,
+        token_id: str,
+        issued_token_type: str | None = None,
+        extra_secrets: tuple[str, ...] = (),
+        revoke_state: Mapping[str, str] | None = None,
+    ) -> None:
+        self.access_token: Final = access_token
+        #: as the provider said it (RFC 6749 `token_type`), e.g. "Bearer"
+        self.token_type: Final = token_type
+        #: lifetime in seconds from now as the provider said it; None: no expiry
+        self.expires_in: Final = expires_in
+        #: granted scopes; None: the provider did not say (means: exactly the requested ones)
+        self.scopes: Final = scopes
+        #: non-secret identifier of the token, for logs, the summary and revocation by id
+        self.token_id: Final = token_id
+        #: RFC 8693 `issued_token_type`, if the provider has one
+        self.issued_token_type: Final = issued_token_type
+        #: other secrets in the response the action must mask (e.g. a Vault client token)
+        self.extra_secrets: Final = extra_secrets
+        #: what `revoke` needs besides the token (e.g. a lease id), short strings only;
+        #: the action passes it to the revoke action inside the masked `revoke-handle` output
+        self.revoke_state: Final[Mapping[str, str]] = {} if revoke_state is None else revoke_state
 
 
-@dataclass(frozen=True)
 class RevokeRequest:
-    #: the issued token, when the workflow passed it (or the exchange is revoking it)
-    token: str | None
-    token_id: str | None
-    #: the `revoke_state` the exchange returned; empty when none was passed
-    state: Mapping[str, str]
-    broker_url: str | None
-    audience: str | None
-    provider_inputs: InputReader
-    id_token: IdTokenSource
-    deadline: Deadline
+    """What `revoke` receives (immutable)."""
+
+    __slots__ = (
+        "audience",
+        "broker_url",
+        "deadline",
+        "id_token",
+        "provider_inputs",
+        "state",
+        "token",
+        "token_id",
+    )
+
+    def __init__(
+        self,
+        token: str | None,
+        token_id: str | None,
+        state: Mapping[str, str],
+        broker_url: str | None,
+        audience: str | None,
+        provider_inputs: InputReader,
+        id_token: IdTokenSource,
+        deadline: Deadline,
+    ) -> None:
+        #: the issued token, when the workflow passed it (or the exchange is revoking it)
+        self.token: Final = token
+        self.token_id: Final = token_id
+        #: the `revoke_state` the exchange returned; empty when none was passed
+        self.state: Final = state
+        self.broker_url: Final = broker_url
+        self.audience: Final = audience
+        self.provider_inputs: Final = provider_inputs
+        self.id_token: Final = id_token
+        self.deadline: Final = deadline
 
 
-@dataclass(frozen=True)
 class Provider:
-    name: str
-    exchange: Callable[[ExchangeRequest], IssuedToken]
-    revoke: Callable[[RevokeRequest], str]
-    #: required `token_type` (case-insensitive); None: not checked
-    token_type: str | None = "Bearer"  # noqa: S105 -- a token type, not a secret
-    #: the accepted `issued_token_type` values; None: not checked
-    issued_token_types: frozenset[str] | None = None
+    """A provider module's `PROVIDER` (immutable)."""
+
+    __slots__ = ("exchange", "issued_token_types", "name", "revoke", "token_type")
+
+    def __init__(
+        self,
+        name: str,
+        exchange: Callable[[ExchangeRequest], IssuedToken],
+        revoke: Callable[[RevokeRequest], str],
+        token_type: str | None = "Bearer",  # noqa: S107 -- a token type, not a secret
+        issued_token_types: frozenset[str] | None = None,
+    ) -> None:
+        self.name: Final = name
+        self.exchange: Final = exchange
+        self.revoke: Final = revoke
+        #: required `token_type` (case-insensitive); None: not checked
+        self.token_type: Final = token_type
+        #: the accepted `issued_token_type` values; None: not checked
+        self.issued_token_types: Final = issued_token_types
 
 
 def load(name: str) -> Provider:
