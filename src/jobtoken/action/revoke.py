@@ -11,7 +11,6 @@ Public API: `run_revoke(env, out) -> int`, `decode_revoke_handle(handle, provide
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
@@ -95,6 +94,8 @@ def decode_revoke_handle(handle: str | None, provider: str) -> dict[str, str]:
     if len(handle) > MAX_HANDLE_LENGTH or not handle.startswith(REVOKE_HANDLE_PREFIX):
         raise bad
     data = handle[len(REVOKE_HANDLE_PREFIX) :]
+    import base64  # only providers with revoke state pay for it
+
     try:
         document = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
     except ValueError:

@@ -41,8 +41,21 @@ __all__ = [
     "neutralize",
 ]
 
-# C0/C1 controls, DEL, and Unicode line/paragraph separators and bidi controls
-_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: C0/C1 controls, DEL, and Unicode line/paragraph separators and bidi controls, each
+#: mapped to a space (a `str.translate` table: compiling the same as a regex costs ≈1 ms)
+_UNSAFE_TO_SPACE = dict.fromkeys(
+    [
+        *range(0x00, 0x20),
+        *range(0x7F, 0xA0),
+        0x2028,
+        0x2029,
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ],
+    " ",
+)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -53,7 +66,7 @@ def neutralize(text: str, limit: int = 300) -> str:
     and `##[` becomes `# #[`, so that nothing in `text` can start or end a
     workflow command, whatever the runner version.
     """
-    text = _UNSAFE_CHARS.sub(" ", text)
+    text = text.translate(_UNSAFE_TO_SPACE)
     text = re.sub(r":(?=:)", ": ", text)
     text = text.replace("##[", "# #[")
     if len(text) > limit:
