@@ -37,7 +37,7 @@ MIN_TOKEN_LENGTH = 8
 MAX_TOKEN_LENGTH = 16 * 1024
 #: tolerance in seconds between the provider's clock and ours
 SKEW = 10
-_PRINTABLE_NO_SPACE = re.compile(r"^[\x21-\x7e]+$")
+_PRINTABLE_NO_SPACE = re.compile(r"^[\x21-\x7e]+\Z")
 
 
 class Expectations:

@@ -38,8 +38,8 @@ MAX_HEAD_BYTES = 32 * 1024
 MAX_HEADERS = 100
 USER_AGENT = "jobtoken-action/0.1"
 
-_TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_STATUS_LINE = re.compile(rb"^HTTP/1\.[01] ([1-9][0-9]{2})(?: [^\r\n]*)?$")
+_TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_STATUS_LINE = re.compile(rb"^HTTP/1\.[01] ([1-9][0-9]{2})(?: [^\r\n]*)?\Z")
 
 
 class Target:

@@ -41,12 +41,12 @@ MAX_SCOPE_LENGTH = 128
 MAX_INPUT_LENGTH = 4096
 
 #: RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`
-SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")
-CONNECTOR = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-AUDIENCE = re.compile(r"^[\x21-\x7e]{1,256}$")
-TOKEN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_DURATION = re.compile(r"^(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?$")
+SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}\Z")
+CONNECTOR = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+AUDIENCE = re.compile(r"^[\x21-\x7e]{1,256}\Z")
+TOKEN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_DURATION = re.compile(r"^(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?\Z")
 
 #: environment variables `export-env` must never overwrite: they change how
 #: later steps (or the runner) execute code, or they are the runner's own
@@ -221,7 +221,7 @@ class ExchangeInputs:
 
 def read_provider_name(reader: InputReader) -> str:
     name = reader.raw("provider") or "broker"
-    if not re.match(r"^[a-z0-9-]{1,40}$", name):
+    if not re.match(r"^[a-z0-9-]{1,40}\Z", name):
         raise InputError("provider", "is not a provider name (e.g. broker, vault)")
     return name
 

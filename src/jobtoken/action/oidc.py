@@ -41,7 +41,7 @@ MISSING_PERMISSION = (
     "(at workflow or job level). Note that pull requests from forks and Dependabot runs never "
     "get an ID token: run this step only for trusted events."
 )
-_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
+_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\Z")
 
 
 class RunnerIdTokens:

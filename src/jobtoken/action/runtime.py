@@ -56,7 +56,7 @@ _UNSAFE_TO_SPACE = dict.fromkeys(
     ],
     " ",
 )
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 
 def neutralize(text: str, limit: int = 300) -> str:

@@ -48,11 +48,11 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 _StrictLoader.yaml_implicit_resolvers = {}
-_StrictLoader.add_implicit_resolver(BOOL_TAG, re.compile(r"^(?:true|false)$"), list("tf"))
+_StrictLoader.add_implicit_resolver(BOOL_TAG, re.compile(r"^(?:true|false)\Z"), list("tf"))
 _StrictLoader.add_implicit_resolver(
-    INT_TAG, re.compile(r"^-?(?:0|[1-9][0-9]*)$"), list("-0123456789")
+    INT_TAG, re.compile(r"^-?(?:0|[1-9][0-9]*)\Z"), list("-0123456789")
 )
-_StrictLoader.add_implicit_resolver(NULL_TAG, re.compile(r"^(?:~|null|)$"), ["~", "n", ""])
+_StrictLoader.add_implicit_resolver(NULL_TAG, re.compile(r"^(?:~|null|)\Z"), ["~", "n", ""])
 
 
 def compose_strict(text: bytes | str, source: str) -> yaml.Node:

@@ -37,8 +37,8 @@ KEY_VAULT_SCOPE = "https://vault.azure.net/.default"
 CLIENT_CREDENTIALS = "client_credentials"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 API_VERSIONS = ("7.4", "7.5", "2025-07-01")
-_TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
-_SECRET_PATH = re.compile(r"^/secrets/([0-9A-Za-z-]{1,127})(?:/([0-9a-f]{32}))?/?$")
+_TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token\Z")
+_SECRET_PATH = re.compile(r"^/secrets/([0-9A-Za-z-]{1,127})(?:/([0-9a-f]{32}))?/?\Z")
 
 
 @dataclass(frozen=True)

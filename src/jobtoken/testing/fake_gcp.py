@@ -47,10 +47,10 @@ SUBJECT_TOKEN_TYPES = (
     "urn:ietf:params:oauth:token-type:id_token",
 )
 
-_GENERATE = re.compile(r"^/v1/projects/-/serviceAccounts/([^/:]+):generateAccessToken$")
-_ACCESS = re.compile(r"^/v1/projects/([^/]+)/secrets/([^/]+)/versions/([^/:]+):access$")
-_SECRET = re.compile(r"^/v1/projects/([^/]+)/secrets/([^/:]+)$")
-_DURATION = re.compile(r"^([0-9]{1,5})s$")
+_GENERATE = re.compile(r"^/v1/projects/-/serviceAccounts/([^/:]+):generateAccessToken\Z")
+_ACCESS = re.compile(r"^/v1/projects/([^/]+)/secrets/([^/]+)/versions/([^/:]+):access\Z")
+_SECRET = re.compile(r"^/v1/projects/([^/]+)/secrets/([^/:]+)\Z")
+_DURATION = re.compile(r"^([0-9]{1,5})s\Z")
 
 
 @dataclass

@@ -48,6 +48,9 @@ def test_a_good_token_passes_every_check() -> None:
         (issued(access_token=""), "the provider returned no access token"),
         (issued(access_token="jbt_abc def12"), "contains whitespace, control or non-ASCII"),
         (issued(access_token="jbt_abc\ndef12"), "contains whitespace, control or non-ASCII"),
+        # a regex `$` also matches before a final newline: the check must not
+        (issued(access_token="jbt_abcdef12\n"), "contains whitespace, control or non-ASCII"),
+        (issued(access_token="\njbt_abcdef12"), "contains whitespace, control or non-ASCII"),
         (issued(access_token="jbt_abc\x00def12"), "contains whitespace, control or non-ASCII"),
         (issued(access_token="jbt_abcé_def12"), "contains whitespace, control or non-ASCII"),
         (issued(access_token="short"), "the access token is 5 characters long; expected 8 to"),

@@ -52,13 +52,13 @@ DEFAULT_AUDIENCE = "sts.amazonaws.com"
 MIN_DURATION = 900
 MAX_DURATION = 43200
 _ROLE_ARN = re.compile(
-    r"^arn:aws(-cn|-us-gov|-iso[a-z-]{0,8})?:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"
+    r"^arn:aws(-cn|-us-gov|-iso[a-z-]{0,8})?:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}\Z"
 )
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]{1,12}){1,3}-[0-9]{1,2}$")
-_SECRET_ID = re.compile(r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$")
-_STAGE = re.compile(r"^[A-Za-z0-9_.+=@-]{1,256}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]{1,12}){1,3}-[0-9]{1,2}\Z")
+_SECRET_ID = re.compile(r"^[A-Za-z0-9/_+=.@:!-]{1,2048}\Z")
+_STAGE = re.compile(r"^[A-Za-z0-9_.+=@-]{1,256}\Z")
 _SESSION_CHARS = re.compile(r"[^\w+=,.@-]")
-_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
+_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}\Z")
 _UNSAFE_XML = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 

@@ -44,11 +44,13 @@ __all__ = ["PROVIDER", "key_vault_scope"]
 DEFAULT_AUDIENCE = "api://AzureADTokenExchange"
 API_VERSION = "7.4"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_TENANT = re.compile(r"^([0-9a-fA-F-]{36}|[A-Za-z0-9][A-Za-z0-9.-]{1,250}\.[A-Za-z]{2,})$")
-_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
-_SECRET_VERSION = re.compile(r"^[0-9a-f]{32}$")
-_ACCESS_TOKEN = re.compile(r"^[\x21-\x7e]{8,16384}$")
+_GUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
+)
+_TENANT = re.compile(r"^([0-9a-fA-F-]{36}|[A-Za-z0-9][A-Za-z0-9.-]{1,250}\.[A-Za-z]{2,})\Z")
+_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}\Z")
+_SECRET_VERSION = re.compile(r"^[0-9a-f]{32}\Z")
+_ACCESS_TOKEN = re.compile(r"^[\x21-\x7e]{8,16384}\Z")
 
 
 def exchange(request: ExchangeRequest) -> IssuedToken:

@@ -41,7 +41,7 @@ JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105
 MAX_RESPONSE_BYTES = 64 * 1024
 #: a `scope` in the response that is not a string: fails the granted-scopes check
 INVALID_SCOPE = "(scope is not a string)"
-_ERROR_CODE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$")
+_ERROR_CODE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}\Z")
 
 #: what to do, per RFC 6749/8693 error code
 HINTS = {

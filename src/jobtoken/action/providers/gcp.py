@@ -52,14 +52,14 @@ JWT = "urn:ietf:params:oauth:token-type:jwt"
 IMPERSONATION_LIFETIME = "300s"
 _PROVIDER = re.compile(
     r"^projects/[0-9]{1,20}/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}"
-    r"/providers/[a-z0-9-]{4,32}$"
+    r"/providers/[a-z0-9-]{4,32}\Z"
 )
 _SERVICE_ACCOUNT = re.compile(
-    r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]{1,100}\.iam\.gserviceaccount\.com$"
+    r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]{1,100}\.iam\.gserviceaccount\.com\Z"
 )
-_SECRET = re.compile(r"^projects/[a-z0-9][a-z0-9-]{0,62}/secrets/[A-Za-z0-9_-]{1,255}$")
-_VERSION = re.compile(r"^(latest|[0-9]{1,10})$")
-_ACCESS_TOKEN = re.compile(r"^[\x21-\x7e]{8,4096}$")
+_SECRET = re.compile(r"^projects/[a-z0-9][a-z0-9-]{0,62}/secrets/[A-Za-z0-9_-]{1,255}\Z")
+_VERSION = re.compile(r"^(latest|[0-9]{1,10})\Z")
+_ACCESS_TOKEN = re.compile(r"^[\x21-\x7e]{8,4096}\Z")
 
 
 def exchange(request: ExchangeRequest) -> IssuedToken:

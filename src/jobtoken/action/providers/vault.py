@@ -42,13 +42,15 @@ from jobtoken.action.runtime import neutralize
 
 __all__ = ["PROVIDER"]
 
-_MOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}){0,3}$")
-_ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+_MOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}){0,3}\Z")
+_ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}\Z")
 _NAMESPACE = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}){0,7}/?$"
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}){0,7}/?\Z"
 )
-_SECRET_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@=+-]{0,127}(/[A-Za-z0-9_.@=+-]{1,128}){1,15}$")
-_VAULT_TOKEN = re.compile(r"^[A-Za-z0-9_.+/=-]{8,1024}$")
+_SECRET_PATH = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9_.@=+-]{0,127}(/[A-Za-z0-9_.@=+-]{1,128}){1,15}\Z"
+)
+_VAULT_TOKEN = re.compile(r"^[A-Za-z0-9_.+/=-]{8,1024}\Z")
 #: KV v1 keeps an advisory `ttl` key in the data; it is the lease duration, not part of the token
 _KV1_KEYS = frozenset({"ttl"})
 
