@@ -13,6 +13,8 @@ Measures, interleaved so that noise on this shared machine hits all alike:
   first step compiles the action's modules), copied before the clock starts;
 - node: a minimal Node.js script doing the same two requests with `fetch`
   (ID token GET, token-exchange form POST), masking and writing the output file;
+- urllib: a throwaway standard-library client (urllib.request) doing the same
+  two requests, the reference the "<= 3x bare" target was set from;
 - bare: `python3 -S -I -c pass`, the interpreter start alone.
 
 Prints the medians and the ratios against the targets (action <= 0.75 x node,
@@ -66,6 +68,32 @@ const fs = require("fs");
 })().catch(() => process.exit(1));
 """
 
+#: The reference the "<= 3x bare" target came from: a throwaway standard-library
+#: client (urllib.request) doing the same two requests, masking and writing the
+#: output, with none of the action's validation, checks, retries or summary.
+URLLIB_SCRIPT = r"""
+import json, os, urllib.parse, urllib.request
+env = os.environ
+url = (env["ACTIONS_ID_TOKEN_REQUEST_URL"] + "&audience="
+       + urllib.parse.quote(env["INPUT_BROKER_URL"], safe=""))
+auth = {"Authorization": "bearer " + env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]}
+with urllib.request.urlopen(urllib.request.Request(url, headers=auth), timeout=10) as r:
+    id_token = json.load(r)["value"]
+print("::add-mask::" + id_token)
+form = urllib.parse.urlencode({
+    "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+    "subject_token": id_token,
+    "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+    "resource": env["INPUT_CONNECTOR"], "scope": env["INPUT_SCOPES"], "ttl": "900",
+}).encode()
+request = urllib.request.Request(env["INPUT_BROKER_URL"] + "/token", data=form)
+with urllib.request.urlopen(request, timeout=10) as r:
+    token = json.load(r)["access_token"]
+print("::add-mask::" + token)
+with open(env["GITHUB_OUTPUT"], "a") as output:
+    output.write("token<<EOF_X\n" + token + "\nEOF_X\n")
+"""
+
 
 def real_python(name: str) -> str:
     """The interpreter itself, not a version-manager shim that would add its own start-up."""
@@ -113,6 +141,8 @@ def main() -> int:
         output = Path(tmp) / "output"
         script = Path(tmp) / "exchange.js"
         script.write_text(NODE_SCRIPT)
+        urllib_script = Path(tmp) / "exchange_urllib.py"
+        urllib_script.write_text(URLLIB_SCRIPT)
         env = {
             "PATH": os.environ.get("PATH", ""),
             **issuer.runner_env(),
@@ -132,6 +162,7 @@ def main() -> int:
             "action": lambda: action(ROOT / "src"),
             "cold": lambda: action(fresh_action_copy(copies)),
             "node": lambda: [node, str(script)],
+            "urllib": lambda: [python, "-S", "-I", str(urllib_script)],
             "bare": lambda: [python, "-S", "-I", "-c", "pass"],
         }
         for make_argv in commands.values():  # warm-up: page cache, .pyc files
@@ -147,6 +178,7 @@ def main() -> int:
         ("action", "action exchange (start -> outputs written)"),
         ("cold", "action exchange, cold (no __pycache__)"),
         ("node", "node fetch, same exchange"),
+        ("urllib", "throwaway urllib client, same exchange"),
         ("bare", "bare interpreter (python3 -S -I -c pass)"),
     ]:
         print(f"  {label:<44} median {median[name]:7.1f} ms")
@@ -155,6 +187,7 @@ def main() -> int:
     print(f"  action / node: {node_ratio:.2f}x (target <= 0.75x)")
     print(f"  action / bare: {bare_ratio:.2f}x (target <= 3x)")
     print(f"  cold / bare: {median['cold'] / median['bare']:.2f}x")
+    print(f"  throwaway urllib / bare: {median['urllib'] / median['bare']:.2f}x")
     print("  install time: 0 s (the action runs from its checkout with the runner's python3)")
     return 0
 
