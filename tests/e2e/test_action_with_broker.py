@@ -1,0 +1,93 @@
+"""The actions against the real broker process (the demo covers revoke by token)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from jobtoken.testing.broker_process import BrokerProcess, running_broker
+from jobtoken.testing.contacts_api import ContactsApi
+from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+
+from .conftest import RunAct
+
+EXCHANGE = """
+on: push
+permissions: { id-token: write }
+jobs:
+  job:
+    runs-on: ubuntu-latest
+    steps:
+      - id: contacts
+        uses: owner/jobtoken@v1
+        with: { broker-url: "${{ env.BROKER_URL }}", connector: contacts, scopes: contacts.read }
+"""
+REVOKE_STEP = """
+      - id: revoke
+        uses: owner/jobtoken/revoke@v1
+        with:
+          broker-url: ${{ env.BROKER_URL }}
+          token-id: %s
+          fail-on-error: true
+"""
+REVOKE_BY_ID = EXCHANGE + REVOKE_STEP % "${{ steps.contacts.outputs.token-id }}"
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[FakeOidcIssuer, BrokerProcess]]:
+    with (
+        FakeOidcIssuer() as issuer,
+        ContactsApi() as contacts,
+        running_broker(tmp_path, issuer, contacts) as broker,
+    ):
+        yield issuer, broker
+
+
+def introspect(broker: BrokerProcess, token: str) -> dict[str, object]:
+    answer = requests.post(
+        f"{broker.url}/introspect",
+        data={"token": token},
+        auth=("resource-server", broker.client_secret),
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    body: dict[str, object] = answer.json()
+    return body
+
+
+def test_revoke_by_token_id_with_a_fresh_id_token_of_the_same_job(
+    run_act: RunAct, stack: tuple[FakeOidcIssuer, BrokerProcess]
+) -> None:
+    issuer, broker = stack
+    run = run_act(REVOKE_BY_ID, issuer=issuer, env={"BROKER_URL": broker.url})
+
+    assert run.steps["contacts"].outcome == "success", run.log
+    assert run.steps["revoke"].outcome == "success", run.log
+    token = run.steps["contacts"].outputs["token"]
+    assert token not in run.log
+    # two ID tokens: one for the exchange, a fresh one proving the job to revoke by id
+    assert len(issuer.issued) == 2
+    assert introspect(broker, token) == {"active": False}
+
+
+def test_revoke_by_token_id_from_another_run_revokes_nothing(
+    run_act: RunAct, stack: tuple[FakeOidcIssuer, BrokerProcess]
+) -> None:
+    issuer, broker = stack
+    first = run_act(EXCHANGE, issuer=issuer, env={"BROKER_URL": broker.url})
+    assert first.steps["contacts"].outcome == "success", first.log
+    token = first.steps["contacts"].outputs["token"]
+    token_id = first.steps["contacts"].outputs["token-id"]
+    assert introspect(broker, token)["active"] is True
+
+    issuer.claims["run_id"] = "99999999999"  # a different run of the same repository
+    revoke_only = EXCHANGE.split("      - id: contacts")[0] + REVOKE_STEP.lstrip("\n") % token_id
+    other = run_act(revoke_only, issuer=issuer, env={"BROKER_URL": broker.url})
+
+    # RFC 7009: the broker answers 200 either way, and the token stays active
+    assert other.steps["revoke"].outcome == "success", other.log
+
+    assert introspect(broker, token)["active"] is True
