@@ -14,13 +14,15 @@ from jobtoken.testing.oidc_issuer import FakeOidcIssuer
 
 from .conftest import RunAct
 
-EXCHANGE = """
+JOB = """
 on: push
 permissions: { id-token: write }
 jobs:
   job:
     runs-on: ubuntu-latest
     steps:
+"""
+EXCHANGE_STEP = """
       - id: contacts
         uses: owner/jobtoken@v1
         with: { broker-url: "${{ env.BROKER_URL }}", connector: contacts, scopes: contacts.read }
@@ -33,6 +35,7 @@ REVOKE_STEP = """
           token-id: %s
           fail-on-error: true
 """
+EXCHANGE = JOB + EXCHANGE_STEP
 REVOKE_BY_ID = EXCHANGE + REVOKE_STEP % "${{ steps.contacts.outputs.token-id }}"
 
 
@@ -84,7 +87,7 @@ def test_revoke_by_token_id_from_another_run_revokes_nothing(
     assert introspect(broker, token)["active"] is True
 
     issuer.claims["run_id"] = "99999999999"  # a different run of the same repository
-    revoke_only = EXCHANGE.split("      - id: contacts")[0] + REVOKE_STEP.lstrip("\n") % token_id
+    revoke_only = JOB + REVOKE_STEP % token_id
     other = run_act(revoke_only, issuer=issuer, env={"BROKER_URL": broker.url})
 
     # RFC 7009: the broker answers 200 either way, and the token stays active
