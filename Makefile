@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m jobtoken.demo
+	PYTHONPATH=tests $(BIN)/python -m support.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -31,7 +31,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/action_overhead.py
+	PYTHONPATH=tests $(BIN)/python bench/action_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

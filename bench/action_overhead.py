@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from jobtoken.testing.fake_broker import FakeBroker
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.fake_broker import FakeBroker
+from support.oidc_issuer import FakeOidcIssuer
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = (

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.oidc_issuer import FakeOidcIssuer
 
 REPO, REPO_ID = "octo-org/octo-repo", "690001234"
 GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from jobtoken.testing.act import ActRun, find_act, run_workflow
+from support.act import ActRun, find_act, run_workflow
 
 # servers for the secret-manager providers' tests (OpenBao, moto, GCP and Azure fakes)
-from .conftest_providers import (  # noqa: F401
+from .provider_servers import (  # noqa: F401
     aws_deployed,
     azure_deployed,
     e2e_issuer,
@@ -29,7 +29,7 @@ def act_binary() -> str:
 
 @pytest.fixture
 def run_act(act_binary: str) -> RunAct:
-    """``run_act(workflow_text, issuer=…, env=…)``: see ``jobtoken.testing.act``."""
+    """``run_act(workflow_text, issuer=…, env=…)``: see ``support.act``."""
 
     def run(workflow: str, **kwargs: Any) -> ActRun:
         return run_workflow(workflow, **kwargs)

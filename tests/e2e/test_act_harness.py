@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.oidc_issuer import FakeOidcIssuer
 
 from .conftest import RunAct
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobtoken.testing.broker_process import BrokerProcess, running_broker
-from jobtoken.testing.contacts_api import ContactsApi
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.broker_process import BrokerProcess, running_broker
+from support.contacts_api import ContactsApi
+from support.oidc_issuer import FakeOidcIssuer
 
 from .conftest import RunAct
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobtoken import demo
+from support import demo
 
 
 def test_the_demo_exchanges_calls_revokes_and_is_refused(

@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 import yaml
 
-from jobtoken.testing.act import ActRun
-from jobtoken.testing.aws_server import MotoServer
-from jobtoken.testing.fake_azure import FakeAzure
-from jobtoken.testing.fake_gcp import FakeGcp
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
-from jobtoken.testing.openbao import OpenBaoDevServer
+from support.act import ActRun
+from support.aws_server import MotoServer
+from support.fake_azure import FakeAzure
+from support.fake_gcp import FakeGcp
+from support.oidc_issuer import FakeOidcIssuer
+from support.openbao import OpenBaoDevServer
 
 from .conftest import RunAct
-from .conftest_providers import Deployed
+from .provider_servers import Deployed
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobtoken.testing.fake_broker import FakeBroker
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.fake_broker import FakeBroker
+from support.oidc_issuer import FakeOidcIssuer
 
 from .conftest import RunAct
 from .leak_check import assert_no_leak

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from jobtoken.action.providers import IssuedToken
+from jobtoken.action.provider import IssuedToken
 from jobtoken.action.runtime import neutralize
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run

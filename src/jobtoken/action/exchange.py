@@ -23,7 +23,7 @@ from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import ActionError, ProviderError
 from jobtoken.action.inputs import ExchangeInputs, InputReader, read_exchange_inputs
 from jobtoken.action.oidc import RunnerIdTokens
-from jobtoken.action.providers import (
+from jobtoken.action.provider import (
     ExchangeRequest,
     IssuedToken,
     Provider,

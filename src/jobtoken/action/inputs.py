@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 
 from jobtoken.action.errors import InputError
-from jobtoken.action.http import check_url
+from jobtoken.action.http.client import check_url
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:

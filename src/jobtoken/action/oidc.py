@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import HttpError, OidcError
-from jobtoken.action.http import Request, check_url, describe_url, fetch
+from jobtoken.action.http.client import Request, check_url, describe_url, fetch
 from jobtoken.action.runtime import Runtime, neutralize
 
 __all__ = ["DEBUG_CLAIMS", "MISSING_PERMISSION", "RunnerIdTokens", "debug_claims"]

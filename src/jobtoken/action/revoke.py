@@ -21,7 +21,7 @@ from jobtoken.action.errors import ActionError, InputError
 from jobtoken.action.exchange import REVOKE_HANDLE_PREFIX
 from jobtoken.action.inputs import InputReader, read_revoke_inputs
 from jobtoken.action.oidc import RunnerIdTokens
-from jobtoken.action.providers import RevokeRequest, load
+from jobtoken.action.provider import RevokeRequest, load
 from jobtoken.action.runtime import Runtime
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run

@@ -33,8 +33,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobtoken.broker.assembly import Broker
 from jobtoken.broker.config import load_config
-from jobtoken.broker.issuing import ACCESS_TOKEN_TYPE, JWT_TYPE, ExchangeRequest
 from jobtoken.broker.logs import configure_logging, log_event
 from jobtoken.broker.oauth import (
     NO_STORE,
@@ -45,7 +45,7 @@ from jobtoken.broker.oauth import (
     read_form,
 )
 from jobtoken.broker.proxy import handle_proxy
-from jobtoken.broker.service import Broker
+from jobtoken.broker.token_exchange import ACCESS_TOKEN_TYPE, JWT_TYPE, TokenRequest
 from jobtoken.broker.verify import InvalidIdToken
 from jobtoken.broker.webhook import handle_github_webhook
 
@@ -115,7 +115,7 @@ async def token(request: Request, broker: Broker) -> Response:
     ttl_text = form.get("ttl")
     if ttl_text is not None and (not ttl_text.isdigit() or len(ttl_text) > 6):
         raise OAuthError("invalid_request", "ttl must be a number of seconds")
-    exchange = ExchangeRequest(
+    exchange = TokenRequest(
         subject_token=subject_token,
         connector=connector,
         scope=form.get("scope", ""),

@@ -6,7 +6,7 @@ scopes, ``exp``/``iat``/``nbf``/``jti``, and the job binding ``repository_id``,
 ``run_id``, ``run_attempt``, ``check_run_id``. Any JWT library verifies it through
 ``GET /.well-known/jwks.json``.
 
-Signing keys live in the store, sealed by the vault. :meth:`SigningKeys.rotate` makes a
+Signing keys live in the store, sealed by the sealer. :meth:`SigningKeys.rotate` makes a
 fresh key current; the former current key becomes "previous" and stays in the JWKS (so
 tokens it signed keep verifying until they expire); the one before is retired. Every
 broker process re-reads the keys at most every ``refresh_seconds``, so a rotation done
@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from jobtoken.broker.sealing import Sealer
 from jobtoken.broker.store import SigningKeyRow, SqlStore
-from jobtoken.broker.vault import Vault
 
 __all__ = [
     "ALGORITHMS",
@@ -107,14 +107,14 @@ class SigningKeys:
     def __init__(
         self,
         store: SqlStore,
-        vault: Vault,
+        sealer: Sealer,
         alg: str = "ES256",
         refresh_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if alg not in ALGORITHMS:
             raise ValueError(f"signing algorithm must be one of {', '.join(ALGORITHMS)}")
-        self._store, self._vault, self.alg = store, vault, alg
+        self._store, self._sealer, self.alg = store, sealer, alg
         self._refresh, self._clock = refresh_seconds, clock
         self._lock = threading.Lock()
         self._keys: list[_LoadedKey] = []
@@ -133,7 +133,7 @@ class SigningKeys:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        sealed = self._vault.seal(f"signing-key:{kid}", der)
+        sealed = self._sealer.seal(f"signing-key:{kid}", der)
         self._store.add_signing_key(
             SigningKeyRow(kid, self.alg, "current", int(time.time()), sealed)
         )
@@ -166,7 +166,7 @@ class SigningKeys:
             return list(self._keys)
 
     def _open(self, row: SigningKeyRow) -> _LoadedKey:
-        der = self._vault.open(f"signing-key:{row.kid}", row.sealed)
+        der = self._sealer.open(f"signing-key:{row.kid}", row.sealed)
         private = serialization.load_der_private_key(der, password=None)
         if not isinstance(private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
             raise InvalidAccessToken(f"signing key {row.kid} has an unsupported type")

@@ -26,12 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from jobtoken.broker.assembly import Broker
 from jobtoken.broker.config import ProxyConfig
-from jobtoken.broker.issuing import token_sha256
 from jobtoken.broker.mint import InvalidAccessToken
 from jobtoken.broker.oauth import OAuthError, read_body
-from jobtoken.broker.service import Broker
-from jobtoken.broker.vault import VaultError
+from jobtoken.broker.sealing import SealingError
+from jobtoken.broker.token_exchange import token_sha256
 
 __all__ = ["handle_proxy"]
 
@@ -103,8 +103,8 @@ async def handle_proxy(request: Request, broker: Broker) -> Response:
         return _refuse(exc.status, "invalid_request", exc.description)
     sealed = await run_in_threadpool(broker.store.get_credential, name)
     try:
-        credential = broker.vault.open(f"connector:{name}", sealed or b"").decode("utf-8")
-    except (VaultError, UnicodeDecodeError):
+        credential = broker.sealer.open(f"connector:{name}", sealed or b"").decode("utf-8")
+    except (SealingError, UnicodeDecodeError):
         return _refuse(503, "temporarily_unavailable", "connector credential unavailable")
     header, value = connector.credential_header(credential)
     headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}

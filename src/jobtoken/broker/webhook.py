@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from jobtoken.broker.assembly import Broker
 from jobtoken.broker.oauth import OAuthError, read_body
-from jobtoken.broker.service import Broker
 from jobtoken.broker.strict_json import StrictJsonError, loads_strict
 
 __all__ = ["handle_github_webhook", "signature_for"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobtoken.action.checks import CHECKS, SKEW, Expectations, check_issued_token
-from jobtoken.action.providers import IssuedToken
+from jobtoken.action.provider import IssuedToken
 
 ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 EXPECT: dict[str, object] = {

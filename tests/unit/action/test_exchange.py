@@ -12,8 +12,8 @@ import pytest
 from jobtoken.action.errors import InputError
 from jobtoken.action.exchange import encode_revoke_handle, run_exchange
 from jobtoken.action.revoke import decode_revoke_handle
-from jobtoken.testing.fake_broker import FakeBroker
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.fake_broker import FakeBroker
+from support.oidc_issuer import FakeOidcIssuer
 
 from .test_runtime import parse_file_commands
 

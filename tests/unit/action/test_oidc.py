@@ -11,7 +11,7 @@ from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import OidcError
 from jobtoken.action.oidc import MISSING_PERMISSION, RunnerIdTokens, debug_claims
 from jobtoken.action.runtime import Runtime
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.oidc_issuer import FakeOidcIssuer
 
 
 def tokens(env: dict[str, str], out: io.StringIO | None = None) -> RunnerIdTokens:

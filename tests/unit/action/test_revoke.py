@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from jobtoken.action.revoke import run_revoke
-from jobtoken.testing.fake_broker import FakeBroker
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.fake_broker import FakeBroker
+from support.oidc_issuer import FakeOidcIssuer
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from jobtoken.broker.jwks import JwksCache, JwksError, TrustedIssuer
-from jobtoken.testing.loopback_guard import loopback_only
+from support.loopback_guard import loopback_only
 
 
 @dataclass

@@ -7,8 +7,8 @@ import jwt
 import pytest
 
 from jobtoken.broker.mint import InvalidAccessToken, JobBinding, Minter, SigningKeys
+from jobtoken.broker.sealing import MasterKey, Sealer
 from jobtoken.broker.store import SqlStore, open_store
-from jobtoken.broker.vault import MasterKey, Vault
 
 BINDING = JobBinding(repository_id="1", run_id="2", run_attempt="3", check_run_id="4")
 
@@ -19,7 +19,7 @@ def store(tmp_path: Path) -> SqlStore:
 
 
 def _minter(store: SqlStore, alg: str = "ES256") -> tuple[SigningKeys, Minter]:
-    keys = SigningKeys(store, Vault(MasterKey.generate()), alg=alg, refresh_seconds=0)
+    keys = SigningKeys(store, Sealer(MasterKey.generate()), alg=alg, refresh_seconds=0)
     keys.ensure_current()
     return keys, Minter(keys, issuer="https://broker.test")
 

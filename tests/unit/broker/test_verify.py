@@ -24,8 +24,8 @@ from jobtoken.broker.verify import (
     ghes_issuer,
     github_enterprise_issuer,
 )
-from jobtoken.testing.loopback_guard import loopback_only
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.loopback_guard import loopback_only
+from support.oidc_issuer import FakeOidcIssuer
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "github-oidc"
 AUDIENCE = "https://broker.test"

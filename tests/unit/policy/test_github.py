@@ -10,8 +10,8 @@ import pytest
 
 from jobtoken.policy import PolicyError, PolicySourceError, evaluate
 from jobtoken.policy.github import DEFAULT_POLICY_PATH, GitHubPolicySource
-from jobtoken.testing.fake_github import FakeGitHubApi
-from jobtoken.testing.loopback_guard import loopback_only
+from support.fake_github import FakeGitHubApi
+from support.loopback_guard import loopback_only
 
 POLICY = b"""\
 version: 1

@@ -34,8 +34,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobtoken.action.errors import ProviderError
-from jobtoken.action.http import Request, Response, fetch, form_request
-from jobtoken.action.providers import ExchangeRequest, IssuedToken, Provider, RevokeRequest
+from jobtoken.action.http.client import Request, Response, fetch, form_request
+from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
 from jobtoken.action.providers.job_claims import job_claims
 from jobtoken.action.providers.secret_document import (
     SecretMetadata,

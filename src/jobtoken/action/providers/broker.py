@@ -27,9 +27,9 @@ import json
 import re
 
 from jobtoken.action.errors import HttpError, ProviderError
-from jobtoken.action.http import Request, Response, describe_url, fetch, form_request
+from jobtoken.action.http.client import Request, Response, describe_url, fetch, form_request
 from jobtoken.action.inputs import TOKEN_ID
-from jobtoken.action.providers import ExchangeRequest, IssuedToken, Provider, RevokeRequest
+from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
 from jobtoken.action.runtime import neutralize
 
 __all__ = ["ACCESS_TOKEN_TYPE", "GRANT_TYPE", "ID_TOKEN_TYPE", "PROVIDER"]

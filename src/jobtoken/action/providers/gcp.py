@@ -33,8 +33,8 @@ import binascii
 import re
 
 from jobtoken.action.errors import ProviderError
-from jobtoken.action.http import Request, Response, fetch, form_request, json_request
-from jobtoken.action.providers import ExchangeRequest, IssuedToken, Provider, RevokeRequest
+from jobtoken.action.http.client import Request, Response, fetch, form_request, json_request
+from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
 from jobtoken.action.providers.job_claims import job_claims
 from jobtoken.action.providers.secret_document import (
     metadata_from_mapping,

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from jobtoken.action.errors import ProviderError
-from jobtoken.action.providers import IssuedToken
+from jobtoken.action.provider import IssuedToken
 
 __all__ = [
     "EXPIRES_AT_KEY",

@@ -29,8 +29,8 @@ import re
 
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import ProviderError
-from jobtoken.action.http import Request, Response, describe_url, fetch, json_request
-from jobtoken.action.providers import ExchangeRequest, IssuedToken, Provider, RevokeRequest
+from jobtoken.action.http.client import Request, Response, describe_url, fetch, json_request
+from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
 from jobtoken.action.providers.job_claims import job_claims
 from jobtoken.action.providers.secret_document import (
     ConnectorSecret,

@@ -9,12 +9,11 @@ import time
 import pytest
 
 from jobtoken.action.errors import ProviderError
-from jobtoken.action.providers import ExchangeRequest
+from jobtoken.action.provider import ExchangeRequest
 from jobtoken.action.providers.azure import exchange, key_vault_scope, revoke
-from jobtoken.testing.fake_azure import FakeAzure, FederatedCredential, KvSecret
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
-
-from .conftest import exchange_request, revoke_request
+from support.fake_azure import FakeAzure, FederatedCredential, KvSecret
+from support.oidc_issuer import FakeOidcIssuer
+from support.provider_requests import exchange_request, revoke_request
 
 UTC = datetime.timezone.utc
 

@@ -12,7 +12,7 @@ import pytest
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import ProviderError
 from jobtoken.action.inputs import InputReader, read_exchange_inputs
-from jobtoken.action.providers import ExchangeRequest, RevokeRequest, load
+from jobtoken.action.provider import ExchangeRequest, RevokeRequest, load
 from jobtoken.action.providers.broker import (
     ACCESS_TOKEN_TYPE,
     INVALID_SCOPE,
@@ -20,7 +20,7 @@ from jobtoken.action.providers.broker import (
     parse_token_response,
     token_id_of,
 )
-from jobtoken.testing.fake_broker import FakeBroker
+from support.fake_broker import FakeBroker
 
 
 @pytest.fixture

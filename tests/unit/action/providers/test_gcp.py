@@ -8,13 +8,12 @@ import json
 import pytest
 
 from jobtoken.action.errors import ProviderError
-from jobtoken.action.providers import ExchangeRequest
+from jobtoken.action.provider import ExchangeRequest
 from jobtoken.action.providers.gcp import crc32c, exchange, revoke
-from jobtoken.testing import fake_gcp as fake_gcp_module
-from jobtoken.testing.fake_gcp import FakeGcp
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
-
-from .conftest import exchange_request, revoke_request
+from support import fake_gcp as fake_gcp_module
+from support.fake_gcp import FakeGcp
+from support.oidc_issuer import FakeOidcIssuer
+from support.provider_requests import exchange_request, revoke_request
 
 UTC = datetime.timezone.utc
 SA = "connector-reader@my-project.iam.gserviceaccount.com"

@@ -6,7 +6,7 @@ import base64
 import json
 
 from jobtoken.action.providers.job_claims import job_claims
-from jobtoken.testing.oidc_issuer import FakeOidcIssuer
+from support.oidc_issuer import FakeOidcIssuer
 
 
 def _token(payload: object) -> str:

@@ -1,0 +1,206 @@
+"""The broker assembled from its config: store, sealer, keys, verifier, policy, exchange.
+
+:meth:`Broker.from_config` reads every secret the config points at (master keys,
+introspection client secrets, webhook secret, GitHub token) once, at start, and fails
+with a :class:`~jobtoken.broker.config.ConfigError` naming what is missing.
+
+Public API: :class:`Broker`, :func:`open_sealer`, :func:`open_configured_store`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from jobtoken.broker.audit import AuditLog
+from jobtoken.broker.config import BrokerConfig, ConfigError
+from jobtoken.broker.connectors import Connector
+from jobtoken.broker.jwks import TrustedIssuer
+from jobtoken.broker.metrics import Metrics
+from jobtoken.broker.mint import Minter, SigningKeys
+from jobtoken.broker.sealing import MasterKey, Sealer, SealingError
+from jobtoken.broker.store import SqlStore, StoreError, open_store
+from jobtoken.broker.token_exchange import PolicyCheck, TokenExchange
+from jobtoken.broker.token_registry import TokenRegistry
+from jobtoken.broker.verify import IdTokenVerifier, VerifiedClaims, VerifierConfig
+from jobtoken.policy.errors import PolicyError
+from jobtoken.policy.evaluate import PolicyDecision, evaluate
+from jobtoken.policy.schema import OrgPolicy, load_org_policy
+from jobtoken.policy.sources import DirectoryPolicySource, PolicySource
+
+__all__ = ["Broker", "open_configured_store", "open_sealer"]
+
+
+def open_sealer(config: BrokerConfig) -> Sealer:
+    if config.keys.master_key is None:
+        raise ConfigError(
+            f"{config.path}: [keys] set master_key_file or master_key_env (the master key "
+            "that seals connector credentials and signing keys)"
+        )
+    try:
+        current = MasterKey.from_text(config.keys.master_key.read(), origin="keys.master_key")
+        previous = tuple(
+            MasterKey.from_text(ref.read(), origin="keys.previous_master_key")
+            for ref in config.keys.previous_master_keys
+        )
+    except SealingError as exc:
+        raise ConfigError(str(exc)) from None
+    return Sealer(current, previous)
+
+
+def open_configured_store(config: BrokerConfig) -> SqlStore:
+    dsn = config.store.dsn.read() if config.store.dsn is not None else None
+    try:
+        return open_store(config.store.kind, path=config.store.path, dsn=dsn)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@dataclass(frozen=True, repr=False)
+class IntrospectionClient:
+    id: str
+    secret: bytes
+    role: str
+
+
+@dataclass(repr=False)
+class Broker:
+    config: BrokerConfig
+    store: SqlStore
+    sealer: Sealer
+    keys: SigningKeys
+    minter: Minter
+    audit: AuditLog
+    metrics: Metrics
+    exchange: TokenExchange
+    verifier: IdTokenVerifier
+    registry: TokenRegistry
+    clients: Mapping[str, IntrospectionClient]
+    webhook_secret: bytes | None
+
+    @property
+    def connectors(self) -> Mapping[str, Connector]:
+        return self.config.connectors
+
+    @classmethod
+    def from_config(cls, config: BrokerConfig) -> Broker:
+        sealer = open_sealer(config)
+        clients = {
+            c.id: IntrospectionClient(c.id, c.secret.read().encode("utf-8"), c.role)
+            for c in config.clients
+        }
+        webhook = config.webhook.secret.read().encode() if config.webhook.secret else None
+        policy = _policy_check(config)
+        store = open_configured_store(config)
+        verifier = IdTokenVerifier(_verifier_config(config), store)
+        metrics = Metrics()
+        audit = AuditLog(store)
+        keys = SigningKeys(
+            store,
+            sealer,
+            alg=config.keys.signing_algorithm,
+            refresh_seconds=config.keys.signing_key_refresh_seconds,
+        )
+        try:
+            keys.ensure_current()
+        except SealingError as exc:
+            raise ConfigError(str(exc)) from None
+        minter = Minter(keys, issuer=config.server.public_url)
+        exchange = TokenExchange(
+            verifier=verifier,
+            policy=policy,
+            connectors=config.connectors,
+            minter=minter,
+            store=store,
+            sealer=sealer,
+            audit=audit,
+            metrics=metrics,
+            default_ttl=config.tokens.default_ttl_seconds,
+            max_ttl=config.tokens.max_ttl_seconds,
+        )
+        registry = TokenRegistry(store, audit, metrics, issuer=config.server.public_url)
+        return cls(
+            config=config,
+            store=store,
+            sealer=sealer,
+            keys=keys,
+            minter=minter,
+            audit=audit,
+            metrics=metrics,
+            exchange=exchange,
+            verifier=verifier,
+            registry=registry,
+            clients=clients,
+            webhook_secret=webhook,
+        )
+
+    def authenticate_client(self, client_id: str, secret: str) -> IntrospectionClient | None:
+        """The client if id and secret match; the comparison takes the same time either way."""
+        client = self.clients.get(client_id)
+        expected = client.secret if client is not None else b"\x00" * 32
+        matches = hmac.compare_digest(expected, secret.encode("utf-8"))
+        return client if client is not None and matches else None
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _verifier_config(config: BrokerConfig) -> VerifierConfig:
+    issuers = tuple(TrustedIssuer(url) for url in config.oidc.issuers) + tuple(
+        TrustedIssuer(url, allow_http_loopback=True) for url in config.oidc.loopback_test_issuers
+    )
+    try:
+        return VerifierConfig(
+            issuers=issuers,
+            audience=config.audience,
+            leeway_seconds=config.oidc.leeway_seconds,
+            max_token_lifetime_seconds=config.oidc.max_token_lifetime_seconds,
+            jwks_refetch_interval_seconds=float(config.oidc.jwks_refetch_interval_seconds),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{config.path}: [oidc] {exc}") from None
+
+
+def _policy_source(config: BrokerConfig) -> PolicySource:
+    if config.policy.source == "directory":
+        return DirectoryPolicySource(config.policy.directory)
+    from jobtoken.policy.github import GitHubPolicySource
+
+    if config.policy.github_token is None:
+        raise ConfigError(
+            f"{config.path}: [policy] source = 'github' needs github_token_file or "
+            "github_token_env (a token with contents: read)"
+        )
+    try:
+        return GitHubPolicySource(
+            config.policy.github_api_url,
+            config.policy.github_token.read(),
+            path_in_repo=config.policy.github_path,
+            cache_ttl=float(config.policy.cache_seconds),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{config.path}: [policy] {exc}") from None
+
+
+def _org_policy(config: BrokerConfig) -> OrgPolicy | None:
+    path = config.policy.organization_file
+    if path is None:
+        return None
+    try:
+        return load_org_policy(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the organization policy {path}: {exc.strerror}") from None
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _policy_check(config: BrokerConfig) -> PolicyCheck:
+    source, org = _policy_source(config), _org_policy(config)
+
+    def check(
+        claims: VerifiedClaims, connector: str, scopes: tuple[str, ...], ttl: int
+    ) -> PolicyDecision:
+        return evaluate(source, org, claims.claims, connector, scopes, ttl)
+
+    return check

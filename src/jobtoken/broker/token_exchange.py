@@ -1,0 +1,274 @@
+"""The token exchange, top to bottom: ID token → connector → scopes → policy → token.
+
+:meth:`TokenExchange.exchange` is ``POST /token`` without HTTP. It runs, in order:
+
+1. verify the subject token (``verify.IdTokenVerifier``: issuer allowlist, signature,
+   audience, times, single-use ``jti``) — ``invalid_grant`` otherwise;
+2. the connector (``resource`` / ``audience``) is configured — ``invalid_target``;
+3. the requested scopes are well formed and, where the connector lists its scopes,
+   known to it — ``invalid_scope`` naming the scope;
+4. the repository admins' policy allows every requested scope for these claims —
+   its error, naming the failing check;
+5. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
+   broker ``max_ttl_seconds``);
+6. mint (``minted``) or lease the stored credential (``passthrough``);
+7. commit the audit record and the token row in one transaction, and only then
+   return the token.
+
+Every refusal is audited too, with its reason code, before the error is returned.
+This module blocks (network for JWKS, disk for the store): call it from a worker thread.
+
+Public API: :class:`TokenExchange`, :class:`TokenRequest`, :class:`IssuedToken`,
+:class:`PolicyCheck`, :func:`token_sha256`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from jobtoken.broker.audit import AuditEntry, AuditLog
+from jobtoken.broker.connectors import Connector
+from jobtoken.broker.metrics import Metrics
+from jobtoken.broker.mint import JobBinding, Minter
+from jobtoken.broker.oauth import OAuthError
+from jobtoken.broker.sealing import Sealer, SealingError
+from jobtoken.broker.store import SqlStore, TokenRecord
+from jobtoken.broker.verify import IdTokenVerifier, InvalidIdToken, VerifiedClaims
+from jobtoken.policy.evaluate import PolicyDecision
+
+__all__ = [
+    "IssuedToken",
+    "PolicyCheck",
+    "TokenExchange",
+    "TokenRequest",
+    "token_sha256",
+]
+
+JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
+MAX_SCOPES = 32
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class PolicyCheck(Protocol):
+    def __call__(
+        self, claims: VerifiedClaims, connector: str, scopes: tuple[str, ...], ttl: int
+    ) -> PolicyDecision: ...
+
+
+@dataclass(frozen=True, repr=False)
+class TokenRequest:
+    """A `POST /token` request, parsed: what the exchange is asked for."""
+
+    subject_token: str
+    connector: str
+    scope: str
+    ttl: int | None = None
+    client_address: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, repr=False)
+class IssuedToken:
+    """What the exchange issued; ``response()`` is the RFC 8693 §2.2.1 body."""
+
+    access_token: str
+    issued_token_type: str
+    expires_in: int
+    scopes: tuple[str, ...]
+    token_id: str
+    expires_at: int
+
+    def response(self) -> dict[str, object]:
+        return {
+            "access_token": self.access_token,
+            "issued_token_type": self.issued_token_type,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": " ".join(self.scopes),
+            "token_id": self.token_id,
+        }
+
+
+class TokenExchange:
+    def __init__(
+        self,
+        *,
+        verifier: IdTokenVerifier,
+        policy: PolicyCheck,
+        connectors: Mapping[str, Connector],
+        minter: Minter,
+        store: SqlStore,
+        sealer: Sealer,
+        audit: AuditLog,
+        metrics: Metrics,
+        default_ttl: int,
+        max_ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._verifier, self._policy, self._connectors = verifier, policy, connectors
+        self._minter, self._store, self._sealer, self._audit = minter, store, sealer, audit
+        self._metrics = metrics
+        self._default_ttl, self._max_ttl, self._clock = default_ttl, max_ttl, clock
+
+    def exchange(self, request: TokenRequest) -> IssuedToken:
+        claims: Mapping[str, object] = {}
+        scopes: tuple[str, ...] = ()
+        try:
+            verified = self._verify(request.subject_token)
+            claims = verified.claims
+            connector = self._connector(request.connector)
+            scopes = self._scopes(request.scope, connector)
+            requested_ttl = self._default_ttl if request.ttl is None else request.ttl
+            outcome = self._policy(verified, connector.name, scopes, requested_ttl)
+            if not outcome.allowed:
+                raise OAuthError(
+                    outcome.oauth_error or "unauthorized_client",
+                    outcome.description,
+                    reason=outcome.reason,
+                )
+            ttl = min(requested_ttl, outcome.max_ttl, connector.max_ttl, self._max_ttl)
+            if ttl < 1:
+                raise OAuthError("invalid_request", "the token lifetime must be positive")
+            issued, record = self._issue(verified, connector, scopes, ttl)
+        except OAuthError as exc:
+            self._audit.record(
+                AuditEntry(
+                    decision="denied",
+                    reason=exc.reason,
+                    claims=claims,
+                    connector=request.connector,
+                    requested_scopes=scopes or tuple(request.scope.split()[:MAX_SCOPES]),
+                    client_address=request.client_address,
+                    user_agent=request.user_agent,
+                )
+            )
+            known = request.connector if request.connector in self._connectors else ""
+            self._metrics.count(
+                "jobtoken_exchanges_total", outcome="denied", reason=exc.reason, connector=known
+            )
+            raise
+        self._audit.record(
+            AuditEntry(
+                decision="issued",
+                reason="policy_allowed",
+                claims=claims,
+                connector=connector.name,
+                requested_scopes=scopes,
+                granted_scopes=issued.scopes,
+                ttl=issued.expires_in,
+                token_sha256=record.token_sha256,
+                token_id=record.token_id,
+                client_address=request.client_address,
+                user_agent=request.user_agent,
+            ),
+            token=record,
+        )
+        self._metrics.count(
+            "jobtoken_exchanges_total", outcome="issued", reason="", connector=connector.name
+        )
+        return issued
+
+    def _verify(self, subject_token: str) -> VerifiedClaims:
+        try:
+            return self._verifier.verify(subject_token)
+        except InvalidIdToken as exc:
+            raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
+
+    def _connector(self, name: str) -> Connector:
+        connector = self._connectors.get(name)
+        if connector is None:
+            raise OAuthError(
+                "invalid_target",
+                "no connector of that name on this broker (the resource parameter); "
+                "check the connector input",
+                reason="unknown_connector",
+            )
+        return connector
+
+    def _scopes(self, scope: str, connector: Connector) -> tuple[str, ...]:
+        names = scope.split(" ")
+        if not scope or len(names) > MAX_SCOPES or any(not _SCOPE.fullmatch(n) for n in names):
+            raise OAuthError(
+                "invalid_scope",
+                f"scope must be 1 to {MAX_SCOPES} scope names separated by single spaces",
+                reason="malformed_scope",
+            )
+        for name in names:
+            if connector.scopes and name not in connector.scopes:
+                raise OAuthError(
+                    "invalid_scope",
+                    f"scope {name} is not a scope of connector {connector.name}",
+                    reason="unknown_scope",
+                )
+        return tuple(dict.fromkeys(names))
+
+    def _issue(
+        self, verified: VerifiedClaims, connector: Connector, scopes: tuple[str, ...], ttl: int
+    ) -> tuple[IssuedToken, TokenRecord]:
+        now = int(self._clock())
+        binding = JobBinding(
+            repository_id=verified.repository_id,
+            run_id=verified.run_id,
+            run_attempt=verified.run_attempt,
+            check_run_id=verified.check_run_id or "",
+        )
+        if connector.kind == "minted":
+            minted = self._minter.mint(
+                connector=connector.name,
+                scopes=scopes,
+                ttl=ttl,
+                subject=verified.sub,
+                binding=binding,
+                now=now,
+            )
+            token, token_id, token_type = minted.token, minted.jti, JWT_TYPE
+        else:
+            token, token_id, token_type = (
+                self._lease(connector),
+                secrets.token_urlsafe(18),
+                (ACCESS_TOKEN_TYPE),
+            )
+        record = TokenRecord(
+            token_id=token_id,
+            token_sha256=token_sha256(token),
+            kind=connector.kind,
+            connector=connector.name,
+            scopes=" ".join(scopes),
+            subject=verified.sub,
+            repository_id=binding.repository_id,
+            run_id=binding.run_id,
+            run_attempt=binding.run_attempt,
+            check_run_id=binding.check_run_id,
+            issued_at=now,
+            expires_at=now + ttl,
+        )
+        issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl)
+        return issued, record
+
+    def _lease(self, connector: Connector) -> str:
+        sealed = self._store.get_credential(connector.name)
+        if sealed is None:
+            raise OAuthError(
+                "invalid_target",
+                f"connector {connector.name} has no credential yet; ask the broker operators",
+                reason="credential_missing",
+            )
+        try:
+            return self._sealer.open(f"connector:{connector.name}", sealed).decode("utf-8")
+        except (SealingError, UnicodeDecodeError):
+            raise OAuthError(
+                "invalid_target",
+                f"connector {connector.name} is unavailable; ask the broker operators",
+                reason="credential_unreadable",
+            ) from None

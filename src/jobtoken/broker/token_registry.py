@@ -1,0 +1,179 @@
+"""Revocation (RFC 7009) and introspection (RFC 7662) of issued tokens.
+
+Both look a token up by its SHA-256 — the store never holds a token. Revocation works
+by possession and reveals nothing: an unknown, expired or already revoked token is
+"revoked" just the same. A job that kept only the token id (the action's ``token-id``
+output) revokes with that id plus a fresh ID token of the same job: the broker revokes
+the token only if it is bound to that repository, run and attempt. Introspection
+answers exactly ``{"active": false}`` for any token that is unknown, expired or revoked.
+A job's tokens are revoked together when GitHub reports the job completed
+(``webhook.py``). Every revocation and introspection is audited. Revocations are rows
+in the store, so they survive a restart.
+
+Public API: :class:`TokenRegistry`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jobtoken.broker.audit import AuditEntry, AuditLog
+from jobtoken.broker.metrics import Metrics
+from jobtoken.broker.store import SqlStore, TokenRecord
+from jobtoken.broker.token_exchange import token_sha256
+
+__all__ = ["TokenRegistry"]
+
+INACTIVE: dict[str, Any] = {"active": False}
+MAX_TOKEN_CHARS = 16 * 1024
+
+
+class TokenRegistry:
+    def __init__(
+        self,
+        store: SqlStore,
+        audit: AuditLog,
+        metrics: Metrics,
+        issuer: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store, self._audit, self._metrics = store, audit, metrics
+        self._issuer, self._clock = issuer, clock
+
+    def revoke(self, token: str, *, client_address: str = "", user_agent: str = "") -> None:
+        if len(token) > MAX_TOKEN_CHARS:
+            return
+        digest = token_sha256(token)
+        revoked = self._store.revoke_by_sha256(digest, int(self._clock()))
+        for record in revoked:
+            self._record_revocation(record, "revoke_endpoint", client_address, user_agent)
+        if not revoked:
+            self._audit.record(
+                AuditEntry(
+                    decision="revoked",
+                    reason="unknown_or_already_revoked",
+                    token_sha256=digest,
+                    client_address=client_address,
+                    user_agent=user_agent,
+                )
+            )
+        self._metrics.count("jobtoken_revocations_total", len(revoked), path="revoke_endpoint")
+
+    def revoke_own(
+        self,
+        token_id: str,
+        *,
+        repository_id: str,
+        run_id: str,
+        run_attempt: str,
+        claims: Mapping[str, object],
+        client_address: str = "",
+        user_agent: str = "",
+    ) -> None:
+        """Revoke a token by id for the job it is bound to (proved by a fresh ID token of
+        that job); a token of another job, or an unknown id, is left alone silently."""
+        record = self._store.find_token(token_id) if len(token_id) <= 128 else None
+        if record is not None and (record.repository_id, record.run_id, record.run_attempt) == (
+            repository_id,
+            run_id,
+            run_attempt,
+        ):
+            revoked = self._store.revoke_by_id(token_id, int(self._clock()))
+            if revoked is not None:
+                self._record_revocation(revoked, "revoke_by_id", client_address, user_agent)
+                self._metrics.count("jobtoken_revocations_total", path="revoke_endpoint")
+                return
+        self._audit.record(
+            AuditEntry(
+                decision="revoked",
+                reason="unknown_or_already_revoked",
+                claims=claims,
+                token_id=token_id[:128],
+                client_address=client_address,
+                user_agent=user_agent,
+            )
+        )
+
+    def revoke_job(
+        self,
+        *,
+        repository_id: str,
+        run_id: str,
+        run_attempt: str,
+        check_run_id: str,
+        client_address: str = "",
+        user_agent: str = "",
+    ) -> int:
+        revoked = self._store.revoke_job(
+            repository_id, run_id, run_attempt, check_run_id, int(self._clock())
+        )
+        for record in revoked:
+            self._record_revocation(record, "job_completed", client_address, user_agent)
+        self._metrics.count("jobtoken_revocations_total", len(revoked), path="webhook")
+        return len(revoked)
+
+    def introspect(self, token: str, *, client_id: str, client_address: str = "") -> dict[str, Any]:
+        now = int(self._clock())
+        digest = token_sha256(token) if len(token) <= MAX_TOKEN_CHARS else ""
+        records = self._store.find_tokens(digest) if digest else []
+        active = next((r for r in records if r.active(now)), None)
+        self._audit.record(
+            AuditEntry(
+                decision="introspected",
+                reason="active" if active else "inactive",
+                connector=active.connector if active else "",
+                token_sha256=digest,
+                token_id=active.token_id if active else "",
+                client_address=client_address,
+                client_id=client_id,
+            )
+        )
+        self._metrics.count(
+            "jobtoken_introspections_total", result="active" if active else "inactive"
+        )
+        if active is None:
+            return dict(INACTIVE)
+        body: dict[str, Any] = {
+            "active": True,
+            "scope": active.scopes,
+            "token_type": "Bearer",
+            "exp": active.expires_at,
+            "iat": active.issued_at,
+            "nbf": active.issued_at,
+            "sub": active.subject,
+            "aud": active.connector,
+            "iss": self._issuer,
+            "jti": active.token_id,
+            "token_kind": active.kind,
+            "repository_id": active.repository_id,
+            "run_id": active.run_id,
+            "run_attempt": active.run_attempt,
+        }
+        if active.check_run_id:
+            body["check_run_id"] = active.check_run_id
+        return body
+
+    def _record_revocation(
+        self, record: TokenRecord, reason: str, client_address: str, user_agent: str
+    ) -> None:
+        self._audit.record(
+            AuditEntry(
+                decision="revoked",
+                reason=reason,
+                claims={
+                    "repository_id": record.repository_id,
+                    "run_id": record.run_id,
+                    "run_attempt": record.run_attempt,
+                    "check_run_id": record.check_run_id or None,
+                    "sub": record.subject,
+                },
+                connector=record.connector,
+                granted_scopes=tuple(record.scopes.split()),
+                token_sha256=record.token_sha256,
+                token_id=record.token_id,
+                client_address=client_address,
+                user_agent=user_agent,
+            )
+        )

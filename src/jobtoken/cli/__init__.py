@@ -1,0 +1,51 @@
+"""The `jobtoken` command: a thin dispatcher over its command groups.
+
+Each command group is a module of this package (`jobtoken.cli.broker`,
+`jobtoken.cli.policy`) that exposes ``register(subparsers)``; each parser sets
+``handler`` to a function taking the parsed arguments and returning the exit code.
+Groups are imported lazily so that `jobtoken policy check` does not need the
+broker's libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from jobtoken import __version__
+
+#: command group -> (module that registers it, one-line help)
+GROUPS: dict[str, tuple[str, str]] = {
+    "broker": ("jobtoken.cli.broker", "run and administer the reference broker"),
+    "policy": ("jobtoken.cli.policy", "check and explain repository policies"),
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jobtoken", description="Short-lived, job-scoped connector tokens."
+    )
+    parser.add_argument("--version", action="version", version=f"jobtoken {__version__}")
+    groups = parser.add_subparsers(dest="group", metavar="{" + ",".join(GROUPS) + "}")
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in GROUPS.items():
+        group = groups.add_parser(name, help=help_text)
+        if name == wanted:
+            importlib.import_module(module).register(
+                group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+            )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    code: int = handler(args)
+    return code

@@ -1,0 +1,7 @@
+"""``python -m jobtoken.cli``: the same as the `jobtoken` command."""
+
+import sys
+
+from jobtoken.cli import main
+
+sys.exit(main())

@@ -1,0 +1,250 @@
+"""``jobtoken broker …``: run the broker and administer its store.
+
+- ``serve --config FILE [--workers N]`` — uvicorn on ``[server] host/port``;
+- ``connector set NAME --config FILE --credential-file PATH|-`` — seal and store a
+  connector's upstream credential, read from a file or stdin (never from argv, where
+  ``ps`` and shell history would see it);
+- ``rotate-master-key --config FILE`` — re-wrap every sealed record under the current
+  master key (keep the old one in ``previous_master_key_*`` until this has run);
+- ``rotate-signing-key --config FILE`` — new current signing key; the old one stays
+  in the JWKS as "previous";
+- ``audit verify --config FILE`` — check the hash chain (exit 1 when broken);
+- ``audit export --config FILE --format jsonl [--output PATH]`` — records for a SIEM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from jobtoken.broker.assembly import open_configured_store, open_sealer
+from jobtoken.broker.audit import export_jsonl, verify_chain
+from jobtoken.broker.config import ConfigError, load_config
+from jobtoken.broker.mint import SigningKeys
+from jobtoken.broker.sealing import SealingError
+
+__all__ = ["register"]
+
+MAX_CREDENTIAL_BYTES = 64 * 1024
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = subparsers.add_parser("serve", help="run the broker (uvicorn)")
+    _config_arg(serve)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(handler=_serve)
+
+    connector = subparsers.add_parser("connector", help="manage connector credentials")
+    connector_commands = connector.add_subparsers(dest="connector_command", required=True)
+    set_cmd = connector_commands.add_parser(
+        "set", help="store a connector's credential", allow_abbrev=False
+    )
+    set_cmd.add_argument("name")
+    _config_arg(set_cmd)
+    set_cmd.add_argument(
+        "--credential-file",
+        required=True,
+        metavar="PATH|-",
+        help="file holding the credential, or - for stdin",
+    )
+    set_cmd.set_defaults(handler=_connector_set)
+
+    master = subparsers.add_parser("rotate-master-key", help="re-wrap records under the new key")
+    _config_arg(master)
+    master.set_defaults(handler=_rotate_master_key)
+
+    signing = subparsers.add_parser("rotate-signing-key", help="make a new current signing key")
+    _config_arg(signing)
+    signing.set_defaults(handler=_rotate_signing_key)
+
+    audit = subparsers.add_parser("audit", help="verify or export the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="check the hash chain")
+    _config_arg(verify)
+    verify.set_defaults(handler=_audit_verify)
+    export = audit_commands.add_parser("export", help="write every record")
+    _config_arg(export)
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--output", type=Path, help="file to write (default stdout)")
+    export.set_defaults(handler=_audit_export)
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="the broker's TOML config")
+
+
+def _fail(message: str) -> int:
+    print(f"jobtoken broker: {message}", file=sys.stderr)
+    return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from jobtoken.broker.app import CONFIG_ENV, create_app
+    from jobtoken.broker.assembly import Broker
+    from jobtoken.broker.logs import configure_logging, log_event
+
+    if args.workers < 1 or args.workers > 64:
+        return _fail("--workers must be between 1 and 64")
+    try:
+        config = load_config(args.config)
+        configure_logging(config.server.log_level)
+        # Built once here: checks every secret and creates the schema and first key
+        # before any worker starts (workers would otherwise race to create them).
+        broker = Broker.from_config(config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    log_event(
+        "broker starting",
+        host=config.server.host,
+        port=config.server.port,
+        workers=args.workers,
+        store=config.store.kind,
+        public_url=config.server.public_url,
+    )
+    common = {
+        "host": config.server.host,
+        "port": config.server.port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_keep_alive": 5,
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(broker), **common)  # type: ignore[arg-type]
+    else:
+        broker.close()
+        os.environ[CONFIG_ENV] = str(args.config.resolve())
+        uvicorn.run(
+            "jobtoken.broker.app:create_app_from_env",
+            factory=True,
+            workers=args.workers,
+            **common,  # type: ignore[arg-type]
+        )
+    return 0
+
+
+def _connector_set(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        if args.name not in config.connectors:
+            return _fail(f"connector {args.name!r} is not in [connectors] of {args.config}")
+        raw = _read_credential(args.credential_file)
+        sealer = open_sealer(config)
+        store = open_configured_store(config)
+    except (ConfigError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+    try:
+        store.put_credential(
+            args.name, sealer.seal(f"connector:{args.name}", raw), int(time.time())
+        )
+    finally:
+        store.close()
+    print(f"stored the credential of connector {args.name} (sealed under {sealer.current.key_id})")
+    return 0
+
+
+def _read_credential(source: str) -> bytes:
+    if source == "-":
+        data = sys.stdin.buffer.read(MAX_CREDENTIAL_BYTES + 1)
+    else:
+        with open(source, "rb") as handle:
+            data = handle.read(MAX_CREDENTIAL_BYTES + 1)
+    if len(data) > MAX_CREDENTIAL_BYTES:
+        raise ValueError("the credential is larger than 64 KiB")
+    value = data.strip()
+    if not value:
+        raise ValueError("the credential is empty")
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("the credential must be UTF-8 text") from None
+    return value
+
+
+def _rotate_master_key(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        sealer = open_sealer(config)
+        store = open_configured_store(config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    moved = kept = 0
+    try:
+        for record in store.sealed_records():
+            if sealer.key_id_of(record.sealed) == sealer.current.key_id:
+                kept += 1
+                continue
+            prefix = "connector" if record.table == "connector_credentials" else "signing-key"
+            rewrapped = sealer.rewrap(f"{prefix}:{record.key}", record.sealed)
+            if not store.replace_sealed(record, rewrapped):
+                return _fail(f"record {record.key} changed during rotation; run the command again")
+            moved += 1
+    except SealingError as exc:
+        return _fail(str(exc))
+    finally:
+        store.close()
+    print(
+        f"re-wrapped {moved} record(s) under {sealer.current.key_id}; {kept} already were. "
+        "The previous master keys can now be removed from the config."
+    )
+    return 0
+
+
+def _rotate_signing_key(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        sealer = open_sealer(config)
+        store = open_configured_store(config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        kid = SigningKeys(store, sealer, alg=config.keys.signing_algorithm).rotate()
+    finally:
+        store.close()
+    print(
+        f"new signing key {kid} is current; running brokers pick it up within "
+        f"{config.keys.signing_key_refresh_seconds} s"
+    )
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    try:
+        store = open_configured_store(load_config(args.config))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        head = store.audit_head()
+        problems = verify_chain(store.audit_rows(), head)
+    finally:
+        store.close()
+    if problems:
+        for problem in problems:
+            print(f"audit chain broken: {problem}", file=sys.stderr)
+        return 1
+    count = head[0] if head else 0
+    print(f"audit chain intact: {count} record(s), head {head[1] if head else '-'}")
+    return 0
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    try:
+        store = open_configured_store(load_config(args.config))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        if args.output is None:
+            count = export_jsonl(store.audit_rows(), sys.stdout)
+        else:
+            with open(args.output, "w", encoding="utf-8") as out:
+                count = export_jsonl(store.audit_rows(), out)
+    finally:
+        store.close()
+    print(f"exported {count} audit record(s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,203 @@
+"""A real broker process on loopback, set up the way a platform team would.
+
+``jobtoken broker serve`` runs in a subprocess on a free port, trusting a
+``FakeOidcIssuer`` as a loopback test issuer, with a policy directory that
+lets ``octo-org/octo-repo`` (id 690001234) read contacts from ``main``, a
+``contacts`` connector proxied to a ``ContactsApi``, and every secret (master
+key, introspection client secret, webhook secret) in files of its work
+directory. The tests and ``make demo`` both use it::
+
+    with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
+        with running_broker(workdir, issuer, contacts) as broker:
+            token = broker.id_token()      # an ID token for this broker
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from support.contacts_api import ContactsApi
+from support.loopback import free_port, stop_process, wait_until_healthy
+from support.oidc_issuer import FakeOidcIssuer
+
+REPO = "octo-org/octo-repo"
+REPO_ID = "690001234"
+START_TIMEOUT = 20.0
+
+POLICY = f"""\
+# Which jobs of {REPO} may get which connector tokens.
+version: 1
+repository: {REPO}
+repository_id: "{REPO_ID}"
+connectors:
+  contacts:
+    - name: read-from-main
+      scopes: [contacts.read]
+      max_ttl: 10m
+      when:
+        ref: refs/heads/main
+  vault:
+    - scopes: [ftp.read]
+      max_ttl: 5m
+"""
+
+
+class BrokerStartError(RuntimeError):
+    """The broker process exited or did not answer /healthz in time."""
+
+
+@dataclass
+class BrokerProcess:
+    """``jobtoken broker serve`` in a subprocess; its stderr goes to ``log_path``."""
+
+    workdir: Path
+    issuer: FakeOidcIssuer
+    contacts: ContactsApi
+    port: int = field(default_factory=free_port)
+    master_key: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
+    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    passthrough_credential: str = field(default_factory=lambda: "ftp_" + secrets.token_hex(16))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "broker.toml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "broker.log"
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "broker.db"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.workdir / "policies" / "octo-org" / "octo-repo.yml"
+
+    def write_files(self) -> None:
+        for name, value in (
+            ("master.key", self.master_key + "\n"),
+            ("client.secret", self.client_secret),
+            ("webhook.secret", self.webhook_secret),
+        ):
+            path = self.workdir / name
+            path.write_text(value)
+            path.chmod(0o600)
+        self.policy_path.parent.mkdir(parents=True, exist_ok=True)
+        self.policy_path.write_text(POLICY)
+        self.config_path.write_text(
+            f"""\
+# Written by support.broker_process: every key is in examples/broker/broker.toml.
+[server]
+host = "127.0.0.1"
+port = {self.port}
+public_url = "{self.url}"
+[store]
+path = "broker.db"
+[keys]
+master_key_file = "master.key"
+[oidc]
+issuers = []
+loopback_test_issuers = ["{self.issuer.url}"]
+[[introspection_clients]]
+id = "resource-server"
+secret_file = "client.secret"
+[webhook]
+secret_file = "webhook.secret"
+[policy]
+directory = "policies"
+[connectors.contacts]
+scopes = ["contacts.read", "contacts.write"]
+max_ttl_seconds = 900
+base_url = "{self.contacts.url}"
+[[connectors.contacts.routes]]
+method = "GET"
+path = "/v1/contacts/**"
+scope = "contacts.read"
+[connectors.vault]
+kind = "passthrough"
+allow_passthrough = true
+max_ttl_seconds = 300
+"""
+        )
+
+    def cli(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run ``jobtoken broker ARGS…`` (add ``--config`` yourself where it is needed)."""
+        return subprocess.run(
+            [sys.executable, "-m", "jobtoken.cli", "broker", *args],
+            input=stdin,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+    def set_credentials(self) -> None:
+        """Store both connectors' upstream credentials, through stdin as an admin would."""
+        for name, credential in (
+            ("contacts", self.contacts.api_key),
+            ("vault", self.passthrough_credential),
+        ):
+            done = self.cli(
+                "connector", "set", name, "--config", str(self.config_path),
+                "--credential-file", "-", stdin=credential.encode(),
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise BrokerStartError(f"connector set {name}: {done.stderr.decode()[-2000:]}")
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "jobtoken.cli", "broker", "serve", "--config",
+                 str(self.config_path)],
+                stdout=log, stderr=log,
+            )  # fmt: skip
+        try:
+            wait_until_healthy(
+                self.process, f"{self.url}/healthz", name="the broker", timeout=START_TIMEOUT,
+                error=BrokerStartError,
+            )  # fmt: skip
+        except BrokerStartError as exc:
+            raise BrokerStartError(f"{exc}\n{self.log_path.read_text()[-2000:]}") from None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def id_token(self, **overrides: object) -> str:
+        """An ID token for this broker's audience, from the fake issuer."""
+        return self.issuer.mint(audience=self.url, **overrides)
+
+
+@contextmanager
+def running_broker(
+    workdir: Path, issuer: FakeOidcIssuer, contacts: ContactsApi
+) -> Iterator[BrokerProcess]:
+    """Write the config, store the credentials, start the broker; stop it after."""
+    issuer.claims.update(repository=REPO, repository_id=REPO_ID)
+    broker = BrokerProcess(workdir, issuer, contacts)
+    broker.write_files()
+    broker.set_credentials()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from jobtoken.broker.audit import AuditLog
+from jobtoken.broker.metrics import Metrics
+from jobtoken.broker.store import SqlStore, TokenRecord, open_store
+from jobtoken.broker.token_exchange import token_sha256
+from jobtoken.broker.token_registry import TokenRegistry
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqlStore:
+    return open_store("sqlite", path=tmp_path / "r.db")
+
+
+def _issue(store: SqlStore, token: str, *, expires_in: int = 600, check_run_id: str = "4") -> None:
+    now = int(time.time())
+    record = TokenRecord(
+        token_id="id-" + token,
+        token_sha256=token_sha256(token),
+        kind="minted",
+        connector="contacts",
+        scopes="contacts.read",
+        subject="repo:o/r:ref:refs/heads/main",
+        repository_id="1",
+        run_id="2",
+        run_attempt="3",
+        check_run_id=check_run_id,
+        issued_at=now - 10,
+        expires_at=now + expires_in,
+    )
+    store.append_audit(lambda seq, prev: ("{}", f"{seq:064x}"), record)
+
+
+def _registry(store: SqlStore) -> TokenRegistry:
+    return TokenRegistry(store, AuditLog(store), Metrics(), issuer="https://broker.test")
+
+
+def test_an_active_token_introspects_with_its_binding(store: SqlStore) -> None:
+    _issue(store, "tok")
+    body = _registry(store).introspect("tok", client_id="rs")
+    assert body["active"] is True
+    assert body["aud"] == "contacts"
+    assert body["iss"] == "https://broker.test"
+    assert body["jti"] == "id-tok"
+    assert (body["repository_id"], body["run_id"], body["run_attempt"], body["check_run_id"]) == (
+        "1",
+        "2",
+        "3",
+        "4",
+    )
+
+
+@pytest.mark.parametrize("case", ["unknown", "expired", "revoked", "oversized"])
+def test_inactive_is_exactly_active_false(store: SqlStore, case: str) -> None:
+    registry = _registry(store)
+    token = "tok"
+    if case == "expired":
+        _issue(store, token, expires_in=-1)
+    elif case == "revoked":
+        _issue(store, token)
+        registry.revoke(token)
+    elif case == "oversized":
+        token = "x" * (16 * 1024 + 1)
+    assert registry.introspect(token, client_id="rs") == {"active": False}
+
+
+def test_revoke_is_audited_by_hash_and_idempotent(store: SqlStore) -> None:
+    _issue(store, "tok")
+    registry = _registry(store)
+    registry.revoke("tok", client_address="127.0.0.1")
+    registry.revoke("tok")
+    records = [json.loads(r.record) for r in store.audit_rows()][1:]
+    assert [(r["decision"], r["reason"]) for r in records] == [
+        ("revoked", "revoke_endpoint"),
+        ("revoked", "unknown_or_already_revoked"),
+    ]
+    assert records[0]["token_sha256"] == token_sha256("tok")
+
+
+def test_a_completed_job_revokes_only_its_own_tokens(store: SqlStore) -> None:
+    _issue(store, "mine", check_run_id="4")
+    _issue(store, "sibling-job", check_run_id="5")
+    registry = _registry(store)
+    assert (
+        registry.revoke_job(repository_id="1", run_id="2", run_attempt="3", check_run_id="4") == 1
+    )
+    assert registry.introspect("mine", client_id="rs") == {"active": False}
+    assert registry.introspect("sibling-job", client_id="rs")["active"] is True
+
+
+def test_introspection_is_audited_with_the_client(store: SqlStore) -> None:
+    _issue(store, "tok")
+    _registry(store).introspect("tok", client_id="resource-server", client_address="10.1.2.3")
+    record = json.loads(list(store.audit_rows())[-1].record)
+    assert (record["decision"], record["reason"], record["client_id"]) == (
+        "introspected",
+        "active",
+        "resource-server",
+    )
+    assert record["client_address"] == "10.1.2.3"
+
+
+def test_revoke_by_id_needs_the_same_job(store: SqlStore) -> None:
+    _issue(store, "tok")
+    registry = _registry(store)
+    registry.revoke_own("id-tok", repository_id="1", run_id="2", run_attempt="9", claims={})
+    assert registry.introspect("tok", client_id="rs")["active"] is True
+    registry.revoke_own("id-tok", repository_id="1", run_id="2", run_attempt="3", claims={})
+    assert registry.introspect("tok", client_id="rs") == {"active": False}
+    reasons = [json.loads(r.record).get("reason") for r in store.audit_rows()]
+    assert "revoke_by_id" in reasons
+    assert "unknown_or_already_revoked" in reasons
