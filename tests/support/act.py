@@ -42,7 +42,13 @@ DEFAULT_TIMEOUT = 60.0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: what the action ships: act copies the folder it is given for each run, so
 #: it gets these alone, never the working tree with its .venv
-SHIPPED = ("action.yml", "revoke/action.yml", "src/jobtoken/__init__.py", "src/jobtoken/action")
+SHIPPED = (
+    "action.yml",
+    "revoke/action.yml",
+    "src/jobtoken/__init__.py",
+    "src/jobtoken/action",
+    "src/jobtoken/wire",
+)
 
 
 class ActNotInstalled(RuntimeError):

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 
 from jobtoken.action.provider import IssuedToken
-from jobtoken.action.runtime import neutralize
+from jobtoken.wire.text import neutralize
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:

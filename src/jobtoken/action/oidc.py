@@ -5,14 +5,11 @@ Public API:
 - `RunnerIdTokens(env, runtime, deadline)` — ``fetch(audience)`` returns a
   fresh ID token (masked before anything else is written), ``last_claims``
   the non-secret claims of the last one for error reports.
-- `debug_claims(id_token)` — those claims of an ID token (decoded, not verified:
-  for display only).
 - `MISSING_PERMISSION` — what to do when the job has no ID token.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from urllib.parse import quote
@@ -20,21 +17,11 @@ from urllib.parse import quote
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import HttpError, OidcError
 from jobtoken.action.http.client import Request, check_url, describe_url, fetch
-from jobtoken.action.runtime import Runtime, neutralize
+from jobtoken.action.runtime import Runtime
 
-__all__ = ["DEBUG_CLAIMS", "MISSING_PERMISSION", "RunnerIdTokens", "debug_claims"]
+__all__ = ["MISSING_PERMISSION", "RunnerIdTokens"]
 
 MAX_ID_TOKEN_BYTES = 64 * 1024
-#: claims shown when a provider refuses, so the author can see why a rule did not match
-DEBUG_CLAIMS = (
-    "repository",
-    "ref",
-    "workflow_ref",
-    "job_workflow_ref",
-    "environment",
-    "event_name",
-    "run_id",
-)
 MISSING_PERMISSION = (
     "the runner offers no OIDC ID token to this job (ACTIONS_ID_TOKEN_REQUEST_URL and "
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set). Give the job `permissions: id-token: write` "
@@ -101,26 +88,9 @@ class RunnerIdTokens:
 
     @property
     def last_claims(self) -> dict[str, str]:
-        """`debug_claims` of the last ID token fetched ({} before any)."""
-        return debug_claims(self._last_id_token) if self._last_id_token else {}
+        """The job's claims in the last ID token fetched ({} before any), for messages."""
+        if not self._last_id_token:
+            return {}
+        from jobtoken.wire.unverified_claims import job_claims  # only when claims are shown
 
-
-def debug_claims(id_token: str) -> dict[str, str]:
-    """The `DEBUG_CLAIMS` of `id_token`, neutralized; {} when it cannot be read.
-
-    The signature is not checked: the values are only shown to the author.
-    """
-    import base64  # only when the claims are shown
-
-    try:
-        payload = id_token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return {}
-    if not isinstance(claims, dict):
-        return {}
-    return {
-        name: neutralize(str(claims[name]), limit=200)
-        for name in DEBUG_CLAIMS
-        if isinstance(claims.get(name), (str, int))
-    }
+        return job_claims(self._last_id_token)

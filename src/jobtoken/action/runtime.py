@@ -7,9 +7,8 @@ Public API:
 
 Imports are kept to what every run needs (no `secrets`, `contextlib`,
 `typing` at run time): the interpreter start dominates the action's cost.
-- `neutralize(text, limit)` — untrusted text (a broker's message, a claim)
-  made safe to print: no control characters, no `::` or `##[` that the runner
-  could take for a workflow command, bounded length.
+Untrusted text (a broker's message, a claim) goes through
+`jobtoken.wire.text.neutralize` before it is printed.
 - `escape_data`, `escape_property` — the runner's own escaping of a command's
   message and properties (as in @actions/core).
 - `file_command_entry(name, value)` — one `name<<DELIMITER` block with a random
@@ -27,6 +26,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
+from jobtoken.wire.text import neutralize
+
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:
     from typing import TextIO
@@ -38,40 +39,9 @@ __all__ = [
     "file_command_entry",
     "markdown_cell",
     "masked_forms",
-    "neutralize",
 ]
 
-#: C0/C1 controls, DEL, and Unicode line/paragraph separators and bidi controls, each
-#: mapped to a space (a `str.translate` table: compiling the same as a regex costs ≈1 ms)
-_UNSAFE_TO_SPACE = dict.fromkeys(
-    [
-        *range(0x00, 0x20),
-        *range(0x7F, 0xA0),
-        0x2028,
-        0x2029,
-        0x200E,
-        0x200F,
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
-    ],
-    " ",
-)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\Z")
-
-
-def neutralize(text: str, limit: int = 300) -> str:
-    """`text` safe to print in a log line or an annotation, at most `limit` characters.
-
-    Control characters (newlines included) become spaces, `::` becomes `: :`
-    and `##[` becomes `# #[`, so that nothing in `text` can start or end a
-    workflow command, whatever the runner version.
-    """
-    text = text.translate(_UNSAFE_TO_SPACE)
-    text = re.sub(r":(?=:)", ": ", text)
-    text = text.replace("##[", "# #[")
-    if len(text) > limit:
-        text = text[: max(limit - 1, 0)] + "…"
-    return text
 
 
 def escape_data(text: str) -> str:

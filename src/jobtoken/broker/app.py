@@ -45,15 +45,19 @@ from jobtoken.broker.oauth import (
     read_form,
 )
 from jobtoken.broker.proxy import handle_proxy
-from jobtoken.broker.token_exchange import ACCESS_TOKEN_TYPE, JWT_TYPE, TokenRequest
+from jobtoken.broker.token_exchange import TokenRequest
 from jobtoken.broker.verify import InvalidIdToken
 from jobtoken.broker.webhook import handle_github_webhook
+from jobtoken.wire.oauth_terms import (
+    ACCESS_TOKEN_TYPE,
+    JWT_TOKEN_TYPE,
+    SUBJECT_TOKEN_TYPES,
+    TOKEN_EXCHANGE_GRANT,
+)
 
 __all__ = ["CONFIG_ENV", "create_app", "create_app_from_env"]
 
 CONFIG_ENV = "JOBTOKEN_BROKER_CONFIG"
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
-SUBJECT_TOKEN_TYPES = ("urn:ietf:params:oauth:token-type:id_token", JWT_TYPE)
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 Handler = Callable[[Request, Broker], Awaitable[Response]]
@@ -93,13 +97,13 @@ def create_app_from_env() -> Starlette:
 
 async def token(request: Request, broker: Broker) -> Response:
     form = await read_form(request, broker.config.server.max_body_bytes)
-    if form.get("grant_type") != TOKEN_EXCHANGE:
-        raise OAuthError("unsupported_grant_type", f"grant_type must be {TOKEN_EXCHANGE}")
+    if form.get("grant_type") != TOKEN_EXCHANGE_GRANT:
+        raise OAuthError("unsupported_grant_type", f"grant_type must be {TOKEN_EXCHANGE_GRANT}")
     if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
         raise OAuthError(
             "invalid_request", "subject_token_type must be the id_token or jwt token type"
         )
-    if form.get("requested_token_type", JWT_TYPE) not in (JWT_TYPE, ACCESS_TOKEN_TYPE):
+    if form.get("requested_token_type", JWT_TOKEN_TYPE) not in (JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE):
         raise OAuthError("invalid_request", "requested_token_type must be jwt or access_token")
     if "actor_token" in form:
         raise OAuthError("invalid_request", "delegation (actor_token) is not supported")
@@ -193,7 +197,7 @@ async def metadata(request: Request, broker: Broker) -> Response:
         "revocation_endpoint": f"{base}/revoke",
         "introspection_endpoint": f"{base}/introspect",
         "jwks_uri": f"{base}/.well-known/jwks.json",
-        "grant_types_supported": [TOKEN_EXCHANGE],
+        "grant_types_supported": [TOKEN_EXCHANGE_GRANT],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],

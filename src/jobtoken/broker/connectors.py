@@ -27,12 +27,12 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from jobtoken.wire.grammar import SCOPE, check_connector_name
+
 __all__ = ["KINDS", "Connector", "Route"]
 
 KINDS = ("minted", "passthrough")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "*")
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # RFC 6749 scope-token
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@-]+")
 
@@ -55,7 +55,7 @@ class Route:
             plain = _SEGMENT.fullmatch(part) and part not in (".", "..")
             if part not in ("*", "**") and not plain:
                 raise ValueError(f"path segment {part!r} is not a plain segment, '*' or '**'")
-        if not _SCOPE.fullmatch(self.scope):
+        if not SCOPE.match(self.scope):
             raise ValueError("scope must be a single RFC 6749 scope token")
 
     def matches(self, method: str, segments: tuple[str, ...]) -> bool:
@@ -83,8 +83,9 @@ class Connector:
     routes: tuple[Route, ...] = ()
 
     def __post_init__(self) -> None:
-        if not _NAME.fullmatch(self.name):
-            raise ValueError("connector names are 1-63 of a-z 0-9 _ - (starting alphanumeric)")
+        problem = check_connector_name(self.name)
+        if problem is not None:
+            raise ValueError(problem)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
         if self.kind == "passthrough" and not self.allow_passthrough:
@@ -95,7 +96,7 @@ class Connector:
         if self.max_ttl < 1:
             raise ValueError("max_ttl_seconds must be positive")
         for scope in self.scopes:
-            if not _SCOPE.fullmatch(scope):
+            if not SCOPE.match(scope):
                 raise ValueError(f"scope {scope!r} is not an RFC 6749 scope token")
         if self.base_url:
             parts = urlsplit(self.base_url)

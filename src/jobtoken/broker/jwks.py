@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 
-from jobtoken.broker.strict_json import StrictJsonError, loads_strict
+from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
 __all__ = ["JwksCache", "JwksError", "TrustedIssuer"]
 

@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from jobtoken.wire.oauth_terms import ERROR_CODES
+
 __all__ = [
     "OAuthError",
     "basic_credentials",
@@ -50,6 +52,8 @@ class OAuthError(Exception):
         reason: str = "",
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        if error not in ERROR_CODES:
+            raise ValueError(f"{error!r} is not an OAuth error code")
         super().__init__(description)
         self.error, self.description, self.status = error, description, status
         self.reason = reason or error

@@ -25,7 +25,6 @@ Public API: :class:`TokenExchange`, :class:`TokenRequest`, :class:`IssuedToken`,
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +40,8 @@ from jobtoken.broker.sealing import Sealer, SealingError
 from jobtoken.broker.store import SqlStore, TokenRecord
 from jobtoken.broker.verify import IdTokenVerifier, InvalidIdToken, VerifiedClaims
 from jobtoken.policy.evaluate import PolicyDecision
+from jobtoken.wire.grammar import MAX_SCOPES, SCOPE
+from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
 
 __all__ = [
     "IssuedToken",
@@ -49,11 +50,6 @@ __all__ = [
     "TokenRequest",
     "token_sha256",
 ]
-
-JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
-MAX_SCOPES = 32
-_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
 
 
 def token_sha256(token: str) -> str:
@@ -198,7 +194,7 @@ class TokenExchange:
 
     def _scopes(self, scope: str, connector: Connector) -> tuple[str, ...]:
         names = scope.split(" ")
-        if not scope or len(names) > MAX_SCOPES or any(not _SCOPE.fullmatch(n) for n in names):
+        if not scope or len(names) > MAX_SCOPES or any(not SCOPE.match(n) for n in names):
             raise OAuthError(
                 "invalid_scope",
                 f"scope must be 1 to {MAX_SCOPES} scope names separated by single spaces",
@@ -232,7 +228,7 @@ class TokenExchange:
                 binding=binding,
                 now=now,
             )
-            token, token_id, token_type = minted.token, minted.jti, JWT_TYPE
+            token, token_id, token_type = minted.token, minted.jti, JWT_TOKEN_TYPE
         else:
             token, token_id, token_type = (
                 self._lease(connector),

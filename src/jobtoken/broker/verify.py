@@ -68,7 +68,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from jobtoken.broker.jwks import JwksCache, JwksError, TrustedIssuer
-from jobtoken.broker.strict_json import DuplicateKeyError, StrictJsonError, loads_strict
+from jobtoken.wire.strict_json import DuplicateKeyError, StrictJsonError, loads_strict
 
 __all__ = [
     "GITHUB_ISSUER",

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.oauth import OAuthError, read_body
-from jobtoken.broker.strict_json import StrictJsonError, loads_strict
+from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
 __all__ = ["handle_github_webhook", "signature_for"]
 

@@ -20,10 +20,10 @@ import os
 import sys
 from pathlib import Path
 
-from jobtoken.broker.strict_json import StrictJsonError, loads_strict
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.evaluate import evaluate
 from jobtoken.policy.schema import OrgPolicy, RepositoryPolicy, load_policy_file
+from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
 __all__ = ["register"]
 

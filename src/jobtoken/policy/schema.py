@@ -10,7 +10,7 @@ file in the broker's policy directory)::
       hubspot:                        # connector name -> rules, first match wins
         - name: nightly-sync          # optional, shown by `policy explain`
           scopes: [crm.objects.contacts.read]
-          max_ttl: 15m                # seconds, or 90s / 15m / 1h
+          max_ttl: 15m                # seconds, or 90s / 15m / 1h / 1h30m
           when:                       # every condition must hold
             ref: refs/heads/main
             event_name: [schedule, workflow_dispatch]
@@ -46,6 +46,7 @@ import yaml
 from jobtoken.policy.conditions import CLAIMS, Condition
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.strict_yaml import INT_TAG, MAX_POLICY_BYTES, STR_TAG, compose_strict
+from jobtoken.wire.grammar import SCOPE, SCOPE_RULE, check_connector_name, parse_duration
 
 __all__ = [
     "MAX_TTL_SECONDS",
@@ -64,13 +65,9 @@ MAX_RULES = 64
 MAX_LIST = 100
 MAX_STRING = 512
 
-_CONNECTOR = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-_SCOPE = re.compile(r"[!-~]{1,256}")
 _DIGITS = re.compile(r"[1-9][0-9]{0,19}")
 _REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}")
-_TTL = re.compile(r"([1-9][0-9]{0,5})([smh])")
-_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 @dataclass(frozen=True)
@@ -225,8 +222,9 @@ class _Reader:
         if not entries:
             raise self.fail(node, f"{where} must name at least one connector")
         for name, (key_node, _) in entries.items():
-            if not _CONNECTOR.fullmatch(name):
-                raise self.fail(key_node, f"connector name {name!r}: use a-z, 0-9, '.', '_', '-'")
+            problem = check_connector_name(name)
+            if problem is not None:
+                raise self.fail(key_node, f"connector {name!r}: {problem}")
         return [(name, value) for name, (_, value) in entries.items()]
 
     def sequence(self, node: yaml.Node, where: str, limit: int) -> list[yaml.Node]:
@@ -263,10 +261,12 @@ class _Reader:
         if isinstance(node, yaml.ScalarNode) and node.tag == INT_TAG:
             seconds = int(node.value)
         else:
-            match = _TTL.fullmatch(self.string(node, where))
-            if match is None:
-                raise self.fail(node, f"{where} must be seconds or a duration like 90s, 15m, 1h")
-            seconds = int(match.group(1)) * _UNITS[match.group(2)]
+            parsed = parse_duration(self.string(node, where))
+            if parsed is None:
+                raise self.fail(
+                    node, f"{where} must be seconds or a duration like 90s, 15m, 1h or 1h30m"
+                )
+            seconds = parsed
         if not 0 < seconds <= MAX_TTL_SECONDS:
             raise self.fail(node, f"{where} must be between 1 s and {MAX_TTL_SECONDS} s")
         return seconds
@@ -279,7 +279,7 @@ class _Reader:
 
     def scopes(self, node: yaml.Node, where: str) -> frozenset[str]:
         values = self.sequence(node, where, MAX_LIST)
-        return frozenset(self.matching(v, where, _SCOPE, "a scope without spaces") for v in values)
+        return frozenset(self.matching(v, where, SCOPE, SCOPE_RULE) for v in values)
 
     def conditions(self, node: yaml.Node | None, where: str) -> tuple[Condition, ...]:
         if node is None:

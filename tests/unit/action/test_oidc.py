@@ -9,8 +9,9 @@ import pytest
 
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import OidcError
-from jobtoken.action.oidc import MISSING_PERMISSION, RunnerIdTokens, debug_claims
+from jobtoken.action.oidc import MISSING_PERMISSION, RunnerIdTokens
 from jobtoken.action.runtime import Runtime
+from jobtoken.wire.unverified_claims import job_claims
 from support.oidc_issuer import FakeOidcIssuer
 
 
@@ -31,8 +32,8 @@ def test_fetch_returns_a_masked_token_for_the_url_encoded_audience(
         f"::add-mask::{oidc_issuer.request_token}",
         f"::add-mask::{token}",
     ]
-    assert debug_claims(token)["repository"] == oidc_issuer.claims["repository"]
-    assert source.last_claims == debug_claims(token)
+    assert job_claims(token)["repository"] == oidc_issuer.claims["repository"]
+    assert source.last_claims == job_claims(token)
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["aud"] == "https://tokens.example.com/a b&c"
 
@@ -95,12 +96,12 @@ def test_a_non_loopback_http_token_url_is_refused() -> None:
         tokens(env).fetch("aud")
 
 
-def test_debug_claims_are_neutralized_and_limited_to_the_listed_claims(
+def test_job_claims_are_neutralized_and_limited_to_the_listed_claims(
     oidc_issuer: FakeOidcIssuer,
 ) -> None:
     token = oidc_issuer.mint(ref="refs/heads/x\n::add-mask::y", environment=None, secret="s")
-    claims = debug_claims(token)
+    claims = job_claims(token)
     assert claims["ref"] == "refs/heads/x : :add-mask: :y"
     assert "environment" not in claims
     assert "secret" not in claims
-    assert debug_claims("not.a-jwt.x") == {}
+    assert job_claims("not.a-jwt.x") == {}

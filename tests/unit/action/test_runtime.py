@@ -17,7 +17,6 @@ from jobtoken.action.runtime import (
     file_command_entry,
     markdown_cell,
     masked_forms,
-    neutralize,
 )
 
 # A line the runner would take for a workflow command: `::name ...::` after
@@ -40,29 +39,6 @@ def parse_file_commands(text: str) -> dict[str, str]:
 
 def unescape_data(text: str) -> str:
     return text.replace("%0A", "\n").replace("%0D", "\r").replace("%25", "%")
-
-
-@given(st.text(max_size=300))
-def test_neutralized_text_never_contains_a_workflow_command(text: str) -> None:
-    safe = neutralize(text)
-
-    for line in safe.splitlines() or [""]:
-        assert not COMMAND_LINE.search(line)
-    assert "\n" not in safe
-    assert "\r" not in safe
-    assert "::" not in safe
-    assert len(safe) <= 300
-
-
-def test_neutralize_keeps_readable_text_and_breaks_commands() -> None:
-    assert neutralize("policy main.yml: no rule") == "policy main.yml: no rule"
-    assert (
-        neutralize("x ::stop-commands::tok\n::error::y") == "x : :stop-commands: :tok : :error: :y"
-    )
-    assert neutralize("a ##[set-output name=x]y") == "a # #[set-output name=x]y"
-    assert neutralize(":::") == ": : :"
-    assert neutralize("\u202eevil\u2028line") == " evil line"
-    assert neutralize("x" * 50, limit=10) == "x" * 9 + "…"
 
 
 @given(st.text(min_size=1, max_size=200))

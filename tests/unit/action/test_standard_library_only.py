@@ -1,4 +1,5 @@
-"""`jobtoken.action` runs with the runner's bare python3: standard library only.
+"""`jobtoken.action` (and `jobtoken.wire`, which it imports) runs with the runner's bare
+python3: standard library only.
 
 Each module is imported in a fresh interpreter started with ``-S -I`` (no
 site-packages, no user site, no PYTHONPATH): an import of anything outside the
@@ -17,12 +18,13 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 ACTION = SRC / "jobtoken" / "action"
+WIRE = SRC / "jobtoken" / "wire"
 OLDEST_PYTHON = "3.10"
 
 
 def action_modules() -> list[str]:
     modules = []
-    for path in sorted(ACTION.rglob("*.py")):
+    for path in sorted([*ACTION.rglob("*.py"), *WIRE.rglob("*.py")]):
         parts = path.relative_to(SRC).with_suffix("").parts
         modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return modules
@@ -41,6 +43,7 @@ def import_isolated(module: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_action_package_has_modules_to_check() -> None:
     assert "jobtoken.action" in action_modules()
+    assert "jobtoken.wire.grammar" in action_modules()
     assert len(action_modules()) > 1
 
 
@@ -83,8 +86,8 @@ def vermin(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_action_keeps_to_python_3_10() -> None:
-    result = vermin(str(ACTION))
-    assert result.returncode == 0, f"jobtoken.action needs more than Python 3.10:\n{result.stdout}"
+    result = vermin(str(ACTION), str(WIRE))
+    assert result.returncode == 0, f"the action needs more than Python 3.10:\n{result.stdout}"
 
 
 def test_the_version_check_catches_newer_syntax(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def test_passthrough_needs_an_explicit_allowance() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"name": "Bad Name"}, "connector names"),
+        ({"name": "Bad Name"}, "a connector name is"),
         ({"name": "a", "kind": "other"}, "kind must be"),
         ({"name": "a", "base_url": "ftp://x"}, "absolute http"),
         ({"name": "a", "base_url": "https://user:pw@x"}, "credentials"),

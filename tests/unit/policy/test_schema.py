@@ -105,7 +105,7 @@ def test_example_policies_are_valid() -> None:
         (VALID.replace("max_ttl: 15m", "max_ttl: -5"), "between", 8),
         (VALID.replace("[contacts.read, contacts.write]", "[]"), "1 to 100 items", 7),
         (VALID.replace("[contacts.read, contacts.write]", "contacts.read"), "must be a list", 7),
-        (VALID.replace("[contacts.read, contacts.write]", '["a b"]'), "without spaces", 7),
+        (VALID.replace("[contacts.read, contacts.write]", '["a b"]'), "RFC 6749", 7),
         (VALID.replace("[contacts.read, contacts.write]", "[true]"), "must be a string", 7),
         (VALID.replace("refs/heads/main", "true"), "must be a string", 10),
         (VALID.replace("refs/heads/main", "42"), "must be a string", 10),

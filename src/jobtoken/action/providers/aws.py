@@ -36,7 +36,6 @@ from typing import Any
 from jobtoken.action.errors import ProviderError
 from jobtoken.action.http.client import Request, Response, fetch, form_request
 from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
-from jobtoken.action.providers.job_claims import job_claims
 from jobtoken.action.providers.secret_document import (
     SecretMetadata,
     metadata_from_mapping,
@@ -44,7 +43,8 @@ from jobtoken.action.providers.secret_document import (
     to_issued_token,
 )
 from jobtoken.action.providers.sigv4 import AwsCredentials, sign
-from jobtoken.action.runtime import neutralize
+from jobtoken.wire.text import neutralize
+from jobtoken.wire.unverified_claims import job_claims
 
 __all__ = ["PROVIDER", "default_endpoint", "session_name"]
 

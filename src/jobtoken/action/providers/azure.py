@@ -30,14 +30,14 @@ from urllib.parse import urlsplit
 from jobtoken.action.errors import ProviderError
 from jobtoken.action.http.client import Request, Response, fetch, form_request
 from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
-from jobtoken.action.providers.job_claims import job_claims
 from jobtoken.action.providers.secret_document import (
     metadata_from_mapping,
     parse_expiry,
     read_connector_secret,
     to_issued_token,
 )
-from jobtoken.action.runtime import neutralize
+from jobtoken.wire.text import neutralize
+from jobtoken.wire.unverified_claims import job_claims
 
 __all__ = ["PROVIDER", "key_vault_scope"]
 

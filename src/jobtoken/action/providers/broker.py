@@ -23,21 +23,22 @@ unknown or expired tokens).
 
 from __future__ import annotations
 
-import json
 import re
 
 from jobtoken.action.errors import HttpError, ProviderError
 from jobtoken.action.http.client import Request, Response, describe_url, fetch, form_request
-from jobtoken.action.inputs import TOKEN_ID
 from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
-from jobtoken.action.runtime import neutralize
+from jobtoken.wire.grammar import TOKEN_ID
+from jobtoken.wire.oauth_terms import (
+    ACCESS_TOKEN_TYPE,
+    ID_TOKEN_TYPE,
+    JWT_TOKEN_TYPE,
+    TOKEN_EXCHANGE_GRANT,
+)
+from jobtoken.wire.text import neutralize
 
-__all__ = ["ACCESS_TOKEN_TYPE", "GRANT_TYPE", "ID_TOKEN_TYPE", "PROVIDER"]
+__all__ = ["ACCESS_TOKEN_TYPE", "ID_TOKEN_TYPE", "PROVIDER", "TOKEN_EXCHANGE_GRANT"]
 
-GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
-ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
-JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105
 MAX_RESPONSE_BYTES = 64 * 1024
 #: a `scope` in the response that is not a string: fails the granted-scopes check
 INVALID_SCOPE = "(scope is not a string)"
@@ -63,7 +64,7 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
 
     def make_request() -> Request:
         fields = [
-            ("grant_type", GRANT_TYPE),
+            ("grant_type", TOKEN_EXCHANGE_GRANT),
             ("subject_token", request.id_token(audience)),
             ("subject_token_type", ID_TOKEN_TYPE),
             ("requested_token_type", ACCESS_TOKEN_TYPE),
@@ -115,18 +116,13 @@ def token_id_of(given: object, access_token: str) -> str:
     """
     if isinstance(given, str) and TOKEN_ID.match(given):
         return given
-    import base64  # only for a broker that does not say
-    import hashlib
+    import hashlib  # only for a broker that does not say
 
-    parts = access_token.split(".")
-    if len(parts) == 3 and len(parts[1]) < 8192:
-        try:
-            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        except ValueError:
-            claims = None
-        jti = claims.get("jti") if isinstance(claims, dict) else None
-        if isinstance(jti, str) and TOKEN_ID.match(jti):
-            return jti
+    from jobtoken.wire.unverified_claims import unverified_claims
+
+    jti = unverified_claims(access_token).get("jti")
+    if isinstance(jti, str) and TOKEN_ID.match(jti):
+        return jti
     return "sha256:" + hashlib.sha256(access_token.encode("utf-8")).hexdigest()[:32]
 
 

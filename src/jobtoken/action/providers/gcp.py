@@ -35,20 +35,18 @@ import re
 from jobtoken.action.errors import ProviderError
 from jobtoken.action.http.client import Request, Response, fetch, form_request, json_request
 from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
-from jobtoken.action.providers.job_claims import job_claims
 from jobtoken.action.providers.secret_document import (
     metadata_from_mapping,
     read_connector_secret,
     to_issued_token,
 )
-from jobtoken.action.runtime import neutralize
+from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
+from jobtoken.wire.text import neutralize
+from jobtoken.wire.unverified_claims import job_claims
 
 __all__ = ["PROVIDER", "crc32c"]
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
-ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
-JWT = "urn:ietf:params:oauth:token-type:jwt"
 IMPERSONATION_LIFETIME = "300s"
 _PROVIDER = re.compile(
     r"^projects/[0-9]{1,20}/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}"
@@ -96,11 +94,11 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
         return form_request(
             f"{sts_url}/v1/token",
             {
-                "grant_type": TOKEN_EXCHANGE,
+                "grant_type": TOKEN_EXCHANGE_GRANT,
                 "audience": f"//iam.googleapis.com/{provider}",
                 "scope": CLOUD_PLATFORM,
-                "requested_token_type": ACCESS_TOKEN,
-                "subject_token_type": JWT,
+                "requested_token_type": ACCESS_TOKEN_TYPE,
+                "subject_token_type": JWT_TOKEN_TYPE,
                 "subject_token": id_token,
             },
         )

@@ -31,14 +31,14 @@ from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import ProviderError
 from jobtoken.action.http.client import Request, Response, describe_url, fetch, json_request
 from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
-from jobtoken.action.providers.job_claims import job_claims
 from jobtoken.action.providers.secret_document import (
     ConnectorSecret,
     metadata_from_mapping,
     read_connector_fields,
     to_issued_token,
 )
-from jobtoken.action.runtime import neutralize
+from jobtoken.wire.text import neutralize
+from jobtoken.wire.unverified_claims import job_claims
 
 __all__ = ["PROVIDER"]
 

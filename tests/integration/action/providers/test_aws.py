@@ -210,7 +210,7 @@ def test_sts_refusals_name_the_cause_and_claims(
     """STS's documented error shape (moto does not check web identities, so no server here)."""
     from jobtoken.action.http.client import Response
     from jobtoken.action.providers.aws import _sts_error
-    from jobtoken.action.providers.job_claims import job_claims
+    from jobtoken.wire.unverified_claims import job_claims
 
     answer = Response(
         400, {}, STS_ERROR.format(code=code, message=message).encode(), "https://sts/"

@@ -1,0 +1,88 @@
+"""The names both halves agree on: connectors, scopes, token ids and durations.
+
+Each rule is a compiled pattern plus a check that returns ``None`` when the value
+is well formed, or a sentence saying what a well-formed value looks like. The
+action, the policy schema and the broker config all call these checks, so a name
+one of them accepts is accepted by all three (a test holds them to it).
+
+- **connector name**: 1 to 63 characters, lower-case letters, digits, ``_`` and
+  ``-``, starting with a letter or digit. No dot: a connector name is a TOML table
+  key in the broker config (``[connectors.NAME]``, where a dot would nest tables)
+  and a path segment of ``/proxy/NAME/…``.
+- **scope**: an RFC 6749 §3.3 scope-token — 1 to 128 printable ASCII characters
+  except space, ``"`` and ``\\``; at most 32 scopes in one request.
+- **token id**: 1 to 128 of ``A-Z a-z 0-9 . _ : -`` (the broker's ``token_id``,
+  a JWT ``jti``, or ``sha256:`` and 32 hex digits).
+- **duration**: ASCII digits of seconds (``900``), or hours, minutes and seconds
+  in that order, each part optional (``90s``, ``15m``, ``1h``, ``1h30m``).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CONNECTOR_NAME",
+    "MAX_SCOPES",
+    "MAX_SCOPE_LENGTH",
+    "SCOPE",
+    "TOKEN_ID",
+    "check_connector_name",
+    "check_scope",
+    "format_duration",
+    "parse_duration",
+]
+
+MAX_CONNECTOR_NAME_LENGTH = 63
+MAX_SCOPE_LENGTH = 128
+MAX_SCOPES = 32
+#: the longest duration anything accepts: a day is far beyond every lifetime cap
+MAX_DURATION_SECONDS = 7 * 24 * 3600
+
+# `\Z`, never `$`: `$` also matches before a trailing newline.
+CONNECTOR_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
+SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}\Z")
+TOKEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
+_DURATION = re.compile(r"(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,6})s)?\Z")
+_SECONDS = re.compile(r"[0-9]{1,9}\Z")
+
+CONNECTOR_NAME_RULE = (
+    f"1 to {MAX_CONNECTOR_NAME_LENGTH} lower-case letters, digits, _ and -, "
+    "starting with a letter or digit"
+)
+SCOPE_RULE = f'1 to {MAX_SCOPE_LENGTH} printable ASCII characters except space, " and \\ (RFC 6749)'
+
+
+def check_connector_name(name: str) -> str | None:
+    """None when `name` is a connector name, else what one looks like."""
+    return None if CONNECTOR_NAME.match(name) else f"a connector name is {CONNECTOR_NAME_RULE}"
+
+
+def check_scope(scope: str) -> str | None:
+    """None when `scope` is one RFC 6749 scope-token, else what one looks like."""
+    return None if SCOPE.match(scope) else f"a scope is {SCOPE_RULE}"
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds in ``900``, ``90s``, ``15m``, ``1h`` or ``1h30m``; None when not a duration.
+
+    Only ASCII digits count (``str.isdigit`` also accepts ``²``, which ``int`` refuses).
+    """
+    if _SECONDS.match(text):
+        seconds = int(text)
+    else:
+        match = _DURATION.match(text)
+        if not text or match is None:
+            return None
+        hours, minutes, secs = (int(part) if part else 0 for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    return seconds if seconds <= MAX_DURATION_SECONDS else None
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest of ``2h``, ``15m`` or ``90s`` that states `seconds` exactly."""
+    if seconds and seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds and seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
