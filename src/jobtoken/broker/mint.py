@@ -18,6 +18,7 @@ Public API: :class:`SigningKeys`, :class:`Minter`, :class:`JobBinding`,
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import threading
 import time
@@ -153,7 +154,8 @@ class SigningKeys:
         return keys[0]
 
     def find(self, kid: str) -> _LoadedKey | None:
-        return next((k for k in self._load() if secrets.compare_digest(k.kid, kid)), None)
+        wanted = kid.encode("utf-8", "surrogatepass")  # compare_digest refuses non-ASCII str
+        return next((k for k in self._load() if hmac.compare_digest(k.kid.encode(), wanted)), None)
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.public_jwk() for k in self._load()]}
