@@ -74,7 +74,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 once it is larger than ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not (declared.isascii() and declared.isdigit()) or len(declared) > 18:
+        if not declared.isdigit():
             raise OAuthError("invalid_request", "invalid Content-Length")
         if int(declared) > limit:
             raise OAuthError("invalid_request", f"request body over {limit} bytes", status=413)
