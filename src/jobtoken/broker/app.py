@@ -233,10 +233,18 @@ async def introspect(request: Request, broker: Broker) -> Response:
             status=401,
             headers={"WWW-Authenticate": 'Basic realm="jobtoken"'},
         )
-    form = await read_form(request, broker.config.server.max_body_bytes)
-    token = form.get("token", "")
-    if not token:
-        raise OAuthError("invalid_request", "token is missing")
+    try:
+        form = await read_form(request, broker.config.server.max_body_bytes)
+        token = form.get("token", "")
+        if not token:
+            raise OAuthError("invalid_request", "token is missing", reason="missing_token")
+    except OAuthError as refusal:
+        reason = refusal.reason
+        client_address = request.client.host if request.client else ""
+        await run_in_threadpool(
+            lambda: broker.registry.refuse(reason, client_address=client_address)
+        )
+        raise
     body = await run_in_threadpool(
         lambda: broker.registry.introspect(
             token,
