@@ -195,8 +195,8 @@ JOB_END_NOTES = {
         "this JWT offline through the JWKS cannot learn of that: only its expiry bounds it there"
     ),
     ("broker", "urn:ietf:params:oauth:token-type:access_token"): (
-        "the broker's lease ends with the job (/introspect); the upstream credential it "
-        "carries is not revoked upstream: its own lifetime bounds it"
+        "the broker's lease record ends with the job; the upstream credential it carries "
+        "is not revoked upstream: its own lifetime bounds it"
     ),
 }
 OTHER_JOB_END_NOTE = "not revoked by a broker at job end: the revoke step and its expiry bound it"
