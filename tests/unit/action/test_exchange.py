@@ -77,7 +77,7 @@ def test_success_masks_first_then_writes_outputs_and_summary(
     summary = step.read("GITHUB_STEP_SUMMARY")
     assert "| connector | hubspot |" in summary
     assert f"| token id | {outputs['token-id']} |" in summary
-    assert "| at job end | the broker's lease ends with the job" in summary
+    assert "| at job end | the broker's lease record ends with the job" in summary
     assert token not in summary
     assert step.read("GITHUB_ENV") == ""
 
