@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+NODE_DEPS := $(VENV)/node/node_modules/jose/package.json
+
 .PHONY: demo test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
@@ -27,7 +29,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-test: lint typecheck
+# Node's jose, a third-party verifier of the minted tokens (tests/integration/broker/
+# test_rfc9068.py); installed once, only where npm exists (the test says so if it is absent).
+$(NODE_DEPS):
+	if command -v npm >/dev/null; then \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/node jose@5.10.0; fi
+
+test: lint typecheck $(NODE_DEPS)
 	$(BIN)/pytest
 
 bench: $(STAMP)

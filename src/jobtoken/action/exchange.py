@@ -182,9 +182,28 @@ def _write_results(
             ("scopes", " ".join(granted) or "-"),
             ("expires at", expires_at or "no expiry: a long-lived token (allow-no-expiry)"),
             ("token id", issued.token_id),
+            ("at job end", job_end_note(provider.name, issued.issued_token_type)),
         ]
         table = "".join(f"| {name} | {markdown_cell(value)} |\n" for name, value in rows)
         runtime.append_summary(f"### jobtoken\n\n| | |\n|---|---|\n{table}\n")
+
+
+#: where a job-end revocation reaches the token (docs/security.md), by provider and type
+JOB_END_NOTES = {
+    ("broker", "urn:ietf:params:oauth:token-type:jwt"): (
+        "refused at the broker (/proxy, /introspect) once the job ends; an API that verifies "
+        "this JWT offline through the JWKS cannot learn of that: only its expiry bounds it there"
+    ),
+    ("broker", "urn:ietf:params:oauth:token-type:access_token"): (
+        "the broker's lease record ends with the job; the upstream credential it carries "
+        "is not revoked upstream: its own lifetime bounds it"
+    ),
+}
+OTHER_JOB_END_NOTE = "not revoked by a broker at job end: the revoke step and its expiry bound it"
+
+
+def job_end_note(provider: str, issued_token_type: str | None) -> str:
+    return JOB_END_NOTES.get((provider, issued_token_type or ""), OTHER_JOB_END_NOTE)
 
 
 def _print_claims(runtime: Runtime, id_tokens: RunnerIdTokens | None, exc: ProviderError) -> None:

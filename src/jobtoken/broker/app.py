@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -58,6 +59,7 @@ from jobtoken.wire.oauth_terms import (
 __all__ = ["CONFIG_ENV", "create_app", "create_app_from_env"]
 
 CONFIG_ENV = "JOBTOKEN_BROKER_CONFIG"
+_ASCII_SECONDS = re.compile(r"[0-9]{1,6}")  # str.isdigit() also accepts "²³", which int() refuses
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 Handler = Callable[[Request, Broker], Awaitable[Response]]
@@ -96,71 +98,132 @@ def create_app_from_env() -> Starlette:
 
 
 async def token(request: Request, broker: Broker) -> Response:
-    form = await read_form(request, broker.config.server.max_body_bytes)
-    if form.get("grant_type") != TOKEN_EXCHANGE_GRANT:
-        raise OAuthError("unsupported_grant_type", f"grant_type must be {TOKEN_EXCHANGE_GRANT}")
-    if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
-        raise OAuthError(
-            "invalid_request", "subject_token_type must be the id_token or jwt token type"
+    form: dict[str, str] = {}
+    client = request.client.host if request.client else ""
+    user_agent = request.headers.get("user-agent", "")
+    try:
+        form = await read_form(request, broker.config.server.max_body_bytes)
+        exchange = _token_request(form, client, user_agent)
+    except OAuthError as exc:  # refused before the exchange proper: audited all the same
+        refused = TokenRequest(
+            subject_token="",
+            connector=form.get("resource") or form.get("audience") or "",
+            scope=form.get("scope", ""),
+            client_address=client,
+            user_agent=user_agent,
         )
-    if form.get("requested_token_type", JWT_TOKEN_TYPE) not in (JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE):
-        raise OAuthError("invalid_request", "requested_token_type must be jwt or access_token")
-    if "actor_token" in form:
-        raise OAuthError("invalid_request", "delegation (actor_token) is not supported")
-    subject_token = form.get("subject_token", "")
-    if not subject_token:
-        raise OAuthError("invalid_request", "subject_token is missing (the job's ID token)")
-    resource, audience = form.get("resource"), form.get("audience")
-    if resource and audience and resource != audience:
-        raise OAuthError("invalid_target", "resource and audience name different connectors")
-    connector = resource or audience or ""
-    if not connector:
-        raise OAuthError("invalid_target", "name the connector in the resource parameter")
-    ttl_text = form.get("ttl")
-    if ttl_text is not None and (not ttl_text.isdigit() or len(ttl_text) > 6):
-        raise OAuthError("invalid_request", "ttl must be a number of seconds")
-    exchange = TokenRequest(
-        subject_token=subject_token,
-        connector=connector,
-        scope=form.get("scope", ""),
-        ttl=None if ttl_text is None else int(ttl_text),
-        client_address=request.client.host if request.client else "",
-        user_agent=request.headers.get("user-agent", ""),
-    )
+        await run_in_threadpool(broker.exchange.refuse, refused, exc)
+        raise
     issued = await run_in_threadpool(broker.exchange.exchange, exchange)
     return oauth_json(issued.response())
 
 
+def _token_request(form: dict[str, str], client: str, user_agent: str) -> TokenRequest:
+    if form.get("grant_type") != TOKEN_EXCHANGE_GRANT:
+        raise OAuthError(
+            "unsupported_grant_type",
+            f"grant_type must be {TOKEN_EXCHANGE_GRANT}",
+            reason="unsupported_grant_type",
+        )
+    if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
+        raise OAuthError(
+            "invalid_request",
+            "subject_token_type must be the id_token or jwt token type",
+            reason="unsupported_subject_token_type",
+        )
+    if form.get("requested_token_type", JWT_TOKEN_TYPE) not in (JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE):
+        raise OAuthError(
+            "invalid_request",
+            "requested_token_type must be jwt or access_token",
+            reason="unsupported_requested_token_type",
+        )
+    if "actor_token" in form:
+        raise OAuthError(
+            "invalid_request", "delegation (actor_token) is not supported", reason="actor_token"
+        )
+    subject_token = form.get("subject_token", "")
+    if not subject_token:
+        raise OAuthError(
+            "invalid_request",
+            "subject_token is missing (the job's ID token)",
+            reason="missing_subject_token",
+        )
+    resource, audience = form.get("resource"), form.get("audience")
+    if resource and audience and resource != audience:
+        raise OAuthError(
+            "invalid_target",
+            "resource and audience name different connectors",
+            reason="conflicting_target",
+        )
+    connector = resource or audience or ""
+    if not connector:
+        raise OAuthError(
+            "invalid_target",
+            "name the connector in the resource parameter",
+            reason="missing_target",
+        )
+    ttl_text = form.get("ttl")
+    if ttl_text is not None and not _ASCII_SECONDS.fullmatch(ttl_text):
+        raise OAuthError(
+            "invalid_request",
+            "ttl must be a number of seconds (ASCII digits, at most 6)",
+            reason="malformed_ttl",
+        )
+    return TokenRequest(
+        subject_token=subject_token,
+        connector=connector,
+        scope=form.get("scope", ""),
+        ttl=None if ttl_text is None else int(ttl_text),
+        client_address=client,
+        user_agent=user_agent,
+    )
+
+
 async def revoke(request: Request, broker: Broker) -> Response:
     """RFC 7009 by possession (``token``), or ``token_id`` + a fresh ID token of the job."""
-    form = await read_form(request, broker.config.server.max_body_bytes)
-    token, token_id = form.get("token", ""), form.get("token_id", "")
     client = request.client.host if request.client else ""
     user_agent = request.headers.get("user-agent", "")
-    if token:
-        await run_in_threadpool(
-            lambda: broker.registry.revoke(token, client_address=client, user_agent=user_agent)
-        )
-    elif token_id:
+    token_id = ""
+    try:
+        form = await read_form(request, broker.config.server.max_body_bytes)
+        token, token_id = form.get("token", ""), form.get("token_id", "")
+        if token:
+            await run_in_threadpool(
+                lambda: broker.registry.revoke(token, client_address=client, user_agent=user_agent)
+            )
+            return Response(status_code=200, headers=NO_STORE)
+        if not token_id:
+            raise OAuthError("invalid_request", "token is missing", reason="missing_token")
         if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
-            raise OAuthError("invalid_request", "revoking by token_id needs an ID token")
+            raise OAuthError(
+                "invalid_request",
+                "revoking by token_id needs an ID token",
+                reason="unsupported_subject_token_type",
+            )
         try:
             claims = await run_in_threadpool(broker.verifier.verify, form.get("subject_token", ""))
         except InvalidIdToken as exc:
             raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
+    except OAuthError as refusal:
+        reason = refusal.reason
         await run_in_threadpool(
-            lambda: broker.registry.revoke_own(
-                token_id,
-                repository_id=claims.repository_id,
-                run_id=claims.run_id,
-                run_attempt=claims.run_attempt,
-                claims=claims.claims,
-                client_address=client,
-                user_agent=user_agent,
+            lambda: broker.registry.refuse(
+                reason, token_id=token_id, client_address=client, user_agent=user_agent
             )
         )
-    else:
-        raise OAuthError("invalid_request", "token is missing")
+        raise
+    await run_in_threadpool(
+        lambda: broker.registry.revoke_own(
+            token_id,
+            repository_id=claims.repository_id,
+            run_id=claims.run_id,
+            run_attempt=claims.run_attempt,
+            check_run_id=claims.check_run_id or "",
+            claims=claims.claims,
+            client_address=client,
+            user_agent=user_agent,
+        )
+    )
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -174,10 +237,18 @@ async def introspect(request: Request, broker: Broker) -> Response:
             status=401,
             headers={"WWW-Authenticate": 'Basic realm="jobtoken"'},
         )
-    form = await read_form(request, broker.config.server.max_body_bytes)
-    token = form.get("token", "")
-    if not token:
-        raise OAuthError("invalid_request", "token is missing")
+    try:
+        form = await read_form(request, broker.config.server.max_body_bytes)
+        token = form.get("token", "")
+        if not token:
+            raise OAuthError("invalid_request", "token is missing", reason="missing_token")
+    except OAuthError as refusal:
+        reason = refusal.reason
+        client_address = request.client.host if request.client else ""
+        await run_in_threadpool(
+            lambda: broker.registry.refuse(reason, client_address=client_address)
+        )
+        raise
     body = await run_in_threadpool(
         lambda: broker.registry.introspect(
             token,

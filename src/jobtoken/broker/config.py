@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from jobtoken.broker.connectors import Connector, Route
+from jobtoken.broker.connectors import OFFLINE_MINTED_MAX_TTL, Connector, Route
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -474,12 +474,16 @@ def _route(r: _Table) -> Route:
 
 def _connector(c: _Table, name: str, routes: tuple[Route, ...]) -> Connector:
     default = Connector(name="default")
+    kind = c.choice("kind", default.kind, ("minted", "passthrough"))
+    base_url = c.text("base_url", "").rstrip("/")
+    offline = kind == "minted" and not base_url  # only the TTL bounds it (docs/security.md)
+    default_ttl = OFFLINE_MINTED_MAX_TTL if offline else default.max_ttl
     return Connector(
         name=name,
-        kind=c.choice("kind", default.kind, ("minted", "passthrough")),
-        max_ttl=c.integer("max_ttl_seconds", default.max_ttl, 60, 24 * 3600),
+        kind=kind,
+        max_ttl=c.integer("max_ttl_seconds", default_ttl, 60, 24 * 3600),
         scopes=c.strings("scopes", ()),
-        base_url=c.text("base_url", "").rstrip("/"),
+        base_url=base_url,
         auth_header=c.text("auth_header", default.auth_header),
         auth_scheme=c.text("auth_scheme", default.auth_scheme),
         allow_passthrough=c.flag("allow_passthrough", False),

@@ -70,6 +70,12 @@ class Route:
         return len(pattern) == len(segments)
 
 
+#: Default ``max_ttl_seconds`` of a minted connector without ``base_url``: its tokens are
+#: verified offline (JWKS) by the API, which cannot learn of a revocation, so only the
+#: lifetime bounds them after the job ends (docs/security.md). Proxied connectors keep 900.
+OFFLINE_MINTED_MAX_TTL = 300
+
+
 @dataclass(frozen=True)
 class Connector:
     name: str

@@ -3,8 +3,11 @@
 A minted token is a JWT (RFC 9068 shape, ``typ: at+jwt``) signed with Ed25519
 (``EdDSA``) or ES256: ``iss`` is the broker, ``aud`` the connector, ``scope`` the granted
 scopes, ``exp``/``iat``/``nbf``/``jti``, and the job binding ``repository_id``,
-``run_id``, ``run_attempt``, ``check_run_id``. Any JWT library verifies it through
-``GET /.well-known/jwks.json``.
+``run_id``, ``run_attempt``, ``check_run_id``. ``client_id`` (required by RFC 9068
+§2.2) names the OAuth client that asked for the token: the job's repository, by its
+immutable id, as ``github:repository:<repository_id>`` (the job itself is in the binding
+claims; the repository is what a resource server allow-lists). Any JWT library verifies
+it through ``GET /.well-known/jwks.json``.
 
 Signing keys live in the store, sealed by the sealer. :meth:`SigningKeys.rotate` makes a
 fresh key current; the former current key becomes "previous" and stays in the JWKS (so
@@ -18,6 +21,7 @@ Public API: :class:`SigningKeys`, :class:`Minter`, :class:`JobBinding`,
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import threading
 import time
@@ -63,6 +67,11 @@ class JobBinding:
     run_id: str
     run_attempt: str
     check_run_id: str  # "" where the ID token had none
+
+    @property
+    def client_id(self) -> str:
+        """RFC 9068 ``client_id``: the repository that requested the token."""
+        return f"github:repository:{self.repository_id}"
 
     def claims(self) -> dict[str, str]:
         out = {
@@ -153,7 +162,8 @@ class SigningKeys:
         return keys[0]
 
     def find(self, kid: str) -> _LoadedKey | None:
-        return next((k for k in self._load() if secrets.compare_digest(k.kid, kid)), None)
+        wanted = kid.encode("utf-8", "surrogatepass")  # compare_digest refuses non-ASCII str
+        return next((k for k in self._load() if hmac.compare_digest(k.kid.encode(), wanted)), None)
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.public_jwk() for k in self._load()]}
@@ -200,6 +210,7 @@ class Minter:
             "nbf": now,
             "exp": now + ttl,
             "jti": jti,
+            "client_id": binding.client_id,
             **binding.claims(),
         }
         token = jwt.encode(

@@ -78,7 +78,7 @@ async def handle_proxy(request: Request, broker: Broker) -> Response:
     now = int(time.time())
     if (
         record is None
-        or not hmac.compare_digest(record.token_sha256, token_sha256(token))
+        or not hmac.compare_digest(record.token_sha256.encode(), token_sha256(token).encode())
         or not record.active(now)
         or any(str(claims.get(k, "")) != getattr(record, k) for k in _BINDING)
     ):

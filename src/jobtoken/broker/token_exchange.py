@@ -4,15 +4,18 @@
 
 1. verify the subject token (``verify.IdTokenVerifier``: issuer allowlist, signature,
    audience, times, single-use ``jti``) — ``invalid_grant`` otherwise;
-2. the connector (``resource`` / ``audience``) is configured — ``invalid_target``;
-3. the requested scopes are well formed and, where the connector lists its scopes,
+2. the job the ID token is bound to has not completed (``store.job_ended``, recorded by
+   the ``workflow_job`` webhook; by ``check_run_id`` when the token has one, else any
+   ended job of its run attempt counts) — ``invalid_grant``, reason ``job_completed``;
+3. the connector (``resource`` / ``audience``) is configured — ``invalid_target``;
+4. the requested scopes are well formed and, where the connector lists its scopes,
    known to it — ``invalid_scope`` naming the scope;
-4. the repository admins' policy allows every requested scope for these claims —
+5. the repository admins' policy allows every requested scope for these claims —
    its error, naming the failing check;
-5. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
+6. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
    broker ``max_ttl_seconds``);
-6. mint (``minted``) or lease the stored credential (``passthrough``);
-7. commit the audit record and the token row in one transaction, and only then
+7. mint (``minted``) or lease the stored credential (``passthrough``);
+8. commit the audit record and the token row in one transaction, and only then
    return the token.
 
 Every refusal is audited too, with its reason code, before the error is returned.
@@ -123,6 +126,7 @@ class TokenExchange:
         try:
             verified = self._verify(request.subject_token)
             claims = verified.claims
+            self._job_not_ended(verified)
             connector = self._connector(request.connector)
             scopes = self._scopes(request.scope, connector)
             requested_ttl = self._default_ttl if request.ttl is None else request.ttl
@@ -138,21 +142,7 @@ class TokenExchange:
                 raise OAuthError("invalid_request", "the token lifetime must be positive")
             issued, record = self._issue(verified, connector, scopes, ttl)
         except OAuthError as exc:
-            self._audit.record(
-                AuditEntry(
-                    decision="denied",
-                    reason=exc.reason,
-                    claims=claims,
-                    connector=request.connector,
-                    requested_scopes=scopes or tuple(request.scope.split()[:MAX_SCOPES]),
-                    client_address=request.client_address,
-                    user_agent=request.user_agent,
-                )
-            )
-            known = request.connector if request.connector in self._connectors else ""
-            self._metrics.count(
-                "jobtoken_exchanges_total", outcome="denied", reason=exc.reason, connector=known
-            )
+            self.refuse(request, exc, claims=claims, scopes=scopes)
             raise
         self._audit.record(
             AuditEntry(
@@ -175,11 +165,52 @@ class TokenExchange:
         )
         return issued
 
+    def refuse(
+        self,
+        request: TokenRequest,
+        exc: OAuthError,
+        *,
+        claims: Mapping[str, object] | None = None,
+        scopes: tuple[str, ...] = (),
+    ) -> None:
+        """Audit (and count) a refused exchange, also one refused before the exchange
+        proper (grant type, token types, parameters, ``ttl``, body problems)."""
+        requested = scopes or tuple(request.scope.split()[:MAX_SCOPES])
+        self._audit.record(
+            AuditEntry(
+                decision="denied",
+                reason=exc.reason,
+                claims=claims or {},
+                connector=request.connector[:128],
+                requested_scopes=tuple(s[:128] for s in requested),
+                client_address=request.client_address,
+                user_agent=request.user_agent,
+            )
+        )
+        known = request.connector if request.connector in self._connectors else ""
+        self._metrics.count(
+            "jobtoken_exchanges_total", outcome="denied", reason=exc.reason, connector=known
+        )
+
     def _verify(self, subject_token: str) -> VerifiedClaims:
         try:
             return self._verifier.verify(subject_token)
         except InvalidIdToken as exc:
             raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
+
+    def _job_not_ended(self, verified: VerifiedClaims) -> None:
+        if self._store.job_ended(
+            verified.repository_id,
+            verified.run_id,
+            verified.run_attempt,
+            verified.check_run_id or "",
+        ):
+            raise OAuthError(
+                "invalid_grant",
+                "the job this ID token belongs to has completed; a finished job gets no "
+                "new tokens (request the token in a step of a running job)",
+                reason="job_completed",
+            )
 
     def _connector(self, name: str) -> Connector:
         connector = self._connectors.get(name)

@@ -4,7 +4,8 @@ Both look a token up by its SHA-256 — the store never holds a token. Revocatio
 by possession and reveals nothing: an unknown, expired or already revoked token is
 "revoked" just the same. A job that kept only the token id (the action's ``token-id``
 output) revokes with that id plus a fresh ID token of the same job: the broker revokes
-the token only if it is bound to that repository, run and attempt. Introspection
+the token only if it is bound to that repository, run, attempt and job
+(``check_run_id``; a token minted without one only for an ID token without one). Introspection
 answers exactly ``{"active": false}`` for any token that is unknown, expired or revoked.
 A job's tokens are revoked together when GitHub reports the job completed
 (``webhook.py``). Every revocation and introspection is audited. Revocations are rows
@@ -68,6 +69,7 @@ class TokenRegistry:
         repository_id: str,
         run_id: str,
         run_attempt: str,
+        check_run_id: str,
         claims: Mapping[str, object],
         client_address: str = "",
         user_agent: str = "",
@@ -75,10 +77,12 @@ class TokenRegistry:
         """Revoke a token by id for the job it is bound to (proved by a fresh ID token of
         that job); a token of another job, or an unknown id, is left alone silently."""
         record = self._store.find_token(token_id) if len(token_id) <= 128 else None
-        if record is not None and (record.repository_id, record.run_id, record.run_attempt) == (
-            repository_id,
-            run_id,
-            run_attempt,
+        job = (repository_id, run_id, run_attempt, check_run_id)
+        if record is not None and job == (
+            record.repository_id,
+            record.run_id,
+            record.run_attempt,
+            record.check_run_id,
         ):
             revoked = self._store.revoke_by_id(token_id, int(self._clock()))
             if revoked is not None:
@@ -90,6 +94,20 @@ class TokenRegistry:
                 decision="revoked",
                 reason="unknown_or_already_revoked",
                 claims=claims,
+                token_id=token_id[:128],
+                client_address=client_address,
+                user_agent=user_agent,
+            )
+        )
+
+    def refuse(
+        self, reason: str, *, token_id: str = "", client_address: str = "", user_agent: str = ""
+    ) -> None:
+        """Audit a revocation request refused before any lookup (e.g. a bad ID token)."""
+        self._audit.record(
+            AuditEntry(
+                decision="denied",
+                reason=reason,
                 token_id=token_id[:128],
                 client_address=client_address,
                 user_agent=user_agent,

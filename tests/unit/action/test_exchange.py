@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobtoken.action.errors import InputError
-from jobtoken.action.exchange import encode_revoke_handle, run_exchange
+from jobtoken.action.exchange import encode_revoke_handle, job_end_note, run_exchange
 from jobtoken.action.revoke import decode_revoke_handle
 from support.fake_broker import FakeBroker
 from support.oidc_issuer import FakeOidcIssuer
@@ -77,6 +77,7 @@ def test_success_masks_first_then_writes_outputs_and_summary(
     summary = step.read("GITHUB_STEP_SUMMARY")
     assert "| connector | hubspot |" in summary
     assert f"| token id | {outputs['token-id']} |" in summary
+    assert "| at job end | the broker's lease record ends with the job" in summary
     assert token not in summary
     assert step.read("GITHUB_ENV") == ""
 
@@ -180,3 +181,10 @@ def test_a_token_without_expiry_passes_only_when_allowed_and_the_summary_says_lo
     assert "| expires at | no expiry: a long-lived token (allow-no-expiry) |" in step.read(
         "GITHUB_STEP_SUMMARY"
     )
+
+
+def test_the_summary_says_where_job_end_revocation_reaches_a_minted_jwt() -> None:
+    note = job_end_note("broker", "urn:ietf:params:oauth:token-type:jwt")
+    assert "offline through the JWKS" in note
+    assert "only its expiry bounds it" in note
+    assert "expiry bound it" in job_end_note("vault", None)

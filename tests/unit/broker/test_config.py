@@ -88,3 +88,19 @@ def test_a_secret_from_an_empty_environment_variable_is_an_error(
 def test_an_oversized_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="larger than 1 MiB"):
         load_config(_path(tmp_path, "#" * (1024 * 1024 + 1)))
+
+
+def test_a_minted_connector_verified_offline_defaults_to_a_shorter_lifetime(
+    tmp_path: Path,
+) -> None:
+    config = load_config(
+        _path(
+            tmp_path,
+            '[connectors.offline]\nkind = "minted"\n'
+            '[connectors.proxied]\nkind = "minted"\nbase_url = "https://api.example.com"\n'
+            '[connectors.pinned]\nkind = "minted"\nmax_ttl_seconds = 900\n',
+        )
+    )
+    assert config.connectors["offline"].max_ttl == 300  # only its TTL bounds it after job end
+    assert config.connectors["proxied"].max_ttl == 900  # the proxy refuses it at job end
+    assert config.connectors["pinned"].max_ttl == 900

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from jobtoken.broker.store import SealedRecord, SigningKeyRow, SqlStore, TokenRecord, open_store
+from jobtoken.broker.store.job_ends import PURGE_BATCH
 
 
 def _open(kind: str, tmp_path: Path, dsn: str) -> SqlStore:
@@ -153,3 +154,34 @@ def test_audit_rows_are_read_in_order_across_batches(store: SqlStore) -> None:
     for _ in range(1001):
         store.append_audit(_build)
     assert [r.seq for r in store.audit_rows()] == list(range(1, 1002))
+
+
+def test_a_job_end_is_recorded_once_and_matched_by_check_run_id(store: SqlStore) -> None:
+    now = int(time.time())
+    assert store.record_job_end("1", "2", "3", "44", now, now + 600) is True
+    assert store.record_job_end("1", "2", "3", "44", now + 5, now + 9999) is False
+    assert store.job_ended("1", "2", "3", "44")
+    assert not store.job_ended("1", "2", "3", "45")  # a sibling job of the same run
+    assert store.job_ended("1", "2", "3", "")  # no check_run_id: any ended job of the attempt
+    assert not store.job_ended("1", "2", "4", "")
+
+
+def test_expired_job_ends_and_deliveries_are_purged_in_bounded_batches(store: SqlStore) -> None:
+    now = int(time.time())
+    for i in range(PURGE_BATCH + 3):
+        store.record_job_end("1", "2", "3", str(i), now - 100, now - 10)
+    store.record_job_end("9", "9", "1", "1", now, now + 600)  # purges one batch
+    assert store.job_ended("1", "2", "3", "")  # the rest waits for the next write
+    store.record_job_end("9", "9", "1", "2", now, now + 600)
+    assert not store.job_ended("1", "2", "3", "")
+    assert store.job_ended("9", "9", "1", "1")
+
+
+def test_a_delivery_is_claimed_once_until_it_expires(store: SqlStore) -> None:
+    now = int(time.time())
+    assert not store.delivery_seen("d-1")
+    assert store.claim_delivery("d-1", now, now + 60) is True
+    assert store.claim_delivery("d-1", now, now + 60) is False
+    assert store.delivery_seen("d-1")
+    store.claim_delivery("d-2", now + 120, now + 180)  # purges d-1, expired by then
+    assert not store.delivery_seen("d-1")

@@ -109,10 +109,34 @@ def test_introspection_is_audited_with_the_client(store: SqlStore) -> None:
 def test_revoke_by_id_needs_the_same_job(store: SqlStore) -> None:
     _issue(store, "tok")
     registry = _registry(store)
-    registry.revoke_own("id-tok", repository_id="1", run_id="2", run_attempt="9", claims={})
+    registry.revoke_own(
+        "id-tok", repository_id="1", run_id="2", run_attempt="9", check_run_id="4", claims={}
+    )
     assert registry.introspect("tok", client_id="rs")["active"] is True
-    registry.revoke_own("id-tok", repository_id="1", run_id="2", run_attempt="3", claims={})
+    registry.revoke_own(
+        "id-tok", repository_id="1", run_id="2", run_attempt="3", check_run_id="4", claims={}
+    )
     assert registry.introspect("tok", client_id="rs") == {"active": False}
     reasons = [json.loads(r.record).get("reason") for r in store.audit_rows()]
     assert "revoke_by_id" in reasons
     assert "unknown_or_already_revoked" in reasons
+
+
+@pytest.mark.parametrize("other_job", ["5", ""])
+def test_a_sibling_job_of_the_same_run_cannot_revoke_by_id(store: SqlStore, other_job: str) -> None:
+    _issue(store, "tok", check_run_id="4")
+    registry = _registry(store)
+    registry.revoke_own(
+        "id-tok", repository_id="1", run_id="2", run_attempt="3", check_run_id=other_job, claims={}
+    )
+    assert registry.introspect("tok", client_id="rs")["active"] is True
+
+
+def test_a_refused_revocation_is_audited(store: SqlStore) -> None:
+    _registry(store).refuse("bad_signature", token_id="id-tok", client_address="10.0.0.9")
+    record = json.loads(list(store.audit_rows())[-1].record)
+    assert (record["decision"], record["reason"], record["token_id"]) == (
+        "denied",
+        "bad_signature",
+        "id-tok",
+    )

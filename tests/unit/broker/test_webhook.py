@@ -47,3 +47,23 @@ def test_a_completed_job_names_the_job_to_revoke() -> None:
 )
 def test_anything_else_is_ignored(payload: bytes) -> None:
     assert _completed_job(payload) is None
+
+
+def test_the_job_is_named_by_the_last_segment_of_check_run_url() -> None:
+    job = {
+        "id": 44,
+        "run_id": 22,
+        "run_attempt": 3,
+        "check_run_url": "https://api.github.com/repos/o/r/check-runs/45",
+    }
+    assert _completed_job(_payload(workflow_job=job)) == {
+        "repository_id": "11",
+        "run_id": "22",
+        "run_attempt": "3",
+        "check_run_id": "45",
+    }
+
+
+def test_a_check_run_url_without_a_number_is_ignored() -> None:
+    job = {"id": 44, "run_id": 22, "run_attempt": 3, "check_run_url": "https://x/check-runs/4x"}
+    assert _completed_job(_payload(workflow_job=job)) is None

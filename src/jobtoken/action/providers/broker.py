@@ -46,8 +46,9 @@ _ERROR_CODE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}\Z")
 
 #: what to do, per RFC 6749/8693 error code
 HINTS = {
-    "invalid_grant": "The broker did not accept the job's ID token "
-    "(issuer, audience, expiry or replay): check the audience input and the broker's issuers",
+    "invalid_grant": "The broker did not accept the job's ID token (issuer, audience, "
+    "expiry, replay, or its job has completed): check the audience input and the broker's "
+    "issuers, and request tokens only while the job runs",
     "invalid_scope": "Ask for fewer scopes, or have the repository admins allow them",
     "invalid_target": "The broker has no such connector, or no policy lets this job use it",
     "unauthorized_client": "No policy of the repository admins matches this job",

@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from jobtoken.broker.store.job_ends import JOB_END_SCHEMA, JobEndQueries
 from jobtoken.broker.store.records import AuditRow, SealedRecord, SigningKeyRow, TokenRecord
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS tokens (
     token_id      TEXT PRIMARY KEY,
     token_sha256  TEXT NOT NULL,
@@ -67,6 +69,8 @@ CREATE TABLE IF NOT EXISTS audit_head (
     hash TEXT NOT NULL
 );
 """
+    + JOB_END_SCHEMA
+)
 
 #: prev_hash of the first audit record
 GENESIS_HASH = "0" * 64
@@ -98,7 +102,7 @@ class StoreError(Exception):
     """The store is unreachable or its contents are not what the broker wrote."""
 
 
-class SqlStore:
+class SqlStore(JobEndQueries):
     """Every query of the broker. Subclasses provide :meth:`_transaction`."""
 
     placeholder = "?"

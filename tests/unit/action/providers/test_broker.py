@@ -212,3 +212,11 @@ def test_a_refused_revocation_is_an_error(broker: FakeBroker) -> None:
 def test_nothing_given_is_nothing_to_revoke(broker: FakeBroker) -> None:
     assert PROVIDER.revoke(revoke_request(broker)) == "nothing to revoke"
     assert broker.requests == []
+
+
+def test_a_completed_job_is_named_in_the_invalid_grant_hint(broker: FakeBroker) -> None:
+    broker.reply = (400, {"error": "invalid_grant", "error_description": "the job has completed"})
+    with pytest.raises(ProviderError) as caught:
+        PROVIDER.exchange(exchange_request(broker, IdTokens()))
+    assert "its job has completed" in caught.value.message
+    assert caught.value.message.endswith("request tokens only while the job runs")

@@ -1,0 +1,132 @@
+"""Ended jobs and seen webhook deliveries: the rows that make job end final.
+
+``ended_jobs`` holds each job GitHub reported completed (repository id, run id, run
+attempt, check run id) until every ID token that job could have fetched has expired,
+plus leeway (``keep_until``); ``/token`` refuses an exchange bound to a row of it.
+``webhook_deliveries`` holds the ``X-GitHub-Delivery`` ids already handled, so that a
+redelivery is dropped. Both tables are purged in bounded batches (``PURGE_BATCH`` rows
+per write), on the index on ``keep_until``. Schema changes are additive.
+
+:class:`JobEndQueries` is part of :class:`~jobtoken.broker.store.base.SqlStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobtoken.broker.store.base import Cursor
+
+JOB_END_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ended_jobs (
+    repository_id TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    run_attempt   TEXT NOT NULL,
+    check_run_id  TEXT NOT NULL,
+    ended_at      BIGINT NOT NULL,
+    keep_until    BIGINT NOT NULL,
+    PRIMARY KEY (repository_id, run_id, run_attempt, check_run_id)
+);
+CREATE INDEX IF NOT EXISTS ended_jobs_by_keep_until ON ended_jobs (keep_until);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    delivery_id TEXT PRIMARY KEY,
+    keep_until  BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_by_keep_until ON webhook_deliveries (keep_until);
+"""
+
+#: most expired rows one write deletes, so that no request pays for a large backlog
+PURGE_BATCH = 500
+
+_JOB = "repository_id = ? AND run_id = ? AND run_attempt = ?"
+
+
+class JobEndQueries:
+    """The queries on ``ended_jobs`` and ``webhook_deliveries``."""
+
+    def _sql(self, text: str) -> str:
+        raise NotImplementedError
+
+    def _run(self, write: bool, body: Callable[[Cursor], Any]) -> Any:
+        raise NotImplementedError
+
+    def record_job_end(
+        self,
+        repository_id: str,
+        run_id: str,
+        run_attempt: str,
+        check_run_id: str,
+        now: int,
+        keep_until: int,
+    ) -> bool:
+        """Record a job as ended; False if it already was (a late or repeated report
+        changes nothing: the first row and its ``keep_until`` stay)."""
+
+        def body(cur: Cursor) -> bool:
+            self._purge(cur, "ended_jobs", "repository_id, run_id, run_attempt, check_run_id", now)
+            cur.execute(
+                self._sql(
+                    "INSERT INTO ended_jobs (repository_id, run_id, run_attempt, check_run_id, "
+                    "ended_at, keep_until) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+                    "(repository_id, run_id, run_attempt, check_run_id) DO NOTHING"
+                ),
+                (repository_id, run_id, run_attempt, check_run_id, now, keep_until),
+            )
+            return cur.rowcount == 1
+
+        result: bool = self._run(True, body)
+        return result
+
+    def job_ended(
+        self, repository_id: str, run_id: str, run_attempt: str, check_run_id: str
+    ) -> bool:
+        """Whether this job ended. Without a ``check_run_id`` the broker cannot tell the
+        jobs of a run attempt apart, so any ended job of that attempt counts."""
+        where = _JOB
+        params: tuple[str, ...] = (repository_id, run_id, run_attempt)
+        if check_run_id:
+            where, params = f"{_JOB} AND check_run_id = ?", (*params, check_run_id)
+
+        def body(cur: Cursor) -> bool:
+            cur.execute(self._sql(f"SELECT 1 FROM ended_jobs WHERE {where} LIMIT 1"), params)  # noqa: S608
+            return cur.fetchone() is not None
+
+        result: bool = self._run(False, body)
+        return result
+
+    def delivery_seen(self, delivery_id: str) -> bool:
+        def body(cur: Cursor) -> bool:
+            cur.execute(
+                self._sql("SELECT 1 FROM webhook_deliveries WHERE delivery_id = ?"), (delivery_id,)
+            )
+            return cur.fetchone() is not None
+
+        result: bool = self._run(False, body)
+        return result
+
+    def claim_delivery(self, delivery_id: str, now: int, keep_until: int) -> bool:
+        """Record a delivery as handled; False if it already was."""
+
+        def body(cur: Cursor) -> bool:
+            self._purge(cur, "webhook_deliveries", "delivery_id", now)
+            cur.execute(
+                self._sql(
+                    "INSERT INTO webhook_deliveries (delivery_id, keep_until) VALUES (?, ?) "
+                    "ON CONFLICT (delivery_id) DO NOTHING"
+                ),
+                (delivery_id, keep_until),
+            )
+            return cur.rowcount == 1
+
+        result: bool = self._run(True, body)
+        return result
+
+    def _purge(self, cur: Cursor, table: str, key: str, now: int) -> None:
+        cur.execute(
+            self._sql(
+                f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} "  # noqa: S608
+                f"WHERE keep_until < ? LIMIT {PURGE_BATCH})"
+            ),
+            (now,),
+        )
