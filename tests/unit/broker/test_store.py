@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +154,30 @@ def test_audit_rows_are_read_in_order_across_batches(store: SqlStore) -> None:
     for _ in range(1001):
         store.append_audit(_build)
     assert [r.seq for r in store.audit_rows()] == list(range(1, 1002))
+
+
+_EXPIRY_FILTERS = {
+    # the DELETE every jti claim runs, and the token purge's filter
+    "jti_replay_by_expiry": "DELETE FROM jti_replay WHERE expires_at < 1",
+    "tokens_by_expiry": "DELETE FROM tokens WHERE expires_at < 1",
+}
+
+
+@pytest.mark.parametrize("index", sorted(_EXPIRY_FILTERS))
+def test_expiry_filters_use_an_index_not_a_scan(
+    store_factory: tuple[str, Path, str], index: str
+) -> None:
+    kind, tmp_path, dsn = store_factory
+    _open(kind, tmp_path, dsn).close()  # creates (or upgrades) the schema
+    statement = _EXPIRY_FILTERS[index]
+    if kind == "sqlite":
+        conn = sqlite3.connect(tmp_path / "store.db")
+        try:
+            plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"))
+        finally:
+            conn.close()
+    else:
+        with psycopg.connect(dsn, autocommit=True) as pg:
+            pg.execute("SET enable_seqscan = off")  # an empty table: only an index avoids it
+            plan = " ".join(row[0] for row in pg.execute(f"EXPLAIN {statement}").fetchall())
+    assert index in plan, plan

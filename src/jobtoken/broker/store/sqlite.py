@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from jobtoken.broker.store.base import SCHEMA, Cursor, SqlStore, StoreError
+from jobtoken.broker.store.base import Cursor, SqlStore, StoreError
+from jobtoken.broker.store.schema import SCHEMA
 
 _BUSY_TIMEOUT_MS = 10_000
 
