@@ -183,9 +183,33 @@ class SqlStore:
         result: list[TokenRecord] = self._run(True, body)
         return result
 
-    def purge_expired_tokens(self, before: int) -> int:
+    def purge_expired_tokens(self, before: int, limit: int) -> int:
+        """Delete at most ``limit`` tokens that expired before ``before``; returns how many."""
+
         def body(cur: Cursor) -> int:
-            cur.execute(self._sql("DELETE FROM tokens WHERE expires_at < ?"), (before,))
+            cur.execute(
+                self._sql(
+                    "DELETE FROM tokens WHERE token_id IN "
+                    "(SELECT token_id FROM tokens WHERE expires_at < ? LIMIT ?)"
+                ),
+                (before, limit),
+            )
+            return cur.rowcount
+
+        result: int = self._run(True, body)
+        return result
+
+    def purge_expired_jti(self, before: int, limit: int) -> int:
+        """Delete at most ``limit`` jti rows that expired before ``before``; returns how many."""
+
+        def body(cur: Cursor) -> int:
+            cur.execute(
+                self._sql(
+                    "DELETE FROM jti_replay WHERE (issuer, jti) IN "
+                    "(SELECT issuer, jti FROM jti_replay WHERE expires_at < ? LIMIT ?)"
+                ),
+                (before, limit),
+            )
             return cur.rowcount
 
         result: int = self._run(True, body)
