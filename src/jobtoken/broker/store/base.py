@@ -5,7 +5,7 @@ parameter — hence the ``noqa: S608`` markers.)
 
 :class:`SqlStore` holds every query; a backend (``sqlite.py``, ``postgres.py``) only
 supplies a connection, a placeholder style and how to open a write transaction. Every
-method is thread-safe (one connection behind a lock) and every write commits before it
+method is thread-safe (writes: one connection behind a lock) and every write commits before it
 returns, so a caller that has the return value has a durable row.
 """
 
@@ -67,7 +67,14 @@ class SqlStore:
     def _sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
+    #: a backend whose read transactions use their own connections sets this: reads
+    #: then never wait for the process's writer
+    concurrent_reads = False
+
     def _run(self, write: bool, body: Callable[[Cursor], Any]) -> Any:
+        if not write and self.concurrent_reads:
+            with self._transaction(write=False) as cur:
+                return body(cur)
         with self._lock, self._transaction(write=write) as cur:
             return body(cur)
 
