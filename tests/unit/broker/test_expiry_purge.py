@@ -64,19 +64,20 @@ def _add_token(store: SqlStore, token_id: str, expires_at: int) -> None:
 
 
 def test_a_round_deletes_expired_jti_rows_and_tokens_past_retention(store: SqlStore) -> None:
+    now = int(time.time())  # the purge's clock runs 2000 s ahead of it
     for jti in ("j1", "j2", "j3"):
-        assert store.claim_jti("i", jti, NOW + 10)
-    assert store.claim_jti("i", "live", NOW + 1000)
-    _add_token(store, "old", NOW + 10)  # expired 190 s before the round: past retention
-    _add_token(store, "recent", NOW + 150)  # expired 50 s before: kept for retention
+        assert store.claim_jti("i", jti, now + 100)
+    assert store.claim_jti("i", "live", now + 10_000)
+    _add_token(store, "old", now + 100)  # expired 1900 s before the round: past retention
+    _add_token(store, "recent", now + 1950)  # expired 50 s before: kept for retention
 
-    purge = ExpiryPurge(store, retention=100, clock=lambda: NOW + 200)
+    purge = ExpiryPurge(store, retention=100, clock=lambda: now + 2000)
 
     assert purge.run_round() == (3, 1)
     assert store.find_token("old") is None
     assert store.find_token("recent") is not None
-    assert store.claim_jti("i", "live", NOW + 1000) is False  # a live jti still refuses a replay
-    assert store.claim_jti("i", "j1", NOW + 1000) is True  # its row is gone
+    assert store.claim_jti("i", "live", now + 10_000) is False  # a live jti still refuses
+    assert store.claim_jti("i", "j1", now + 10_000) is True  # its row is gone
     assert purge.run_round() == (0, 0)
 
 
@@ -85,9 +86,10 @@ def test_a_round_is_bounded_and_the_next_one_goes_on(
 ) -> None:
     monkeypatch.setattr(expiry_purge, "BATCH", 2)
     monkeypatch.setattr(expiry_purge, "MAX_BATCHES", 2)
+    now = int(time.time())
     for n in range(5):
-        assert store.claim_jti("i", f"j{n}", NOW + 10)
-    purge = ExpiryPurge(store, retention=0, clock=lambda: NOW + 200)
+        assert store.claim_jti("i", f"j{n}", now + 100)
+    purge = ExpiryPurge(store, retention=0, clock=lambda: now + 2000)
 
     assert purge.run_round() == (4, 0)  # two batches of two, then the round stops
     assert purge.run_round() == (1, 0)
@@ -151,7 +153,7 @@ def test_the_app_runs_the_purge_with_the_configured_retention_while_it_serves(
     monkeypatch.setattr(app_module, "ExpiryPurge", _Fast)
     broker = Broker.from_config(load_config(config))
     try:
-        _add_token(broker.store, "expired", NOW - 10)
+        _add_token(broker.store, "expired", int(time.time()) - 10)
         with TestClient(create_app(broker)):
             deadline = time.monotonic() + 5
             while broker.store.find_token("expired") and time.monotonic() < deadline:
