@@ -20,11 +20,13 @@ Public API: :func:`create_app`, :func:`create_app_from_env` (uvicorn factory use
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -36,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.config import load_config
+from jobtoken.broker.expiry_purge import ExpiryPurge
 from jobtoken.broker.logs import configure_logging, log_event
 from jobtoken.broker.oauth import (
     NO_STORE,
@@ -86,7 +89,19 @@ def create_app(broker: Broker) -> Starlette:
         Route("/healthz", bind(healthz), methods=["GET"]),
         Route("/metrics", bind(metrics), methods=["GET"]),
     ]
-    app = Starlette(routes=routes)
+    purge = ExpiryPurge(broker.store, retention=broker.config.tokens.retention_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(purge.run_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(_RequestLog)
     return app
 

@@ -130,6 +130,8 @@ class OidcConfig:
 class TokensConfig:
     max_ttl_seconds: int = 3600
     default_ttl_seconds: int = 900
+    #: how long the store keeps a token row after it expired (then the purge deletes it)
+    retention_seconds: int = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -402,6 +404,7 @@ def _tokens(t: _Table) -> TokensConfig:
     out = TokensConfig(
         max_ttl_seconds=t.integer("max_ttl_seconds", d.max_ttl_seconds, 60, 24 * 3600),
         default_ttl_seconds=t.integer("default_ttl_seconds", d.default_ttl_seconds, 60, 24 * 3600),
+        retention_seconds=t.integer("retention_seconds", d.retention_seconds, 0, 366 * 24 * 3600),
     )
     t.done()
     return out

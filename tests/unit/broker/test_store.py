@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +187,57 @@ def test_a_delivery_is_claimed_once_until_it_expires(store: SqlStore) -> None:
     assert store.delivery_seen("d-1")
     store.claim_delivery("d-2", now + 120, now + 180)  # purges d-1, expired by then
     assert not store.delivery_seen("d-1")
+
+
+_EXPIRY_FILTERS = {
+    # the DELETE every jti claim runs, and the token purge's filter
+    "jti_replay_by_expiry": "DELETE FROM jti_replay WHERE expires_at < 1",
+    "tokens_by_expiry": "DELETE FROM tokens WHERE expires_at < 1",
+}
+
+
+@pytest.mark.parametrize("index", sorted(_EXPIRY_FILTERS))
+def test_expiry_filters_use_an_index_not_a_scan(
+    store_factory: tuple[str, Path, str], index: str
+) -> None:
+    kind, tmp_path, dsn = store_factory
+    _open(kind, tmp_path, dsn).close()  # creates (or upgrades) the schema
+    statement = _EXPIRY_FILTERS[index]
+    if kind == "sqlite":
+        conn = sqlite3.connect(tmp_path / "store.db")
+        try:
+            plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"))
+        finally:
+            conn.close()
+    else:
+        with psycopg.connect(dsn, autocommit=True) as pg:
+            pg.execute("SET enable_seqscan = off")  # an empty table: only an index avoids it
+            plan = " ".join(row[0] for row in pg.execute(f"EXPLAIN {statement}").fetchall())
+    assert index in plan, plan
+
+
+def test_sqlite_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> None:
+    store = open_store("sqlite", path=tmp_path / "store.db")
+    store.append_audit(_build, _token())
+    in_write, release = threading.Event(), threading.Event()
+
+    def slow_build(seq: int, prev: str) -> tuple[str, str]:
+        in_write.set()  # inside the write transaction, holding the store's writer
+        release.wait(10)
+        return _build(seq, prev)
+
+    writer = threading.Thread(target=store.append_audit, args=(slow_build,))
+    writer.start()
+    found: list[TokenRecord | None] = []
+    try:
+        assert in_write.wait(5)
+        reader = threading.Thread(target=lambda: found.append(store.find_token("t1")))
+        reader.start()
+        reader.join(5)
+        assert found == [_token()], "the read waited for the write"
+        assert store.audit_head() == (1, f"{1:064x}")  # the uncommitted record is not seen
+    finally:
+        release.set()
+        writer.join(10)
+    assert store.audit_head() == (2, f"{2:064x}")
+    store.close()

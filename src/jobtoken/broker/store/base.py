@@ -5,7 +5,7 @@ parameter — hence the ``noqa: S608`` markers.)
 
 :class:`SqlStore` holds every query; a backend (``sqlite.py``, ``postgres.py``) only
 supplies a connection, a placeholder style and how to open a write transaction. Every
-method is thread-safe (one connection behind a lock) and every write commits before it
+method is thread-safe (writes: one connection behind a lock) and every write commits before it
 returns, so a caller that has the return value has a durable row.
 """
 
@@ -17,60 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from jobtoken.broker.store.job_ends import JOB_END_SCHEMA, JobEndQueries
+from jobtoken.broker.store.job_ends import JobEndQueries
 from jobtoken.broker.store.records import AuditRow, SealedRecord, SigningKeyRow, TokenRecord
-
-SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS tokens (
-    token_id      TEXT PRIMARY KEY,
-    token_sha256  TEXT NOT NULL,
-    kind          TEXT NOT NULL,
-    connector     TEXT NOT NULL,
-    scopes        TEXT NOT NULL,
-    subject       TEXT NOT NULL,
-    repository_id TEXT NOT NULL,
-    run_id        TEXT NOT NULL,
-    run_attempt   TEXT NOT NULL,
-    check_run_id  TEXT NOT NULL,
-    issued_at     BIGINT NOT NULL,
-    expires_at    BIGINT NOT NULL,
-    revoked_at    BIGINT
-);
-CREATE INDEX IF NOT EXISTS tokens_by_sha256 ON tokens (token_sha256);
-CREATE INDEX IF NOT EXISTS tokens_by_job ON tokens (repository_id, run_id, run_attempt);
-CREATE TABLE IF NOT EXISTS jti_replay (
-    issuer     TEXT NOT NULL,
-    jti        TEXT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    PRIMARY KEY (issuer, jti)
-);
-CREATE TABLE IF NOT EXISTS connector_credentials (
-    name       TEXT PRIMARY KEY,
-    sealed     {blob} NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS signing_keys (
-    kid        TEXT PRIMARY KEY,
-    alg        TEXT NOT NULL,
-    state      TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    sealed     {blob} NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit (
-    seq       BIGINT PRIMARY KEY,
-    record    TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash      TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_head (
-    id   INTEGER PRIMARY KEY CHECK (id = 1),
-    seq  BIGINT NOT NULL,
-    hash TEXT NOT NULL
-);
-"""
-    + JOB_END_SCHEMA
-)
 
 #: prev_hash of the first audit record
 GENESIS_HASH = "0" * 64
@@ -120,7 +68,14 @@ class SqlStore(JobEndQueries):
     def _sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
+    #: a backend whose read transactions use their own connections sets this: reads
+    #: then never wait for the process's writer
+    concurrent_reads = False
+
     def _run(self, write: bool, body: Callable[[Cursor], Any]) -> Any:
+        if not write and self.concurrent_reads:
+            with self._transaction(write=False) as cur:
+                return body(cur)
         with self._lock, self._transaction(write=write) as cur:
             return body(cur)
 
@@ -236,9 +191,33 @@ class SqlStore(JobEndQueries):
         result: list[TokenRecord] = self._run(True, body)
         return result
 
-    def purge_expired_tokens(self, before: int) -> int:
+    def purge_expired_tokens(self, before: int, limit: int) -> int:
+        """Delete at most ``limit`` tokens that expired before ``before``; returns how many."""
+
         def body(cur: Cursor) -> int:
-            cur.execute(self._sql("DELETE FROM tokens WHERE expires_at < ?"), (before,))
+            cur.execute(
+                self._sql(
+                    "DELETE FROM tokens WHERE token_id IN "
+                    "(SELECT token_id FROM tokens WHERE expires_at < ? LIMIT ?)"
+                ),
+                (before, limit),
+            )
+            return cur.rowcount
+
+        result: int = self._run(True, body)
+        return result
+
+    def purge_expired_jti(self, before: int, limit: int) -> int:
+        """Delete at most ``limit`` jti rows that expired before ``before``; returns how many."""
+
+        def body(cur: Cursor) -> int:
+            cur.execute(
+                self._sql(
+                    "DELETE FROM jti_replay WHERE (issuer, jti) IN "
+                    "(SELECT issuer, jti FROM jti_replay WHERE expires_at < ? LIMIT ?)"
+                ),
+                (before, limit),
+            )
             return cur.rowcount
 
         result: int = self._run(True, body)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from jobtoken.broker.store.base import SCHEMA, Cursor, SqlStore, StoreError
+from jobtoken.broker.store.base import Cursor, SqlStore, StoreError
+from jobtoken.broker.store.schema import SCHEMA
 
 #: advisory lock key shared by every broker process writing to this database
 _WRITE_LOCK_KEY = 0x6A6F62746F6B656E  # "jobtoken"
