@@ -180,3 +180,20 @@ def test_a_token_without_expiry_passes_only_when_allowed_and_the_summary_says_lo
     assert "| expires at | no expiry: a long-lived token (allow-no-expiry) |" in step.read(
         "GITHUB_STEP_SUMMARY"
     )
+
+
+def test_a_ttl_capped_by_the_provider_is_reported_with_both_lifetimes(
+    step: Step, broker: FakeBroker
+) -> None:
+    broker.override(expires_in=300)
+    assert step.run(ttl="15m") == 0
+    assert (
+        "::notice title=jobtoken%3A ttl capped::ttl capped: requested 900s, granted 300s"
+        in step.out.getvalue()
+    )
+
+
+def test_a_ttl_granted_in_full_draws_no_capped_notice(step: Step, broker: FakeBroker) -> None:
+    broker.override(expires_in=898)
+    assert step.run(ttl="15m") == 0
+    assert "ttl capped" not in step.out.getvalue()
