@@ -136,15 +136,15 @@ def test_workflow_commands_in_an_error_body_change_nothing(
         "denied ::stop-commands::stoptoken\n::set-output name=token::forged\n"
         "::add-mask::injected-canary-word\r\n##[set-output name=token]forged2 %0A::error::x"
     )
-    broker.reply = (400, {"error": "invalid_target", "error_description": description})
+    broker.reply = (400, {"error": "invalid_scope", "error_description": description})
 
     run = run_act(WORKFLOW, issuer=oidc_issuer, env={"BROKER_URL": broker.url})
 
     assert run.steps["hubspot"].outcome == "failure"
     assert not any(run.steps["hubspot"].outputs.values())
     # the description is shown, neutralized, with the code and a hint
-    assert "invalid_target: denied : :stop-commands: :stoptoken" in run.log
-    assert "no policy lets this job use it" in run.log
+    assert "invalid_scope: denied : :stop-commands: :stoptoken" in run.log
+    assert "Ask for fewer scopes, or have the repository admins allow them" in run.log
     # commands still work after it (no stop-commands took effect) ...
     assert "later step says *** and" in run.log
     # ... and the broker's add-mask did not take effect

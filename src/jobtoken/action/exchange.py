@@ -41,6 +41,8 @@ __all__ = ["REVOKE_HANDLE_PREFIX", "encode_revoke_handle", "run_exchange"]
 REVOKE_HANDLE_PREFIX = "jt1."
 #: time given to revoking a rejected token, even when the step's timeout is spent
 REVOKE_REJECTED_SECONDS = 10
+#: how much shorter than the requested ttl a token may be before it counts as capped
+TTL_CAP_SLACK_SECONDS = 5
 
 
 def run_exchange(
@@ -175,6 +177,13 @@ def _write_results(
         f"jobtoken: {what} token {issued.token_id} from {provider.name}, "
         f"scopes: {' '.join(granted) or '(none)'}, expires at {expires_at or '(no expiry)'}"
     )
+    # a few seconds go to the round trip; anything shorter was capped by the provider
+    if issued.expires_in is not None and issued.expires_in < inputs.ttl - TTL_CAP_SLACK_SECONDS:
+        runtime.notice(
+            f"ttl capped: requested {inputs.ttl}s, granted {issued.expires_in}s "
+            f"(the {provider.name}'s or the policy's maximum)",
+            title="jobtoken: ttl capped",
+        )
     if inputs.summary:
         rows = [
             ("provider", provider.name),

@@ -47,7 +47,8 @@ def run_revoke(env: Mapping[str, str] | None = None, out: TextIO | None = None) 
         inputs = read_revoke_inputs(reader)
         if not (inputs.token or inputs.token_id or inputs.revoke_handle):
             runtime.notice(
-                "nothing to revoke: the token input is empty (did the exchange step fail?)",
+                "nothing to revoke: the token and token-id inputs are both empty "
+                "(did the exchange step fail, or do they name the wrong step id?)",
                 title="jobtoken revoke",
             )
             return 0

@@ -188,3 +188,20 @@ def test_the_summary_says_where_job_end_revocation_reaches_a_minted_jwt() -> Non
     assert "offline through the JWKS" in note
     assert "only its expiry bounds it" in note
     assert "expiry bound it" in job_end_note("vault", None)
+
+
+def test_a_ttl_capped_by_the_provider_is_reported_with_both_lifetimes(
+    step: Step, broker: FakeBroker
+) -> None:
+    broker.override(expires_in=300)
+    assert step.run(ttl="15m") == 0
+    assert (
+        "::notice title=jobtoken%3A ttl capped::ttl capped: requested 900s, granted 300s"
+        in step.out.getvalue()
+    )
+
+
+def test_a_ttl_granted_in_full_draws_no_capped_notice(step: Step, broker: FakeBroker) -> None:
+    broker.override(expires_in=898)
+    assert step.run(ttl="15m") == 0
+    assert "ttl capped" not in step.out.getvalue()

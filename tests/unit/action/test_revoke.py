@@ -101,3 +101,10 @@ def test_a_cloud_that_cannot_revoke_one_session_says_so_as_a_notice(
     assert code == 0
     notice = next(line for line in log.splitlines() if line.startswith("::notice "))
     assert f"::nothing to revoke: {cloud}" in notice
+
+
+def test_an_empty_token_id_is_reported_as_such() -> None:
+    code, log = revoke({"INPUT_BROKER_URL": "https://tokens.example.com", "INPUT_TOKEN_ID": ""})
+    assert code == 0
+    assert "the token and token-id inputs are both empty" in log
+    assert "the token input is empty" not in log

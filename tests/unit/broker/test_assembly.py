@@ -61,3 +61,23 @@ def test_a_wrong_master_key_cannot_open_the_stored_signing_key(tmp_path: Path) -
     (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
     with pytest.raises(ConfigError, match="does not hold"):
         Broker.from_config(load_config(path))
+
+
+def test_the_example_config_assembles_with_only_a_master_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = Path(__file__).parents[3] / "examples" / "broker" / "broker.toml"
+    text = example.read_text().replace(
+        'master_key_file = "/run/secrets/jobtoken-master-key"', 'master_key_file = "master.key"'
+    )
+    (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    path = tmp_path / "broker.toml"
+    path.write_text(text)
+    monkeypatch.delenv("JOBTOKEN_WEBHOOK_SECRET", raising=False)
+    broker = Broker.from_config(load_config(path))
+    try:
+        assert broker.webhook_secret is None
+        assert broker.clients == {}
+        assert broker.config.audience == "https://tokens.example.com"
+    finally:
+        broker.close()

@@ -19,6 +19,14 @@ def test_the_example_config_loads() -> None:
     )
 
 
+def test_the_example_config_needs_no_secret_for_optional_features() -> None:
+    config = load_config(EXAMPLE)
+    assert config.oidc.audience == ""
+    assert config.audience == config.server.public_url
+    assert config.clients == ()
+    assert config.webhook.secret is None
+
+
 def test_an_empty_file_gives_safe_defaults(tmp_path: Path) -> None:
     config = load_config(_path(tmp_path, ""))
     assert config.server.host == "127.0.0.1"

@@ -271,7 +271,8 @@ def _uniform(upper: float) -> float:
 
 
 def _retryable_status(status: int) -> bool:
-    return status == 429 or 500 <= status <= 599
+    # 501 Not Implemented: the server does not do this at all; asking again cannot help
+    return status == 429 or (500 <= status <= 599 and status != 501)
 
 
 def _retry_after(response: Response) -> float:

@@ -55,6 +55,14 @@ HINTS = {
     "access_denied": "No policy of the repository admins matches this job",
     "invalid_request": "The request was malformed: check the inputs (and the action version)",
 }
+#: error codes whose hint is a guess among causes: left out when the broker names the cause
+_GENERIC_HINTS = frozenset({"invalid_target"})
+#: what a status without an RFC 6749 body means for a broker endpoint
+_STATUS_HINTS = {
+    404: "no such endpoint there: check broker-url (the broker's base URL, without /token)",
+    405: "this does not look like a jobtoken broker / token endpoint: check broker-url",
+    501: "this does not look like a jobtoken broker / token endpoint: check broker-url",
+}
 
 
 def exchange(request: ExchangeRequest) -> IssuedToken:
@@ -176,6 +184,9 @@ def _refusal(what: str, response: Response) -> ProviderError:
         body = None
     code = body.get("error") if body else None
     if not isinstance(code, str) or not _ERROR_CODE.match(code):
+        hint = _STATUS_HINTS.get(response.status)
+        if hint:
+            return ProviderError(f"{what}: {where} answered HTTP {response.status}: {hint}")
         retry = " (after retries; try again later)" if response.status >= 500 else ""
         return ProviderError(f"{what}: {where} answered HTTP {response.status}{retry}")
     description = body.get("error_description") if body else None
@@ -183,7 +194,7 @@ def _refusal(what: str, response: Response) -> ProviderError:
     if isinstance(description, str) and description:
         message += f": {neutralize(description, 300)}"
     hint = HINTS.get(code)
-    if hint:
+    if hint and not (code in _GENERIC_HINTS and isinstance(description, str) and description):
         message += f". {hint}"
     return ProviderError(message, denied=response.status in (400, 401, 403))
 

@@ -220,3 +220,38 @@ def test_a_completed_job_is_named_in_the_invalid_grant_hint(broker: FakeBroker) 
         PROVIDER.exchange(exchange_request(broker, IdTokens()))
     assert "its job has completed" in caught.value.message
     assert caught.value.message.endswith("request tokens only while the job runs")
+
+
+def test_a_path_typo_404_says_check_broker_url(broker: FakeBroker) -> None:
+    broker.reply = (404, b"Not Found")
+    with pytest.raises(ProviderError, match=r"answered HTTP 404: .*check broker-url"):
+        PROVIDER.exchange(exchange_request(broker, IdTokens(), timeout="3s"))
+
+
+def test_a_501_is_not_retried_and_says_it_is_not_a_broker(broker: FakeBroker) -> None:
+    broker.reply = (501, b"<html>Unsupported method</html>")
+    with pytest.raises(ProviderError) as caught:
+        PROVIDER.exchange(exchange_request(broker, IdTokens(), timeout="3s"))
+    assert "does not look like a jobtoken broker / token endpoint" in caught.value.message
+    assert "try again later" not in caught.value.message
+    assert len(broker.requests) == 1
+
+
+def test_the_generic_invalid_target_hint_gives_way_to_the_brokers_reason(
+    broker: FakeBroker,
+) -> None:
+    broker.reply = (
+        400,
+        {
+            "error": "invalid_target",
+            "error_description": "connector hubspot has no credential yet; "
+            "ask the broker operators",
+        },
+    )
+    with pytest.raises(ProviderError) as caught:
+        PROVIDER.exchange(exchange_request(broker, IdTokens()))
+    assert caught.value.message.endswith("ask the broker operators")
+    assert "no such connector" not in caught.value.message
+    broker.reply = (400, {"error": "invalid_target"})
+    with pytest.raises(ProviderError, match="no such connector, or no policy"):
+        PROVIDER.exchange(exchange_request(broker, IdTokens()))
