@@ -165,7 +165,7 @@ def _verifier_config(config: BrokerConfig) -> VerifierConfig:
 def _policy_source(config: BrokerConfig) -> PolicySource:
     if config.policy.source == "directory":
         return DirectoryPolicySource(config.policy.directory)
-    from jobtoken.policy.github import GitHubPolicySource
+    from jobtoken.broker.github_policy_source import GitHubPolicySource
 
     if config.policy.github_token is None:
         raise ConfigError(

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 
+from jobtoken.broker.bounded_http import BoundedHttpError, request_bounded
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
 __all__ = ["JwksCache", "JwksError", "TrustedIssuer"]
@@ -163,30 +164,22 @@ class JwksCache:
         return self._get(jwks_uri, f"the jwks_uri of {self.issuer.url}")
 
     def _get(self, url: str, what: str) -> bytes:
-        deadline = time.monotonic() + self.connect_timeout + self.read_timeout
         try:
-            with self._session.get(
+            response = request_bounded(
+                self._session,
+                "GET",
                 url,
-                timeout=(self.connect_timeout, self.read_timeout),
-                allow_redirects=False,
-                stream=True,
                 headers={"Accept": "application/json"},
-            ) as response:
-                if response.status_code != 200:
-                    raise _unavailable(f"{what} answered HTTP {response.status_code}, not 200")
-                declared = response.headers.get("Content-Length", "0")
-                if not declared.isdigit() or int(declared) > self.max_document_bytes:
-                    raise _unavailable(f"{what} sent more than {self.max_document_bytes} bytes")
-                body = bytearray()
-                for chunk in response.iter_content(chunk_size=8192):
-                    body += chunk
-                    if len(body) > self.max_document_bytes:
-                        raise _unavailable(f"{what} sent more than {self.max_document_bytes} bytes")
-                    if time.monotonic() > deadline:
-                        raise _unavailable(f"{what} took too long to answer")
-                return bytes(body)
-        except requests.RequestException as exc:
-            raise _unavailable(f"{what} could not be fetched ({type(exc).__name__})") from None
+                max_bytes=self.max_document_bytes,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                total_seconds=self.connect_timeout + self.read_timeout,
+            )
+        except BoundedHttpError as exc:
+            raise _unavailable(f"{what} {exc.detail}") from None
+        if response.status != 200:
+            raise _unavailable(f"{what} answered HTTP {response.status}, not 200")
+        return response.body
 
 
 def _parse_jwks(document: bytes, source: str) -> dict[str, RSAPublicKey]:

@@ -9,7 +9,8 @@ route maps the method and path to a scope the token holds. Only then is the requ
 forwarded to ``base_url`` + path with the upstream credential injected and the broker
 token removed. Request and response bodies are capped, the upstream call has a
 timeout and an overall deadline, redirects are not followed, and only an allowlist of
-headers passes in either direction.
+headers passes in either direction. Upstream calls share one pool of keep-alive
+connections (``bounded_http.pooled_session``).
 
 Public API: :func:`handle_proxy`.
 """
@@ -21,12 +22,12 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-import requests
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from jobtoken.broker.assembly import Broker
+from jobtoken.broker.bounded_http import BoundedHttpError, pooled_session, request_bounded
 from jobtoken.broker.config import ProxyConfig
 from jobtoken.broker.mint import InvalidAccessToken
 from jobtoken.broker.oauth import OAuthError, read_body
@@ -42,7 +43,8 @@ RESPONSE_HEADERS = frozenset(
     {"content-type", "etag", "last-modified", "cache-control", "retry-after", "location"}
 )
 _BINDING = ("repository_id", "run_id", "run_attempt", "check_run_id")
-_CHUNK = 64 * 1024
+#: one pool of keep-alive connections to the connectors' APIs, shared by every request
+_UPSTREAM_SESSION = pooled_session()
 
 
 @dataclass(frozen=True)
@@ -142,30 +144,23 @@ class _UpstreamError(Exception):
 def _forward(
     method: str, url: str, headers: dict[str, str], body: bytes, config: ProxyConfig
 ) -> _Upstream:
-    deadline = time.monotonic() + config.timeout_seconds
-    session = requests.Session()
-    session.trust_env = False
     try:
-        with session.request(
+        response = request_bounded(
+            _UPSTREAM_SESSION,
             method,
             url,
             headers=headers,
-            data=body or None,
-            timeout=(min(10, config.timeout_seconds), config.timeout_seconds),
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            chunks, size = [], 0
-            for chunk in response.iter_content(_CHUNK):
-                size += len(chunk)
-                if size > config.max_response_bytes:
-                    raise _UpstreamError("the connector's response is too large")
-                if time.monotonic() > deadline:
-                    raise _UpstreamError("the connector did not answer in time")
-                chunks.append(chunk)
-            kept = {k: v for k, v in response.headers.items() if k.lower() in RESPONSE_HEADERS}
-            return _Upstream(response.status_code, kept, b"".join(chunks))
-    except requests.RequestException as exc:
-        raise _UpstreamError(f"the connector is unreachable ({type(exc).__name__})") from None
-    finally:
-        session.close()
+            body=body,
+            max_bytes=config.max_response_bytes,
+            connect_timeout=min(10, config.timeout_seconds),
+            read_timeout=config.timeout_seconds,
+            total_seconds=config.timeout_seconds,
+        )
+    except BoundedHttpError as exc:
+        message = {
+            "too_large": "the connector's response is too large",
+            "too_slow": "the connector did not answer in time",
+        }.get(exc.kind, f"the connector {exc.detail}")
+        raise _UpstreamError(message) from None
+    kept = {k: v for k, v in response.headers.items() if k.lower() in RESPONSE_HEADERS}
+    return _Upstream(response.status, kept, response.body)

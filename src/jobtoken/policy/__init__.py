@@ -3,7 +3,7 @@
 Contract for the broker (``POST /token``), after ``IdTokenVerifier.verify``::
 
     from jobtoken.policy import DirectoryPolicySource, evaluate, load_org_policy
-    from jobtoken.policy.github import GitHubPolicySource     # needs requests
+    from jobtoken.broker.github_policy_source import GitHubPolicySource  # the broker's
 
     source = GitHubPolicySource("https://api.github.com", token)   # or DirectoryPolicySource(dir)
     org = load_org_policy(Path("org.yml").read_bytes(), "org.yml")  # or None: no cap
@@ -17,8 +17,9 @@ Contract for the broker (``POST /token``), after ``IdTokenVerifier.verify``::
 ``evaluate`` never raises for a bad request, a missing, invalid or unreachable
 policy: it returns a denial. Modules: ``schema`` (file format, loading),
 ``strict_yaml`` (the YAML subset), ``conditions`` (claim matching),
-``evaluate`` (the decision), ``sources`` (``PolicySource``, directory),
-``github`` (contents API), ``commands`` (``jobtoken policy check|explain``).
+``evaluate`` (the decision), ``sources`` (``PolicySource``, directory). The
+policy imports nothing of the broker; the broker's GitHub contents-API source
+and the ``jobtoken policy`` commands (``jobtoken.cli.policy``) build on it.
 """
 
 from jobtoken.policy.conditions import Condition

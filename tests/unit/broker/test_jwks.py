@@ -190,7 +190,7 @@ def test_slow_issuer_times_out(scripted: ScriptedIssuer) -> None:
     scripted.routes["/.well-known/jwks"].delay = 2.0
     cache = cache_for(scripted, connect_timeout=0.2, read_timeout=0.3)
     started = time.monotonic()
-    assert "could not be fetched" in unavailable(cache).description
+    assert "could not be reached" in unavailable(cache).description
     assert time.monotonic() - started < 1.5
 
 

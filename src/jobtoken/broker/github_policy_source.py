@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from jobtoken.broker.bounded_http import BoundedHttpError, request_bounded
 from jobtoken.policy.errors import PolicyError, PolicySourceError
 from jobtoken.policy.schema import RepositoryPolicy, load_repository_policy
 from jobtoken.policy.sources import repository_parts
@@ -107,9 +108,10 @@ class GitHubPolicySource:
             f"{self.api_url}/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
             f"/contents/{quote(self.path_in_repo, safe='/')}"
         )
-        deadline = time.monotonic() + 2 * self.timeout
         try:
-            with self._session.get(
+            response = request_bounded(
+                self._session,
+                "GET",
                 url,
                 headers={
                     "Accept": "application/vnd.github.raw+json",
@@ -117,33 +119,28 @@ class GitHubPolicySource:
                     "X-GitHub-Api-Version": "2022-11-28",
                     "User-Agent": "jobtoken-broker",
                 },
-                timeout=self.timeout,
-                allow_redirects=False,
-                stream=True,
-            ) as response:
-                if response.status_code == 404:
-                    return None
-                if response.status_code != 200:
-                    raise PolicySourceError(
-                        f"the GitHub API answered HTTP {response.status_code} for "
-                        f"{self.path_in_repo}; the broker's GitHub access must be able to read "
-                        "this repository's contents"
-                    )
-                body = bytearray()
-                for chunk in response.iter_content(chunk_size=8192):
-                    body += chunk
-                    if len(body) > MAX_POLICY_BYTES:
-                        return PolicyError(
-                            self.path_in_repo,
-                            0,
-                            f"the file is larger than {MAX_POLICY_BYTES} bytes",
-                        )
-                    if time.monotonic() > deadline:
-                        raise PolicySourceError("the GitHub API took too long to answer")
-        except requests.RequestException as exc:
+                max_bytes=MAX_POLICY_BYTES,
+                connect_timeout=self.timeout,
+                read_timeout=self.timeout,
+                total_seconds=2 * self.timeout,
+            )
+        except BoundedHttpError as exc:
+            if exc.kind == "too_large":
+                return PolicyError(
+                    self.path_in_repo, 0, f"the file is larger than {MAX_POLICY_BYTES} bytes"
+                )
+            if exc.kind == "too_slow":
+                raise PolicySourceError("the GitHub API took too long to answer") from None
+            raise PolicySourceError(f"the GitHub API {exc.detail}") from None
+        if response.status == 404:
+            return None
+        if response.status != 200:
             raise PolicySourceError(
-                f"the GitHub API could not be reached ({type(exc).__name__})"
-            ) from None
+                f"the GitHub API answered HTTP {response.status} for "
+                f"{self.path_in_repo}; the broker's GitHub access must be able to read "
+                "this repository's contents"
+            )
+        body = response.body
         try:
             return load_repository_policy(bytes(body), self.path_in_repo)
         except PolicyError as exc:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from jobtoken.broker.github_policy_source import DEFAULT_POLICY_PATH, GitHubPolicySource
 from jobtoken.policy import PolicyError, PolicySourceError, evaluate
-from jobtoken.policy.github import DEFAULT_POLICY_PATH, GitHubPolicySource
 from support.fake_github import FakeGitHubApi
 from support.loopback_guard import loopback_only
 
