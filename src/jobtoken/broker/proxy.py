@@ -89,7 +89,9 @@ async def handle_proxy(request: Request, broker: Broker) -> Response:
     prefix = f"/proxy/{name}".encode()
     segments = _segments(raw_path[len(prefix) :].decode("ascii", "replace"))
     if segments is None:
-        return _refuse(400, "invalid_request", "the path has empty, dot, `;` or encoded-slash segments")
+        return _refuse(
+            400, "invalid_request", "the path has empty, dot, `;` or encoded-slash segments"
+        )
     decoded = tuple(unquote(s) for s in segments)
     needed = connector.scope_for(request.method, decoded)
     if needed is None:

@@ -92,7 +92,9 @@ def test_a_multi_line_secret_is_masked_piece_by_piece_before_any_escaped_command
     ]
 
 
-_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKING = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 @given(st.text(min_size=1, max_size=200))
@@ -101,7 +103,9 @@ def test_every_piece_is_masked_before_the_whole_value(secret: str) -> None:
     out = io.StringIO()
     Runtime({}, out).mask(secret)
 
-    masked = [unescape_data(line[len("::add-mask::") :]) for line in out.getvalue().split("\n")[:-1]]
+    masked = [
+        unescape_data(line[len("::add-mask::") :]) for line in out.getvalue().split("\n")[:-1]
+    ]
     whole_at = masked.index(secret)
     pieces = masked[:whole_at]
     chunks = [chunk for chunk in _LINE_BREAKING.split(secret) if chunk]

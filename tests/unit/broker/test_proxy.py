@@ -28,7 +28,13 @@ def test_dot_empty_and_encoded_separator_segments_are_refused(raw: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["/v1/..;/admin", "/v1/%2e%2e;/admin", "/v1/%2e%2e%3b/admin", "/v1/x;jsessionid=1", "/v1/a%3Bb"],
+    [
+        "/v1/..;/admin",
+        "/v1/%2e%2e;/admin",
+        "/v1/%2e%2e%3b/admin",
+        "/v1/x;jsessionid=1",
+        "/v1/a%3Bb",
+    ],
 )
 def test_segments_with_path_parameters_are_refused(raw: str) -> None:
     """Issue 9 item 12: `..;` reaches another route on upstreams that drop `;` parameters."""
