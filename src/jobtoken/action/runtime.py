@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
-from jobtoken.wire.text import neutralize
+from jobtoken.wire.text import UNSAFE_CODE_POINTS, neutralize
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:
@@ -41,6 +41,9 @@ __all__ = [
     "masked_forms",
 ]
 
+#: every character `neutralize` turns into a space: a token is masked piece by piece
+#: between them, so that no line the runner prints can show part of it unmasked
+_UNSAFE_TO_NEWLINE = dict.fromkeys(UNSAFE_CODE_POINTS, "\n")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 
@@ -66,13 +69,21 @@ def file_command_entry(name: str, value: str) -> str:
 
 
 def masked_forms(secret: str) -> list[str]:
-    """The secret and every form of it the action writes: the URL-encoded form
-    (what a form body carries) and, for a value that spans lines, each line."""
-    forms = [secret]
+    """The forms of `secret` to mask, in the order they must be written.
+
+    A value that spans lines (or holds any other control or line-separator
+    character) is masked piece by piece first, each piece a command with no
+    escape in it, and only then as a whole and URL-encoded (what a form body
+    carries): a runner that splits the whole-value command differently than
+    GitHub's, and prints it, then shows only pieces it already hides (the
+    lesson of CVE-2021-32074, hashicorp/vault-action).
+    """
+    pieces = [piece for piece in secret.translate(_UNSAFE_TO_NEWLINE).split("\n") if piece]
+    forms = [] if pieces == [secret] else list(dict.fromkeys(pieces))
+    forms.append(secret)
     encoded = quote(secret, safe="")
     if encoded != secret:
         forms.append(encoded)
-    forms.extend(line for line in re.split(r"[\r\n]+", secret) if line and line != secret)
     return forms
 
 

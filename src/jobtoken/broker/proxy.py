@@ -4,7 +4,8 @@ The job presents its minted token (``Authorization: Bearer``); the broker checks
 order: the connector is proxied; the token's signature, ``iss``, ``aud`` (= this
 connector) and times; that the broker issued it (its row, matched by ``jti`` and
 SHA-256) and has not revoked it; that the row's job binding equals the token's; the
-path is plain (no ``.``/``..``/empty segments, no encoded ``/`` or ``\\``); a configured
+path is plain (no ``.``/``..``/empty segments, no ``;`` (``..;`` path parameters that
+Tomcat/Spring normalise away), no encoded ``/`` or ``\\``); a configured
 route maps the method and path to a scope the token holds. Only then is the request
 forwarded to ``base_url`` + path with the upstream credential injected and the broker
 token removed. Request and response bodies are capped, the upstream call has a
@@ -90,7 +91,9 @@ async def handle_proxy(request: Request, broker: Broker) -> Response:
     prefix = f"/proxy/{name}".encode()
     segments = _segments(raw_path[len(prefix) :].decode("ascii", "replace"))
     if segments is None:
-        return _refuse(400, "invalid_request", "the path has empty, dot or encoded-slash segments")
+        return _refuse(
+            400, "invalid_request", "the path has empty, dot, `;` or encoded-slash segments"
+        )
     decoded = tuple(unquote(s) for s in segments)
     needed = connector.scope_for(request.method, decoded)
     if needed is None:
@@ -130,7 +133,7 @@ def _segments(raw: str) -> tuple[str, ...] | None:
     parts = tuple(raw.lstrip("/").split("/")) if raw.strip("/") else ()
     for part in parts:
         decoded = unquote(part)
-        if not part or decoded in (".", "..") or "/" in decoded or "\\" in decoded:
+        if not part or decoded in (".", "..") or any(c in decoded for c in "/\\;"):
             return None
         if any(ord(c) < 0x20 or c == "\x7f" for c in decoded):
             return None

@@ -209,6 +209,11 @@ def test_the_proxy_injects_the_credential_and_checks_scope_and_revocation(
         f"{broker.url}/proxy/contacts/v1/contacts/%2e%2e", headers=bearer, timeout=5
     )
     assert dotted.status_code == 400
+    for path_parameter in ("v1/contacts/..;/2", "v1/contacts;x=1/2", "v1/contacts/2%3b"):
+        refused_segment = requests.get(
+            f"{broker.url}/proxy/contacts/{path_parameter}", headers=bearer, timeout=5
+        )
+        assert refused_segment.status_code == 400, path_parameter
     assert proxied(broker, None).status_code == 401
     requests.post(f"{broker.url}/revoke", data={"token": access_token}, timeout=5)
     refused = requests.get(f"{broker.url}/proxy/contacts/v1/contacts", headers=bearer, timeout=5)

@@ -49,18 +49,55 @@ def test_a_mask_command_carries_the_exact_secret_on_one_line(secret: str) -> Non
     lines = out.getvalue().split("\n")[:-1]  # the runner reads lines split at \n (and \r)
     assert all(line.startswith("::add-mask::") and "\r" not in line for line in lines)
     masked = [unescape_data(line[len("::add-mask::") :]) for line in lines]
-    assert masked[0] == secret
     assert set(masked) == set(masked_forms(secret))
+    assert secret in masked
+
+
+def test_a_multi_line_secret_is_masked_piece_by_piece_before_any_escaped_command() -> None:
+    """CVE-2021-32074: a runner that mis-splits the whole-value command shows only masked pieces."""
+    out = io.StringIO()
+    Runtime({}, out).mask("first-line\r\nsecond\x0bthird\u2028fourth")
+
+    assert out.getvalue().split("\n")[:-1] == [
+        "::add-mask::first-line",
+        "::add-mask::second",
+        "::add-mask::third",
+        "::add-mask::fourth",
+        "::add-mask::first-line%0D%0Asecond\x0bthird\u2028fourth",
+        "::add-mask::first-line%250D%250Asecond%250Bthird%25E2%2580%25A8fourth",
+    ]
+
+
+_LINE_BREAKING = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_every_piece_is_masked_before_the_whole_value(secret: str) -> None:
+    """The lines before the whole-value command each mask one piece with no line break in it."""
+    out = io.StringIO()
+    Runtime({}, out).mask(secret)
+
+    masked = [
+        unescape_data(line[len("::add-mask::") :]) for line in out.getvalue().split("\n")[:-1]
+    ]
+    whole_at = masked.index(secret)
+    pieces = masked[:whole_at]
+    chunks = [chunk for chunk in _LINE_BREAKING.split(secret) if chunk]
+    if chunks != [secret]:
+        assert set(pieces) == set(chunks)
+    assert not any(_LINE_BREAKING.search(piece) for piece in pieces)
 
 
 def test_masked_forms_include_the_url_encoded_form_and_each_line() -> None:
     assert masked_forms("abc") == ["abc"]
     assert masked_forms("a+b/c=") == ["a+b/c=", quote("a+b/c=", safe="")]
     assert masked_forms("first-line\nsecond") == [
-        "first-line\nsecond",
-        "first-line%0Asecond",
         "first-line",
         "second",
+        "first-line\nsecond",
+        "first-line%0Asecond",
     ]
 
 
