@@ -49,6 +49,11 @@ the token, a signature or a claim value.
 
 ``verify`` blocks on the network when keys must be fetched: from an async
 server, call it in a worker thread (``starlette.concurrency.run_in_threadpool``).
+
+This module holds the sequence and its public API; the claim tables and step 7
+are in ``jobtoken.broker.id_token_claims``, the issuer URLs of github.com and
+GitHub Enterprise in ``jobtoken.broker.github_issuers``, ``InvalidIdToken`` in
+``jobtoken.broker.id_token_errors``; every public name is importable from here.
 """
 
 from __future__ import annotations
@@ -58,15 +63,16 @@ import binascii
 import re
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from jobtoken.broker.github_issuers import GITHUB_ISSUER, ghes_issuer, github_enterprise_issuer
+from jobtoken.broker.id_token_claims import REQUIRED_CLAIMS, VerifiedClaims, check_values
+from jobtoken.broker.id_token_errors import InvalidIdToken
 from jobtoken.broker.jwks import JwksCache, JwksError, TrustedIssuer
 from jobtoken.wire.strict_json import DuplicateKeyError, StrictJsonError, loads_strict
 
@@ -84,70 +90,16 @@ __all__ = [
     "github_enterprise_issuer",
 ]
 
-#: The issuer of ID tokens on github.com.
-GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 #: Largest ID token accepted, in bytes (GitHub's are about 2 KiB).
 MAX_TOKEN_BYTES = 16 * 1024
 #: Upper bound of ``VerifierConfig.leeway_seconds``.
 MAX_LEEWAY_SECONDS = 60
 
-REQUIRED_CLAIMS = (
-    "iss",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
-    "sub",
-    "repository",
-    "repository_id",
-    "repository_owner",
-    "repository_owner_id",
-    "run_id",
-    "run_attempt",
-)
-TIME_CLAIMS = frozenset({"exp", "iat", "nbf"})
-REQUIRED_ID_CLAIMS = ("repository_id", "repository_owner_id", "run_id", "run_attempt")
-OPTIONAL_ID_CLAIMS = ("check_run_id", "actor_id", "run_number", "enterprise_id")
 ALLOWED_HEADERS = frozenset({"alg", "kid", "typ", "x5t"})
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
-MAX_CLAIMS = 100
-MAX_JTI_LENGTH = 128
 
 _SEGMENT = r"[A-Za-z0-9_-]+"
 _TOKEN_SHAPE = re.compile(rf"{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}")
-_DIGITS = re.compile(r"[1-9][0-9]{0,19}")
-_REPOSITORY = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{1,100})")
-_ENTERPRISE_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-)
-_BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
-
-
-def github_enterprise_issuer(slug: str) -> str:
-    """Issuer of a GitHub Enterprise Cloud enterprise with a customized issuer."""
-    if not _ENTERPRISE_SLUG.fullmatch(slug):
-        raise ValueError("an enterprise slug is lowercase letters, digits and dashes")
-    return f"{GITHUB_ISSUER}/{slug}"
-
-
-def ghes_issuer(host: str) -> str:
-    """Issuer of a GitHub Enterprise Server instance at ``host``."""
-    if not _HOSTNAME.fullmatch(host):
-        raise ValueError("a GitHub Enterprise Server host is a DNS name such as github.example.com")
-    return f"https://{host}/_services/token"
-
-
-class InvalidIdToken(Exception):
-    """The ID token is refused. ``reason``: machine code; ``description``: what to fix."""
-
-    def __init__(self, reason: str, description: str) -> None:
-        super().__init__(description)
-        self.reason = reason
-        self.description = description
 
 
 class JtiStore(Protocol):
@@ -225,27 +177,6 @@ class VerifierConfig:
             raise ValueError("JWKS intervals, timeouts and size caps must be positive")
 
 
-@dataclass(frozen=True)
-class VerifiedClaims:
-    """The claims of a verified ID token. ``claims`` holds every claim, for policy and audit."""
-
-    iss: str
-    sub: str
-    aud: str
-    jti: str
-    exp: int
-    iat: int
-    nbf: int
-    repository: str
-    repository_id: str
-    repository_owner: str
-    repository_owner_id: str
-    run_id: str
-    run_attempt: str
-    check_run_id: str | None
-    claims: Mapping[str, str | int] = field(repr=False)
-
-
 class IdTokenVerifier:
     """Verifies ID tokens against a ``VerifierConfig`` (see the module docstring)."""
 
@@ -287,7 +218,7 @@ class IdTokenVerifier:
             raise InvalidIdToken(exc.reason, exc.description) from None
         claims = self._decode(token, key, issuer)
         self._check_times(claims, now)
-        verified = _check_values(claims)
+        verified = check_values(claims)
         expires_at = verified.exp + self.config.leeway_seconds
         if not self._jti_store.claim_jti(issuer, verified.jti, expires_at):
             raise InvalidIdToken(
@@ -413,58 +344,3 @@ def _check_header(header: Mapping[str, object]) -> None:
         raise InvalidIdToken("malformed", "the token's header has no usable key id (kid)")
     if header.get("typ", "JWT") != "JWT":
         raise InvalidIdToken("unsupported_header", "the token's typ must be JWT")
-
-
-def _check_values(claims: Mapping[str, object]) -> VerifiedClaims:
-    if len(claims) > MAX_CLAIMS:
-        raise InvalidIdToken("invalid_claim", f"the token has more than {MAX_CLAIMS} claims")
-    strings: dict[str, str] = {}
-    for name, value in claims.items():
-        if name in TIME_CLAIMS:
-            continue
-        if not isinstance(value, str):
-            raise InvalidIdToken("invalid_claim", f"the claim {name!r} must be a string")
-        if _has_control_character(name) or _has_control_character(value):
-            raise InvalidIdToken("control_character", f"the claim {name!r} has control characters")
-        strings[name] = value
-    for name in REQUIRED_ID_CLAIMS + OPTIONAL_ID_CLAIMS:
-        if name in OPTIONAL_ID_CLAIMS and strings.get(name) == "":
-            continue  # GitHub's way of saying "none" (e.g. enterprise_id outside an enterprise)
-        if name in strings and not _DIGITS.fullmatch(strings[name]):
-            raise InvalidIdToken("invalid_claim", f"the claim {name!r} must be a string of digits")
-    repository = _REPOSITORY.fullmatch(strings["repository"])
-    if repository is None or repository.group(1) != strings["repository_owner"]:
-        raise InvalidIdToken(
-            "invalid_claim", "the claim 'repository' must be owner/name of repository_owner"
-        )
-    jti = strings["jti"]
-    if not 0 < len(jti) <= MAX_JTI_LENGTH:
-        raise InvalidIdToken("invalid_claim", f"the jti must be 1 to {MAX_JTI_LENGTH} characters")
-    exp, iat, nbf = claims["exp"], claims["iat"], claims["nbf"]
-    assert isinstance(exp, int)
-    assert isinstance(iat, int)
-    assert isinstance(nbf, int)
-    return VerifiedClaims(
-        iss=strings["iss"],
-        sub=strings["sub"],
-        aud=strings["aud"],
-        jti=jti,
-        exp=exp,
-        iat=iat,
-        nbf=nbf,
-        repository=strings["repository"],
-        repository_id=strings["repository_id"],
-        repository_owner=strings["repository_owner"],
-        repository_owner_id=strings["repository_owner_id"],
-        run_id=strings["run_id"],
-        run_attempt=strings["run_attempt"],
-        check_run_id=strings.get("check_run_id") or None,
-        claims=MappingProxyType({**strings, "exp": exp, "iat": iat, "nbf": nbf}),
-    )
-
-
-def _has_control_character(text: str) -> bool:
-    return any(
-        unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs") or char in _BIDI_CONTROLS
-        for char in text
-    )
