@@ -18,13 +18,16 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_sealer
 from jobtoken.broker.audit import export_jsonl, verify_chain
-from jobtoken.broker.config import ConfigError, load_config
+from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
 from jobtoken.broker.mint import SigningKeys
-from jobtoken.broker.sealing import SealingError
+from jobtoken.broker.sealing import Sealer, SealingError
+from jobtoken.broker.store import SqlStore
 
 __all__ = ["register"]
 
@@ -169,9 +172,7 @@ def _read_credential(source: str) -> bytes:
 
 def _rotate_master_key(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
-        sealer = open_sealer(config)
-        store = open_configured_store(config)
+        _, sealer, store = _config_sealer_and_store(args.config)
     except ConfigError as exc:
         return _fail(str(exc))
     moved = kept = 0
@@ -198,9 +199,7 @@ def _rotate_master_key(args: argparse.Namespace) -> int:
 
 def _rotate_signing_key(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
-        sealer = open_sealer(config)
-        store = open_configured_store(config)
+        config, sealer, store = _config_sealer_and_store(args.config)
     except ConfigError as exc:
         return _fail(str(exc))
     try:
@@ -216,14 +215,11 @@ def _rotate_signing_key(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     try:
-        store = open_configured_store(load_config(args.config))
+        with _configured_store(args.config) as store:
+            head = store.audit_head()
+            problems = verify_chain(store.audit_rows(), head)
     except ConfigError as exc:
         return _fail(str(exc))
-    try:
-        head = store.audit_head()
-        problems = verify_chain(store.audit_rows(), head)
-    finally:
-        store.close()
     if problems:
         for problem in problems:
             print(f"audit chain broken: {problem}", file=sys.stderr)
@@ -235,16 +231,29 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 def _audit_export(args: argparse.Namespace) -> int:
     try:
-        store = open_configured_store(load_config(args.config))
+        with _configured_store(args.config) as store:
+            if args.output is None:
+                count = export_jsonl(store.audit_rows(), sys.stdout)
+            else:
+                with open(args.output, "w", encoding="utf-8") as out:
+                    count = export_jsonl(store.audit_rows(), out)
     except ConfigError as exc:
         return _fail(str(exc))
-    try:
-        if args.output is None:
-            count = export_jsonl(store.audit_rows(), sys.stdout)
-        else:
-            with open(args.output, "w", encoding="utf-8") as out:
-                count = export_jsonl(store.audit_rows(), out)
-    finally:
-        store.close()
     print(f"exported {count} audit record(s)", file=sys.stderr)
     return 0
+
+
+def _config_sealer_and_store(config_path: Path) -> tuple[BrokerConfig, Sealer, SqlStore]:
+    """The config at `config_path`, its sealer (master keys) and its open store."""
+    config = load_config(config_path)
+    return config, open_sealer(config), open_configured_store(config)
+
+
+@contextmanager
+def _configured_store(config_path: Path) -> Iterator[SqlStore]:
+    """The store the config at `config_path` names, closed on leaving; ConfigError if none."""
+    store = open_configured_store(load_config(config_path))
+    try:
+        yield store
+    finally:
+        store.close()

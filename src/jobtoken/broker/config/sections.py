@@ -1,4 +1,4 @@
-"""The section builders: from the TOML document to a :class:`BrokerConfig`, table by table.
+"""The section builders: from the TOML document to a :class:`model.BrokerConfig`, table by table.
 
 :func:`parse_document` reads the root table; each ``[section]`` has a builder that
 reads its keys through :class:`~jobtoken.broker.config.toml_table.Table` (type and
@@ -13,18 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobtoken.broker.config.model import (
-    BrokerConfig,
-    ClientConfig,
-    KeysConfig,
-    OidcConfig,
-    PolicyConfig,
-    ProxyConfig,
-    ServerConfig,
-    StoreConfig,
-    TokensConfig,
-    WebhookConfig,
-)
+from jobtoken.broker.config import model
 from jobtoken.broker.config.secret_ref import SecretRef
 from jobtoken.broker.config.toml_table import Table, checked
 from jobtoken.broker.connectors import OFFLINE_MINTED_MAX_TTL, Connector, Route
@@ -32,11 +21,11 @@ from jobtoken.broker.connectors import OFFLINE_MINTED_MAX_TTL, Connector, Route
 __all__ = ["parse_document"]
 
 
-def parse_document(document: Mapping[str, Any], path: Path) -> BrokerConfig:
+def parse_document(document: Mapping[str, Any], path: Path) -> model.BrokerConfig:
     """The config in ``document`` (decoded TOML); relative paths are from ``path``'s folder."""
     base = path.resolve().parent
     root = Table(document, "", base)
-    config = BrokerConfig(
+    config = model.BrokerConfig(
         path=path,
         server=_server(root.table("server")),
         store=_store(root.table("store")),
@@ -55,8 +44,8 @@ def parse_document(document: Mapping[str, Any], path: Path) -> BrokerConfig:
     return config
 
 
-def _server(t: Table) -> ServerConfig:
-    d = ServerConfig()
+def _server(t: Table) -> model.ServerConfig:
+    d = model.ServerConfig()
     host = t.text("host", d.host)
     port = t.integer("port", d.port, 0, 65535)
     public_url = t.text("public_url", f"http://{host}:{port}")
@@ -65,7 +54,7 @@ def _server(t: Table) -> ServerConfig:
         raise ValueError("[server] public_url must be an absolute http(s) URL")
     if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1", "localhost"):
         raise ValueError("[server] public_url must be https:// (http only on loopback)")
-    out = ServerConfig(
+    out = model.ServerConfig(
         host=host,
         port=port,
         public_url=public_url.rstrip("/"),
@@ -76,8 +65,8 @@ def _server(t: Table) -> ServerConfig:
     return out
 
 
-def _store(t: Table) -> StoreConfig:
-    d = StoreConfig()
+def _store(t: Table) -> model.StoreConfig:
+    d = model.StoreConfig()
     kind = t.choice("kind", d.kind, ("sqlite", "postgres"))
     store_path = t.path("path", d.path)
     assert store_path is not None
@@ -85,11 +74,11 @@ def _store(t: Table) -> StoreConfig:
     t.done()
     if kind == "postgres" and dsn is None:
         raise ValueError("[store] kind = 'postgres' needs dsn_file or dsn_env")
-    return StoreConfig(kind=kind, path=store_path, dsn=dsn)
+    return model.StoreConfig(kind=kind, path=store_path, dsn=dsn)
 
 
-def _keys(t: Table) -> KeysConfig:
-    d = KeysConfig()
+def _keys(t: Table) -> model.KeysConfig:
+    d = model.KeysConfig()
     master = t.secret("master_key", "the master key")
     previous = [
         SecretRef("a previous master key", file=p)
@@ -98,7 +87,7 @@ def _keys(t: Table) -> KeysConfig:
     previous += [
         SecretRef("a previous master key", env=e) for e in t.strings("previous_master_key_envs", ())
     ]
-    out = KeysConfig(
+    out = model.KeysConfig(
         master_key=master,
         previous_master_keys=tuple(previous),
         signing_algorithm=t.choice("signing_algorithm", d.signing_algorithm, ("EdDSA", "ES256")),
@@ -110,9 +99,9 @@ def _keys(t: Table) -> KeysConfig:
     return out
 
 
-def _oidc(t: Table) -> OidcConfig:
-    d = OidcConfig()
-    out = OidcConfig(
+def _oidc(t: Table) -> model.OidcConfig:
+    d = model.OidcConfig()
+    out = model.OidcConfig(
         audience=t.text("audience", d.audience),
         issuers=t.strings("issuers", d.issuers),
         loopback_test_issuers=t.strings("loopback_test_issuers", ()),
@@ -136,9 +125,9 @@ def _oidc(t: Table) -> OidcConfig:
     return out
 
 
-def _tokens(t: Table) -> TokensConfig:
-    d = TokensConfig()
-    out = TokensConfig(
+def _tokens(t: Table) -> model.TokensConfig:
+    d = model.TokensConfig()
+    out = model.TokensConfig(
         max_ttl_seconds=t.integer("max_ttl_seconds", d.max_ttl_seconds, 60, 24 * 3600),
         default_ttl_seconds=t.integer("default_ttl_seconds", d.default_ttl_seconds, 60, 24 * 3600),
         retention_seconds=t.integer("retention_seconds", d.retention_seconds, 0, 366 * 24 * 3600),
@@ -147,7 +136,7 @@ def _tokens(t: Table) -> TokensConfig:
     return out
 
 
-def _client(t: Table) -> ClientConfig:
+def _client(t: Table) -> model.ClientConfig:
     client_id = t.text("id", "")
     secret = t.secret("secret", f"the secret of introspection client {client_id!r}")
     role = t.choice("role", "resource-server", ("admin", "resource-server"))
@@ -156,12 +145,12 @@ def _client(t: Table) -> ClientConfig:
         raise ValueError("[introspection_clients] id must be non-empty and hold no ':'")
     if secret is None:
         raise ValueError(f"[introspection_clients] {client_id}: set secret_file or secret_env")
-    return ClientConfig(id=client_id, secret=secret, role=role)
+    return model.ClientConfig(id=client_id, secret=secret, role=role)
 
 
-def _webhook(t: Table) -> WebhookConfig:
-    d = WebhookConfig()
-    out = WebhookConfig(
+def _webhook(t: Table) -> model.WebhookConfig:
+    d = model.WebhookConfig()
+    out = model.WebhookConfig(
         secret=t.secret("secret", "the webhook secret"),
         max_body_bytes=t.integer("max_body_bytes", d.max_body_bytes, 1024, 25 * 1024 * 1024),
     )
@@ -169,11 +158,11 @@ def _webhook(t: Table) -> WebhookConfig:
     return out
 
 
-def _policy(t: Table) -> PolicyConfig:
-    d = PolicyConfig()
+def _policy(t: Table) -> model.PolicyConfig:
+    d = model.PolicyConfig()
     directory = t.path("directory", d.directory)
     assert directory is not None
-    out = PolicyConfig(
+    out = model.PolicyConfig(
         source=t.choice("source", d.source, ("directory", "github")),
         directory=directory,
         organization_file=t.path("organization_file", None),
@@ -186,9 +175,9 @@ def _policy(t: Table) -> PolicyConfig:
     return out
 
 
-def _proxy(t: Table) -> ProxyConfig:
-    d = ProxyConfig()
-    out = ProxyConfig(
+def _proxy(t: Table) -> model.ProxyConfig:
+    d = model.ProxyConfig()
+    out = model.ProxyConfig(
         timeout_seconds=t.integer("timeout_seconds", d.timeout_seconds, 1, 300),
         max_request_bytes=t.integer("max_request_bytes", d.max_request_bytes, 0, 100 * 1024 * 1024),
         max_response_bytes=t.integer(
