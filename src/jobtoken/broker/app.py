@@ -268,6 +268,7 @@ async def introspect(request: Request, broker: Broker) -> Response:
         lambda: broker.registry.introspect(
             token,
             client_id=client.id,
+            client_connectors=client.connectors,
             client_address=request.client.host if request.client else "",
         )
     )
@@ -308,6 +309,12 @@ async def healthz(request: Request, broker: Broker) -> Response:
 
 
 async def metrics(request: Request, broker: Broker) -> Response:
+    if not broker.metrics_allowed(request.headers.get("authorization", "")):
+        return PlainTextResponse(
+            "metrics need Authorization: Bearer <server.metrics_token>\n",
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="jobtoken-metrics"'},
+        )
     return PlainTextResponse(broker.metrics.render(), media_type="text/plain; version=0.0.4")
 
 

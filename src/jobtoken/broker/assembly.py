@@ -62,6 +62,8 @@ class IntrospectionClient:
     id: str
     secret: bytes
     role: str
+    #: the connectors whose tokens it may introspect; empty: all
+    connectors: frozenset[str] = frozenset()
 
 
 @dataclass(repr=False)
@@ -78,6 +80,7 @@ class Broker:
     registry: TokenRegistry
     clients: Mapping[str, IntrospectionClient]
     webhook_secret: bytes | None
+    metrics_token: bytes | None = None
 
     @property
     def connectors(self) -> Mapping[str, Connector]:
@@ -87,10 +90,14 @@ class Broker:
     def from_config(cls, config: BrokerConfig) -> Broker:
         sealer = open_sealer(config)
         clients = {
-            c.id: IntrospectionClient(c.id, c.secret.read().encode("utf-8"), c.role)
+            c.id: IntrospectionClient(
+                c.id, c.secret.read().encode("utf-8"), c.role, frozenset(c.connectors)
+            )
             for c in config.clients
         }
         webhook = config.webhook.secret.read().encode() if config.webhook.secret else None
+        metrics_token = config.server.metrics_token
+        metrics_secret = metrics_token.read().encode("utf-8") if metrics_token else None
         policy = _policy_check(config)
         store = open_configured_store(config)
         verifier = IdTokenVerifier(_verifier_config(config), store)
@@ -133,7 +140,17 @@ class Broker:
             registry=registry,
             clients=clients,
             webhook_secret=webhook,
+            metrics_token=metrics_secret,
         )
+
+    def metrics_allowed(self, authorization: str) -> bool:
+        """True when /metrics is open, or `authorization` carries its bearer token."""
+        if self.metrics_token is None:
+            return True
+        scheme, _, presented = authorization.partition(" ")
+        given = presented.strip().encode("latin-1")  # how Starlette decoded the header
+        matches = hmac.compare_digest(given, self.metrics_token)
+        return scheme.lower() == "bearer" and matches
 
     def authenticate_client(self, client_id: str, secret: str) -> IntrospectionClient | None:
         """The client if id and secret match; the comparison takes the same time either way."""

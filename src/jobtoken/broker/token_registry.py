@@ -132,15 +132,27 @@ class TokenRegistry:
         self._metrics.count("jobtoken_revocations_total", len(revoked), path="webhook")
         return len(revoked)
 
-    def introspect(self, token: str, *, client_id: str, client_address: str = "") -> dict[str, Any]:
+    def introspect(
+        self,
+        token: str,
+        *,
+        client_id: str,
+        client_connectors: frozenset[str] = frozenset(),
+        client_address: str = "",
+    ) -> dict[str, Any]:
+        """RFC 7662 for `token`; a client limited to `client_connectors` (non-empty) learns
+        nothing of another connector's token: it gets ``{"active": false}``."""
         now = int(self._clock())
         digest = token_sha256(token) if len(token) <= MAX_TOKEN_CHARS else ""
         records = self._store.find_tokens(digest) if digest else []
         active = next((r for r in records if r.active(now)), None)
+        reason = "active" if active else "inactive"
+        if active is not None and client_connectors and active.connector not in client_connectors:
+            active, reason = None, "connector_not_permitted_for_client"
         self._audit.record(
             AuditEntry(
                 decision="introspected",
-                reason="active" if active else "inactive",
+                reason=reason,
                 connector=active.connector if active else "",
                 token_sha256=digest,
                 token_id=active.token_id if active else "",

@@ -34,6 +34,8 @@ class ServerConfig:
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = 64 * 1024
     log_level: str = "info"
+    #: when set, `GET /metrics` needs `Authorization: Bearer <this token>`
+    metrics_token: SecretRef | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class ClientConfig:
     id: str
     secret: SecretRef
     role: str = "resource-server"
+    #: the connectors whose tokens this client may introspect; empty: all of them
+    connectors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

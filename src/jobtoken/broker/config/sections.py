@@ -41,6 +41,13 @@ def parse_document(document: Mapping[str, Any], path: Path) -> model.BrokerConfi
     root.done()
     if len({c.id for c in config.clients}) != len(config.clients):
         raise ValueError("[introspection_clients] each id may appear once")
+    for client in config.clients:
+        unknown = sorted(set(client.connectors) - set(config.connectors))
+        if unknown:
+            raise ValueError(
+                f"[introspection_clients] {client.id}: connectors names {', '.join(unknown)}, "
+                "which this broker does not configure"
+            )
     return config
 
 
@@ -60,6 +67,7 @@ def _server(t: Table) -> model.ServerConfig:
         public_url=public_url.rstrip("/"),
         max_body_bytes=t.integer("max_body_bytes", d.max_body_bytes, 1024, 1024 * 1024),
         log_level=t.choice("log_level", d.log_level, ("debug", "info", "warning", "error")),
+        metrics_token=t.secret("metrics_token", "the bearer token that GET /metrics requires"),
     )
     t.done()
     return out
@@ -140,12 +148,13 @@ def _client(t: Table) -> model.ClientConfig:
     client_id = t.text("id", "")
     secret = t.secret("secret", f"the secret of introspection client {client_id!r}")
     role = t.choice("role", "resource-server", ("admin", "resource-server"))
+    connectors = t.strings("connectors", ())
     t.done()
     if not client_id or ":" in client_id:
         raise ValueError("[introspection_clients] id must be non-empty and hold no ':'")
     if secret is None:
         raise ValueError(f"[introspection_clients] {client_id}: set secret_file or secret_env")
-    return model.ClientConfig(id=client_id, secret=secret, role=role)
+    return model.ClientConfig(id=client_id, secret=secret, role=role, connectors=connectors)
 
 
 def _webhook(t: Table) -> model.WebhookConfig:
