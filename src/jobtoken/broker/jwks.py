@@ -18,8 +18,9 @@ Public API (used by ``jobtoken.broker.verify``; rarely needed directly):
   ``kid`` triggers at most one refetch per ``refetch_interval``; a key set older
   than ``max_age`` is refetched before use, and if that fails the request is
   denied. ``load_document(jwks_bytes, now=...)`` installs a key set without
-  the network (pinned keys, tests). Thread safe; blocking (call it from a
-  worker thread, not from an event loop).
+  the network (pinned keys, tests). Thread safe; a refetch is a single flight
+  made outside the lock, so requests for known keys never wait on the network.
+  Blocking (call it from a worker thread, not from an event loop).
 - ``JwksError(reason, description)`` — ``reason`` is ``"jwks_unavailable"``
   or ``"unknown_key"``; ``description`` says what to fix and quotes no
   document content.
@@ -83,6 +84,14 @@ class TrustedIssuer:
         )
 
 
+class _Flight:
+    """One refetch of a key set, which any number of requests wait for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: JwksError | None = None
+
+
 class JwksCache:
     """Signing keys of one issuer (see the module docstring)."""
 
@@ -109,8 +118,20 @@ class JwksCache:
         self._keys: dict[str, RSAPublicKey] = {}
         self._loaded_at: float | None = None
         self._last_attempt: float | None = None
+        self._in_flight: _Flight | None = None
 
     def key_for(self, kid: str, *, now: float | None = None) -> RSAPublicKey:
+        """The key with `kid`; a refetch runs in a single flight, outside the lock.
+
+        1. A fresh key set that holds `kid` answers at once: a refetch that another
+           request started never stalls it.
+        2. An unknown `kid`, or a key set older than ``max_age``, needs a refetch —
+           at most one per ``refetch_interval`` for an unknown `kid`. The first
+           request to need one fetches; every other request that needs one waits
+           for that same fetch (bounded by the fetch's own deadline), then reads
+           the result.
+        3. Whatever the fetch gave: the key, ``unknown_key``, or the fetch's error.
+        """
         now = time.time() if now is None else now
         with self._lock:
             fresh = self._loaded_at is not None and now - self._loaded_at < self.max_age
@@ -121,15 +142,23 @@ class JwksCache:
                 or self._last_attempt is None
                 or now - self._last_attempt >= self.refetch_interval
             )
-            if may_fetch:
-                self._last_attempt = now
-                self._install(self._fetch_jwks(), now)
-            elif kid not in self._keys:
+            if not may_fetch and self._in_flight is None:
                 raise JwksError(
                     "unknown_key",
                     f"the token's key id is not in {self.issuer.url}'s key set "
                     "(the key set was refreshed recently; a token must be signed by a current key)",
                 )
+            flight, leader = self._in_flight, False
+            if flight is None:
+                flight, leader = _Flight(), True
+                self._in_flight, self._last_attempt = flight, now
+        if leader:
+            self._fly(flight, now)
+        elif not flight.done.wait(self.connect_timeout + self.read_timeout + 1.0):
+            raise _unavailable(f"the key set of {self.issuer.url} took too long to arrive")
+        if flight.error is not None:
+            raise flight.error
+        with self._lock:
             if kid not in self._keys:
                 raise JwksError(
                     "unknown_key",
@@ -145,6 +174,22 @@ class JwksCache:
             self._last_attempt = now  # an unknown kid refetches only after the interval
 
     # -- internals -----------------------------------------------------------
+
+    def _fly(self, flight: _Flight, now: float) -> None:
+        """Fetch and install the key set (the network outside the lock), then land."""
+        keys: dict[str, RSAPublicKey] | None = None
+        try:
+            keys = _parse_jwks(self._fetch_jwks(), self.issuer.url)
+        except JwksError as exc:
+            flight.error = exc
+        except Exception:  # never leave the waiters (and later requests) stuck on a flight
+            flight.error = _unavailable(f"the key set of {self.issuer.url} could not be read")
+        finally:
+            with self._lock:
+                if keys is not None and flight.error is None:
+                    self._keys, self._loaded_at = keys, now
+                self._in_flight = None
+            flight.done.set()
 
     def _install(self, document: bytes, now: float) -> None:
         self._keys = _parse_jwks(document, self.issuer.url)

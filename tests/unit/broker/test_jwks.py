@@ -283,3 +283,78 @@ def test_errors_never_quote_the_issuers_jwks_uri(scripted: ScriptedIssuer) -> No
     assert "HTTP 404" in error.description
     assert "evil" not in error.description
     assert "::" not in error.description
+
+
+# -- a refetch is one flight, outside the lock ---------------------------------------------
+
+
+def test_a_refetch_in_flight_does_not_stall_requests_for_known_keys(
+    scripted: ScriptedIssuer,
+) -> None:
+    scripted.serve_keys(rsa_jwk("k1"))
+    cache = cache_for(scripted, refetch_interval=0.0, read_timeout=5.0)
+    cache.key_for("k1", now=1000.0)
+    scripted.serve_keys(rsa_jwk("k1"), rsa_jwk("k2"))
+    scripted.routes["/.well-known/jwks"].delay = 1.5
+    fetched: list[object] = []
+    refetch = threading.Thread(target=lambda: fetched.append(cache.key_for("k2", now=1001.0)))
+    refetch.start()
+    time.sleep(0.3)  # the refetch for k2 is now waiting on the slow issuer
+
+    started = time.monotonic()
+    cache.key_for("k1", now=1001.0)
+    waited = time.monotonic() - started
+
+    refetch.join(timeout=10)
+    assert waited < 0.5, f"a known key waited {waited:.2f} s for another request's refetch"
+    assert len(fetched) == 1
+
+
+def test_concurrent_requests_for_an_unknown_key_share_one_fetch(
+    scripted: ScriptedIssuer,
+) -> None:
+    scripted.serve_keys(rsa_jwk("k1"))
+    cache = cache_for(scripted, refetch_interval=0.0, read_timeout=5.0)
+    cache.key_for("k1", now=1000.0)
+    scripted.requests.clear()
+    scripted.serve_keys(rsa_jwk("k1"), rsa_jwk("k2"))
+    scripted.routes["/.well-known/jwks"].delay = 0.8
+    results: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.key_for("k2", now=1001.0)))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(results) == 8
+    assert scripted.requests.count("/.well-known/jwks") == 1  # one flight for all eight
+
+
+def test_waiting_for_a_flight_is_bounded_and_a_failed_flight_denies_its_waiters(
+    scripted: ScriptedIssuer,
+) -> None:
+    scripted.serve_keys(rsa_jwk("k1"))
+    cache = cache_for(scripted, refetch_interval=0.0, connect_timeout=0.2, read_timeout=0.3)
+    cache.key_for("k1", now=1000.0)
+    scripted.routes["/.well-known/jwks"] = Route(status=503, delay=0.2)
+    errors: list[str] = []
+
+    def ask() -> None:
+        try:
+            cache.key_for("k9", now=1001.0)
+        except JwksError as exc:
+            errors.append(exc.reason)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert errors == ["jwks_unavailable"] * 4
+    assert time.monotonic() - started < 2.5
+    assert cache.key_for("k1", now=1002.0) is not None  # the cached keys still work
