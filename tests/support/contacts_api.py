@@ -32,6 +32,8 @@ class ContactsApi(LoopbackServer):
     api_key: str = field(default_factory=lambda: "ck_live_" + secrets.token_urlsafe(24))
     #: (method, path, authorized) of every request, for tests
     requests: list[tuple[str, str, bool]] = field(default_factory=list)
+    #: the raw query string of every request, in order
+    queries: list[str] = field(default_factory=list)
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
         return _handler_for(self)
@@ -52,6 +54,7 @@ def _handler_for(api: ContactsApi) -> type[BaseHTTPRequestHandler]:
             path = urlsplit(self.path).path
             authorized = api.authorized(self.headers.get("Authorization", ""))
             api.requests.append(("GET", path, authorized))
+            api.queries.append(urlsplit(self.path).query)
             if not authorized:
                 self._json(401, {"error": "unauthorized", "message": "a valid API key is required"})
             elif path == "/v1/contacts":

@@ -35,6 +35,9 @@ KINDS = ("minted", "passthrough")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "*")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@-]+")
+_QUERY_NAME = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
+#: parameters some frameworks read as the request method: never forwarded
+_METHOD_OVERRIDES = frozenset({"_method", "method", "x-http-method-override", "_httpmethod"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Route:
     method: str
     path: str
     scope: str
+    #: query parameter names the proxy forwards on this route; any other is refused
+    query: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -57,6 +62,9 @@ class Route:
                 raise ValueError(f"path segment {part!r} is not a plain segment, '*' or '**'")
         if not SCOPE.match(self.scope):
             raise ValueError("scope must be a single RFC 6749 scope token")
+        for name in self.query:
+            if not _QUERY_NAME.fullmatch(name) or name.lower() in _METHOD_OVERRIDES:
+                raise ValueError(f"query parameter {name!r} may not be forwarded")
 
     def matches(self, method: str, segments: tuple[str, ...]) -> bool:
         if self.method not in ("*", method):
@@ -121,9 +129,13 @@ class Connector:
     def proxied(self) -> bool:
         return self.kind == "minted" and bool(self.base_url)
 
+    def route_for(self, method: str, segments: tuple[str, ...]) -> Route | None:
+        """The first route that allows a proxied request, or None."""
+        return next((r for r in self.routes if r.matches(method, segments)), None)
+
     def scope_for(self, method: str, segments: tuple[str, ...]) -> str | None:
         """The scope a proxied request needs, or None when no route allows it."""
-        route = next((r for r in self.routes if r.matches(method, segments)), None)
+        route = self.route_for(method, segments)
         return None if route is None else route.scope
 
     def credential_header(self, credential: str) -> tuple[str, str]:

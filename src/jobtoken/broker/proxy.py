@@ -31,7 +31,7 @@ from jobtoken.broker.assembly import Broker
 from jobtoken.broker.bounded_http import BoundedHttpError, pooled_session, request_bounded
 from jobtoken.broker.config import ProxyConfig
 from jobtoken.broker.mint import InvalidAccessToken
-from jobtoken.broker.oauth import OAuthError, read_body
+from jobtoken.broker.oauth import OAuthError, read_body, safe_text
 from jobtoken.broker.sealing import SealingError
 from jobtoken.broker.token_exchange import token_sha256
 
@@ -43,6 +43,7 @@ REQUEST_HEADERS = frozenset(
 RESPONSE_HEADERS = frozenset(
     {"content-type", "etag", "last-modified", "cache-control", "retry-after", "location"}
 )
+_MAX_QUERY_PARAMETERS = 32
 _BINDING = ("repository_id", "run_id", "run_attempt", "check_run_id")
 #: one pool of keep-alive connections to the connectors' APIs, shared by every request
 _UPSTREAM_SESSION = pooled_session()
@@ -95,13 +96,20 @@ async def handle_proxy(request: Request, broker: Broker) -> Response:
             400, "invalid_request", "the path has empty, dot, `;` or encoded-slash segments"
         )
     decoded = tuple(unquote(s) for s in segments)
-    needed = connector.scope_for(request.method, decoded)
-    if needed is None:
+    route = connector.route_for(request.method, decoded)
+    if route is None:
         broker.metrics.count("jobtoken_proxy_requests_total", outcome="no_route")
         return _refuse(403, "insufficient_scope", "no route of this connector allows this call")
+    needed = route.scope
     if needed not in str(claims["scope"]).split():
         broker.metrics.count("jobtoken_proxy_requests_total", outcome="insufficient_scope")
         return _refuse(403, "insufficient_scope", f"this call needs scope {needed}")
+    query, refused = _allowed_query(request.url.query, route.query)
+    if refused is not None:
+        broker.metrics.count("jobtoken_proxy_requests_total", outcome="query_refused")
+        return _refuse(
+            400, "invalid_request", f"query parameter {refused} is not allowed on this route"
+        )
     try:
         body = await read_body(request, broker.config.proxy.max_request_bytes)
     except OAuthError as exc:
@@ -115,8 +123,8 @@ async def handle_proxy(request: Request, broker: Broker) -> Response:
     headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
     headers[header] = value
     url = connector.base_url + "/" + "/".join(segments)
-    if request.url.query:
-        url += "?" + request.url.query
+    if query:
+        url += "?" + query
     try:
         upstream = await run_in_threadpool(
             _forward, request.method, url, headers, body, broker.config.proxy
@@ -126,6 +134,24 @@ async def handle_proxy(request: Request, broker: Broker) -> Response:
         return _refuse(502, "bad_gateway", str(exc))
     broker.metrics.count("jobtoken_proxy_requests_total", outcome="forwarded")
     return Response(upstream.body, status_code=upstream.status, headers=upstream.headers)
+
+
+def _allowed_query(raw: str, allowed: tuple[str, ...]) -> tuple[str, str | None]:
+    """The query string to forward, and the first parameter name refused (None: none).
+
+    Only names the route lists pass, each as it was sent (still percent-encoded);
+    a parameter the route does not list refuses the whole request rather than
+    being dropped, so the upstream never sees a call other than the one asked for.
+    """
+    if not raw:
+        return "", None
+    kept: list[str] = []
+    for pair in raw.split("&")[: _MAX_QUERY_PARAMETERS + 1]:
+        name = unquote(pair.partition("=")[0])
+        if name not in allowed or len(kept) >= _MAX_QUERY_PARAMETERS:
+            return "", safe_text(name, 40) or "(empty)"
+        kept.append(pair)
+    return "&".join(kept), None
 
 
 def _segments(raw: str) -> tuple[str, ...] | None:

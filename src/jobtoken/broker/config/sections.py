@@ -207,7 +207,9 @@ def _connectors(t: Table) -> dict[str, Connector]:
 
 
 def _route(r: Table) -> Route:
-    return Route(r.text("method", "GET"), r.text("path", ""), r.text("scope", ""))
+    return Route(
+        r.text("method", "GET"), r.text("path", ""), r.text("scope", ""), r.strings("query", ())
+    )
 
 
 def _connector(c: Table, name: str, routes: tuple[Route, ...]) -> Connector:
