@@ -31,6 +31,7 @@ __all__ = [
     "check_scope",
     "format_duration",
     "parse_duration",
+    "split_scopes",
 ]
 
 MAX_CONNECTOR_NAME_LENGTH = 63
@@ -45,6 +46,10 @@ SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}\Z")
 TOKEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
 _DURATION = re.compile(r"(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,6})s)?\Z")
 _SECONDS = re.compile(r"[0-9]{1,9}\Z")
+#: what separates scopes in a list: ASCII space, tab and line breaks, nothing else
+#: (`str.split()` would also split at \x1c-\x1f and Unicode spaces, letting through a
+#: scope that every check after it would see as two)
+_SCOPE_SEPARATORS = re.compile(r"[ \t\r\n]+")
 
 CONNECTOR_NAME_RULE = (
     f"1 to {MAX_CONNECTOR_NAME_LENGTH} lower-case letters, digits, _ and -, "
@@ -61,6 +66,11 @@ def check_connector_name(name: str) -> str | None:
 def check_scope(scope: str) -> str | None:
     """None when `scope` is one RFC 6749 scope-token, else what one looks like."""
     return None if SCOPE.match(scope) else f"a scope is {SCOPE_RULE}"
+
+
+def split_scopes(text: str) -> tuple[str, ...]:
+    """The scopes of a space-separated list (YAML line breaks allowed); each still to check."""
+    return tuple(part for part in _SCOPE_SEPARATORS.split(text) if part)
 
 
 def parse_duration(text: str) -> int | None:

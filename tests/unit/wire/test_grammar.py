@@ -18,6 +18,7 @@ from jobtoken.wire.grammar import (
     check_scope,
     format_duration,
     parse_duration,
+    split_scopes,
 )
 
 
@@ -48,6 +49,13 @@ def test_durations(text: str, seconds: int) -> None:
 )
 def test_not_durations(text: str) -> None:
     assert parse_duration(text) is None
+
+
+def test_scopes_split_at_ascii_space_tab_and_line_breaks_only() -> None:
+    assert split_scopes(" a\tb\r\nc  d ") == ("a", "b", "c", "d")
+    assert split_scopes("a\x1fb") == ("a\x1fb",)  # one (invalid) scope, not two
+    assert split_scopes("a\u3000b") == ("a\u3000b",)
+    assert split_scopes("") == ()
 
 
 def test_format_duration_states_the_exact_value() -> None:
@@ -147,7 +155,7 @@ NAMEISH = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"
     scope=st.one_of(NAMEISH, st.from_regex(r"[!-~]{1,130}", fullmatch=True)),
 )
 def test_the_three_halves_accept_exactly_the_same_names(connector: str, scope: str) -> None:
-    if not scope.strip() or " " in scope or "\t" in scope or "\n" in scope:
-        scope = "s"  # the action splits its `scopes` input on whitespace; one scope here
+    if not scope.strip(" \t\r\n") or any(c in scope for c in " \t\r\n"):
+        scope = "s"  # the action's `scopes` input is a list split at these; one scope here
     action, policy, broker = verdicts(connector, scope)
     assert action == policy == broker, (connector, scope, (action, policy, broker))

@@ -28,7 +28,7 @@ import re
 from jobtoken.action.errors import HttpError, ProviderError
 from jobtoken.action.http.client import Request, Response, describe_url, fetch, form_request
 from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
-from jobtoken.wire.grammar import TOKEN_ID
+from jobtoken.wire.grammar import TOKEN_ID, split_scopes
 from jobtoken.wire.oauth_terms import (
     ACCESS_TOKEN_TYPE,
     ID_TOKEN_TYPE,
@@ -104,7 +104,7 @@ def parse_token_response(body: dict[str, object]) -> IssuedToken:
     if scope is None:
         scopes = None
     elif isinstance(scope, str):
-        scopes = tuple(scope.split())
+        scopes = split_scopes(scope)
     else:
         scopes = (INVALID_SCOPE,)
     return IssuedToken(

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from jobtoken.action.errors import ProviderError
 from jobtoken.action.provider import IssuedToken
+from jobtoken.wire.grammar import split_scopes
 
 __all__ = [
     "EXPIRES_AT_KEY",
@@ -109,7 +110,7 @@ def read_connector_secret(
 def parse_scopes(value: object, *, what: str) -> tuple[str, ...]:
     """Scopes from a list of strings or one space-separated string."""
     if isinstance(value, str):
-        items: list[object] = list(value.split())
+        items: list[object] = list(split_scopes(value))
     elif isinstance(value, list):
         items = list(value)
     else:
