@@ -9,10 +9,9 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from jobtoken.broker.app import create_app
-from jobtoken.broker.assembly import Broker
 from jobtoken.broker.config import ConfigError, load_config
-from support.broker_process import REPO, REPO_ID, BrokerProcess
+from support.broker_app import exchange, in_process_broker
+from support.broker_process import BrokerProcess
 from support.contacts_api import ContactsApi
 from support.oidc_issuer import FakeOidcIssuer
 
@@ -37,41 +36,16 @@ def limit_config(process: BrokerProcess, connectors: str) -> None:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BrokerProcess, TestClient]]:
-    with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
-        issuer.claims.update(repository=REPO, repository_id=REPO_ID)
-        process = BrokerProcess(tmp_path_factory.mktemp("limits"), issuer, contacts)
-        process.write_files()
-        limit_config(process, '["vault"]')
-        process.set_credentials()
-        broker = Broker.from_config(load_config(process.config_path))
-        try:
-            with TestClient(create_app(broker), raise_server_exceptions=False) as client:
-                yield process, client
-        finally:
-            broker.close()
-
-
-def contacts_token(process: BrokerProcess, client: TestClient) -> str:
-    response = client.post(
-        "/token",
-        data={
-            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "subject_token": process.id_token(),
-            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-            "resource": "contacts",
-            "scope": "contacts.read",
-        },
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
+    edit = lambda process: limit_config(process, '["vault"]')  # noqa: E731
+    with in_process_broker(tmp_path_factory.mktemp("limits"), edit) as (process, _, client):
+        yield process, client
 
 
 def test_a_limited_client_learns_nothing_of_another_connectors_token(
     app: tuple[BrokerProcess, TestClient],
 ) -> None:
     process, client = app
-    token = contacts_token(process, client)
+    token = exchange(process, client)
 
     limited = client.post("/introspect", data={"token": token}, auth=("limited", LIMITED_SECRET))
     unlimited = client.post(

@@ -26,12 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from jobtoken.broker.app import create_app
-from jobtoken.broker.assembly import Broker
-from jobtoken.broker.config import load_config
-from support.broker_process import REPO, REPO_ID, BrokerProcess
-from support.contacts_api import ContactsApi
-from support.oidc_issuer import FakeOidcIssuer
+from support.broker_app import in_process_broker
+from support.broker_process import BrokerProcess
 
 EXAMPLES = int(os.environ.get("JOBTOKEN_FUZZ_EXAMPLES", "120"))
 FIELDS = (
@@ -65,17 +61,8 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
-        issuer.claims.update(repository=REPO, repository_id=REPO_ID)
-        process = BrokerProcess(tmp_path_factory.mktemp("fuzz"), issuer, contacts)
-        process.write_files()
-        process.set_credentials()
-        broker = Broker.from_config(load_config(process.config_path))
-        try:
-            with TestClient(create_app(broker), raise_server_exceptions=False) as client:
-                yield Harness(process, client)
-        finally:
-            broker.close()
+    with in_process_broker(tmp_path_factory.mktemp("fuzz")) as (process, _, client):
+        yield Harness(process, client)
 
 
 _text = st.one_of(

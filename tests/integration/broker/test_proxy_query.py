@@ -8,10 +8,9 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from jobtoken.broker.app import create_app
-from jobtoken.broker.assembly import Broker
 from jobtoken.broker.config import ConfigError, load_config
-from support.broker_process import REPO, REPO_ID, BrokerProcess
+from support.broker_app import exchange, in_process_broker
+from support.broker_process import BrokerProcess
 from support.contacts_api import ContactsApi
 from support.oidc_issuer import FakeOidcIssuer
 
@@ -28,29 +27,9 @@ def allow_query(process: BrokerProcess, names: str) -> None:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
-        issuer.claims.update(repository=REPO, repository_id=REPO_ID)
-        process = BrokerProcess(tmp_path_factory.mktemp("query"), issuer, contacts)
-        process.write_files()
-        allow_query(process, '["limit"]')
-        process.set_credentials()
-        broker = Broker.from_config(load_config(process.config_path))
-        try:
-            with TestClient(create_app(broker), raise_server_exceptions=False) as client:
-                response = client.post(
-                    "/token",
-                    data={
-                        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-                        "subject_token": process.id_token(),
-                        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-                        "resource": "contacts",
-                        "scope": "contacts.read",
-                    },
-                )
-                assert response.status_code == 200, response.text
-                yield process, contacts, client, response.json()["access_token"]
-        finally:
-            broker.close()
+    edit = lambda process: allow_query(process, '["limit"]')  # noqa: E731
+    with in_process_broker(tmp_path_factory.mktemp("query"), edit) as (process, contacts, client):
+        yield process, contacts, client, exchange(process, client)
 
 
 def proxied(setup: Setup, query: str) -> int:
