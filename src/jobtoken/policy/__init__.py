@@ -3,9 +3,7 @@
 Contract for the broker (``POST /token``), after ``IdTokenVerifier.verify``::
 
     from jobtoken.policy import DirectoryPolicySource, evaluate, load_org_policy
-    from jobtoken.broker.github_policy_source import GitHubPolicySource  # the broker's
-
-    source = GitHubPolicySource("https://api.github.com", token)   # or DirectoryPolicySource(dir)
+    source = DirectoryPolicySource(directory)   # or the broker's GitHub contents-API source
     org = load_org_policy(Path("org.yml").read_bytes(), "org.yml")  # or None: no cap
     decision = evaluate(source, org, verified.claims, connector, scopes, requested_ttl)
     if not decision.allowed:

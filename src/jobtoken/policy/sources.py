@@ -11,7 +11,7 @@
 
 Sources here: ``DirectoryPolicySource(path)`` — files in a directory on the
 broker, kept in git by the platform team (GitOps), one per repository at
-``<path>/<owner>/<name>.yml`` (lower case); and, in ``jobtoken.broker.github_policy_source``,
+``<path>/<owner>/<name>.yml`` (lower case); and, in the broker's GitHub contents-API source,
 ``GitHubPolicySource`` — the repository's default branch through the GitHub
 contents API (needs ``requests``).
 """
