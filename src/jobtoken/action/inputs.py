@@ -46,6 +46,7 @@ __all__ = [
 
 MAX_ALLOWED_SCOPES = 256
 MAX_INPUT_LENGTH = 4096
+_TRIMMED = " \t\r\n"
 
 AUDIENCE = re.compile(r"^[\x21-\x7e]{1,256}\Z")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -65,7 +66,9 @@ class InputReader:
         self.env = env
 
     def raw(self, name: str) -> str:
-        value = self.env.get("INPUT_" + name.upper().replace("-", "_"), "").strip()
+        # ASCII whitespace only: `str.strip()` would also drop \x1c-\x1f and Unicode
+        # spaces, and a value that is nothing but those would read as empty
+        value = self.env.get("INPUT_" + name.upper().replace("-", "_"), "").strip(_TRIMMED)
         if len(value) > MAX_INPUT_LENGTH:
             raise InputError(name, f"is longer than {MAX_INPUT_LENGTH} characters")
         return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from jobtoken.action.errors import InputError
@@ -155,6 +155,8 @@ NAMEISH = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"
     scope=st.one_of(NAMEISH, st.from_regex(r"[!-~]{1,130}", fullmatch=True)),
 )
 def test_the_three_halves_accept_exactly_the_same_names(connector: str, scope: str) -> None:
+    # The runner trims every input, as the action does: compare names as they arrive.
+    assume(connector == connector.strip(" \t\r\n"))
     if not scope.strip(" \t\r\n") or any(c in scope for c in " \t\r\n"):
         scope = "s"  # the action's `scopes` input is a list split at these; one scope here
     action, policy, broker = verdicts(connector, scope)
