@@ -31,6 +31,7 @@ from jobtoken.action.provider import (
     load,
 )
 from jobtoken.action.runtime import Runtime, markdown_cell
+from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:
@@ -199,11 +200,11 @@ def _write_results(
 
 #: where a job-end revocation reaches the token (docs/security.md), by provider and type
 JOB_END_NOTES = {
-    ("broker", "urn:ietf:params:oauth:token-type:jwt"): (
+    ("broker", JWT_TOKEN_TYPE): (
         "refused at the broker (/proxy, /introspect) once the job ends; an API that verifies "
         "this JWT offline through the JWKS cannot learn of that: only its expiry bounds it there"
     ),
-    ("broker", "urn:ietf:params:oauth:token-type:access_token"): (
+    ("broker", ACCESS_TOKEN_TYPE): (
         "the broker's lease record ends with the job; the upstream credential it carries "
         "is not revoked upstream: its own lifetime bounds it"
     ),
