@@ -9,10 +9,13 @@ Routes (standards first, so that any OAuth client can talk to the broker):
 - ``GET /.well-known/jwks.json`` — the current and previous signing keys;
 - ``POST /webhooks/github`` — ``workflow_job`` completed → revoke (``webhook.py``);
 - ``ANY /proxy/<connector>/<path>`` — connector calls with a broker token (``proxy.py``);
-- ``GET /healthz``, ``GET /metrics`` (Prometheus text).
+- ``GET /healthz`` (readiness: the store answers), ``GET /livez`` (liveness),
+  ``GET /metrics`` (Prometheus text).
 
 Errors follow RFC 6749 §5.2 (``{"error", "error_description"}``, ``Cache-Control:
-no-store``). An unexpected failure is a 500 ``server_error`` that says nothing more.
+no-store``). While the store cannot be reached or commit, a request that needs it gets
+503 ``temporarily_unavailable`` with ``Retry-After`` (``store_outage.py``). An
+unexpected failure is a 500 ``server_error`` that says nothing more.
 
 Public API: :func:`create_app`, :func:`create_app_from_env` (uvicorn factory used by
 ``jobtoken broker serve``; reads the config path from ``JOBTOKEN_BROKER_CONFIG``).
@@ -49,6 +52,8 @@ from jobtoken.broker.oauth import (
     read_form,
 )
 from jobtoken.broker.proxy import handle_proxy
+from jobtoken.broker.store import StoreError
+from jobtoken.broker.store_outage import RETRY_AFTER_SECONDS, StoreOutage
 from jobtoken.broker.token_exchange import TokenRequest
 from jobtoken.broker.verify import InvalidIdToken
 from jobtoken.broker.webhook import handle_github_webhook
@@ -69,12 +74,20 @@ Handler = Callable[[Request, Broker], Awaitable[Response]]
 
 
 def create_app(broker: Broker) -> Starlette:
+    outage = StoreOutage()
+
     def bind(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
-                return await handler(request, broker)
+                response = await handler(request, broker)
             except OAuthError as exc:
                 return error_response(exc)
+            except StoreError as exc:
+                broker.metrics.count("jobtoken_store_unavailable_total")
+                return error_response(outage.refuse(exc))
+            if outage.active and response.status_code < 500:
+                outage.recovered()
+            return response
 
         return endpoint
 
@@ -87,6 +100,7 @@ def create_app(broker: Broker) -> Starlette:
         Route("/webhooks/github", bind(handle_github_webhook), methods=["POST"]),
         Route("/proxy/{connector}/{path:path}", bind(handle_proxy), methods=PROXY_METHODS),
         Route("/healthz", bind(healthz), methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
         Route("/metrics", bind(metrics), methods=["GET"]),
     ]
     purge = ExpiryPurge(broker.store, retention=broker.config.tokens.retention_seconds)
@@ -300,12 +314,21 @@ async def jwks(request: Request, broker: Broker) -> Response:
 
 
 async def healthz(request: Request, broker: Broker) -> Response:
+    """Readiness: 200 while the store answers, else 503 (take the broker out of rotation)."""
     try:
         await run_in_threadpool(broker.store.audit_head)
-    except Exception:
-        log_event("health check failed: store unreachable", logging.ERROR)
-        return JSONResponse({"status": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+    except StoreError:
+        return JSONResponse(
+            {"status": "unavailable", "store": "unavailable"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return JSONResponse({"status": "ok", "store": "ok"})
+
+
+async def livez(request: Request) -> Response:
+    """Liveness: the process answers requests (do not restart it for a store outage)."""
+    return JSONResponse({"status": "alive"})
 
 
 async def metrics(request: Request, broker: Broker) -> Response:

@@ -49,10 +49,10 @@ def open_sealer(config: BrokerConfig) -> Sealer:
     return Sealer(current, previous)
 
 
-def open_configured_store(config: BrokerConfig) -> SqlStore:
+def open_configured_store(config: BrokerConfig, *, migrate: bool = False) -> SqlStore:
     dsn = config.store.dsn.read() if config.store.dsn is not None else None
     try:
-        return open_store(config.store.kind, path=config.store.path, dsn=dsn)
+        return open_store(config.store.kind, path=config.store.path, dsn=dsn, migrate=migrate)
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from jobtoken.broker.store import GENESIS_HASH, AuditRow, SqlStore, TokenRecord
+from jobtoken.broker.store import GENESIS_HASH, AuditRow, JobKey, JtiClaim, SqlStore, TokenRecord
 
 __all__ = ["AUDITED_CLAIMS", "AuditEntry", "AuditLog", "export_jsonl", "verify_chain"]
 
@@ -100,8 +100,16 @@ class AuditLog:
         self._store = store
         self._clock = clock
 
-    def record(self, entry: AuditEntry, token: TokenRecord | None = None) -> int:
-        """Commit ``entry`` (and the ``token`` row it issues, atomically); returns its seq."""
+    def record(
+        self,
+        entry: AuditEntry,
+        token: TokenRecord | None = None,
+        *,
+        jti: JtiClaim | None = None,
+        job: JobKey | None = None,
+    ) -> int:
+        """Commit ``entry`` (with the ``token`` row it issues, the ``jti`` claim and the
+        job check, atomically: ``SqlStore.append_audit``); returns its seq."""
         fields = entry.to_fields()
         fields["time"] = _rfc3339(self._clock())
 
@@ -109,7 +117,7 @@ class AuditLog:
             text = _canonical({**fields, "seq": seq, "prev_hash": prev_hash})
             return text, chain_hash(prev_hash, text)
 
-        return self._store.append_audit(build, token)
+        return self._store.append_audit(build, token, jti=jti, job=job)
 
 
 def chain_hash(prev_hash: str, record_text: str) -> str:

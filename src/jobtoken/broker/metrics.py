@@ -20,6 +20,7 @@ _HELP = {
     "jobtoken_introspections_total": "Introspection requests by result.",
     "jobtoken_proxy_requests_total": "Proxied connector requests by outcome.",
     "jobtoken_webhooks_total": "GitHub webhook deliveries by outcome.",
+    "jobtoken_store_unavailable_total": "Requests answered 503 because the store was down.",
 }
 _MAX_SERIES = 1000
 

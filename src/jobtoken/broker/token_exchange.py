@@ -3,22 +3,26 @@
 :meth:`TokenExchange.exchange` is ``POST /token`` without HTTP. It runs, in order:
 
 1. verify the subject token (``verify.IdTokenVerifier``: issuer allowlist, signature,
-   audience, times, single-use ``jti``) — ``invalid_grant`` otherwise;
-2. the job the ID token is bound to has not completed (``store.job_ended``, recorded by
-   the ``workflow_job`` webhook; by ``check_run_id`` when the token has one, else any
-   ended job of its run attempt counts) — ``invalid_grant``, reason ``job_completed``;
-3. the connector (``resource`` / ``audience``) is configured — ``invalid_target``;
-4. the requested scopes are well formed and, where the connector lists its scopes,
+   audience, times; its single use is step 7) — ``invalid_grant`` otherwise;
+2. the connector (``resource`` / ``audience``) is configured — ``invalid_target``;
+3. the requested scopes are well formed and, where the connector lists its scopes,
    known to it — ``invalid_scope`` naming the scope;
-5. the repository admins' policy allows every requested scope for these claims —
+4. the repository admins' policy allows every requested scope for these claims —
    its error, naming the failing check;
-6. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
+5. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
    broker ``max_ttl_seconds``);
-7. mint (``minted``) or lease the stored credential (``passthrough``);
-8. commit the audit record and the token row in one transaction, and only then
-   return the token.
+6. mint (``minted``) or lease the stored credential (``passthrough``);
+7. commit one durable transaction, and only then return the token. In it:
+   claim the ID token's ``jti`` (``invalid_grant``, reason ``replayed``, if it was
+   used); check that its job has not completed (recorded by the ``workflow_job``
+   webhook; by ``check_run_id`` when the token has one, else any ended job of its run
+   attempt counts — ``invalid_grant``, reason ``job_completed``); append the audit
+   record; insert the token row. A refusal commits none of it, and a crash before
+   the commit leaves the ID token unused, so a retry with it can succeed.
 
 Every refusal is audited too, with its reason code, before the error is returned.
+The store is down (``StoreError``): nothing is issued or audited, and the caller
+answers 503.
 This module blocks (network for JWKS, disk for the store): call it from a worker thread.
 
 Public API: :class:`TokenExchange`, :class:`TokenRequest`, :class:`IssuedToken`,
@@ -40,8 +44,8 @@ from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.mint import JobBinding, Minter
 from jobtoken.broker.oauth import OAuthError
 from jobtoken.broker.sealing import Sealer, SealingError
-from jobtoken.broker.store import SqlStore, TokenRecord
-from jobtoken.broker.verify import IdTokenVerifier, InvalidIdToken, VerifiedClaims
+from jobtoken.broker.store import IssueRefused, JobKey, JtiClaim, SqlStore, TokenRecord
+from jobtoken.broker.verify import REPLAYED, IdTokenVerifier, InvalidIdToken, VerifiedClaims
 from jobtoken.policy.evaluate import PolicyDecision
 from jobtoken.wire.grammar import MAX_SCOPES, SCOPE
 from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
@@ -53,6 +57,12 @@ __all__ = [
     "TokenRequest",
     "token_sha256",
 ]
+
+
+_JOB_COMPLETED = (
+    "the job this ID token belongs to has completed; a finished job gets no "
+    "new tokens (request the token in a step of a running job)"
+)
 
 
 def token_sha256(token: str) -> str:
@@ -126,7 +136,6 @@ class TokenExchange:
         try:
             verified = self._verify(request.subject_token)
             claims = verified.claims
-            self._job_not_ended(verified)
             connector = self._connector(request.connector)
             scopes = self._scopes(request.scope, connector)
             requested_ttl = self._default_ttl if request.ttl is None else request.ttl
@@ -141,25 +150,10 @@ class TokenExchange:
             if ttl < 1:
                 raise OAuthError("invalid_request", "the token lifetime must be positive")
             issued, record = self._issue(verified, connector, scopes, ttl)
+            self._commit(request, verified, issued, record)
         except OAuthError as exc:
             self.refuse(request, exc, claims=claims, scopes=scopes)
             raise
-        self._audit.record(
-            AuditEntry(
-                decision="issued",
-                reason="policy_allowed",
-                claims=claims,
-                connector=connector.name,
-                requested_scopes=scopes,
-                granted_scopes=issued.scopes,
-                ttl=issued.expires_in,
-                token_sha256=record.token_sha256,
-                token_id=record.token_id,
-                client_address=request.client_address,
-                user_agent=request.user_agent,
-            ),
-            token=record,
-        )
         self._metrics.count(
             "jobtoken_exchanges_total", outcome="issued", reason="", connector=connector.name
         )
@@ -194,23 +188,37 @@ class TokenExchange:
 
     def _verify(self, subject_token: str) -> VerifiedClaims:
         try:
-            return self._verifier.verify(subject_token)
+            return self._verifier.verify(subject_token, claim_jti=False)
         except InvalidIdToken as exc:
             raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
 
-    def _job_not_ended(self, verified: VerifiedClaims) -> None:
-        if self._store.job_ended(
-            verified.repository_id,
-            verified.run_id,
-            verified.run_attempt,
-            verified.check_run_id or "",
-        ):
-            raise OAuthError(
-                "invalid_grant",
-                "the job this ID token belongs to has completed; a finished job gets no "
-                "new tokens (request the token in a step of a running job)",
-                reason="job_completed",
-            )
+    def _commit(
+        self,
+        request: TokenRequest,
+        verified: VerifiedClaims,
+        issued: IssuedToken,
+        record: TokenRecord,
+    ) -> None:
+        entry = AuditEntry(
+            decision="issued",
+            reason="policy_allowed",
+            claims=verified.claims,
+            connector=record.connector,
+            requested_scopes=issued.scopes,
+            granted_scopes=issued.scopes,
+            ttl=issued.expires_in,
+            token_sha256=record.token_sha256,
+            token_id=record.token_id,
+            client_address=request.client_address,
+            user_agent=request.user_agent,
+        )
+        single_use = JtiClaim(verified.iss, verified.jti, self._verifier.single_use_until(verified))
+        job = JobKey(record.repository_id, record.run_id, record.run_attempt, record.check_run_id)
+        try:
+            self._audit.record(entry, token=record, jti=single_use, job=job)
+        except IssueRefused as refused:
+            description = REPLAYED if refused.reason == "replayed" else _JOB_COMPLETED
+            raise OAuthError("invalid_grant", description, reason=refused.reason) from None
 
     def _connector(self, name: str) -> Connector:
         connector = self._connectors.get(name)

@@ -35,7 +35,8 @@ Contract (the broker's ``POST /token`` calls this before anything else):
    ``check_run_id actor_id run_number enterprise_id`` unless absent or empty;
    ``repository`` is ``owner/name`` with ``owner == repository_owner``;
 8. ``jti`` is claimed in the ``JtiStore`` until ``exp + leeway``: a second use
-   is refused.
+   is refused (``verify(token, claim_jti=False)`` leaves this step to a caller that
+   claims the ``jti`` in its own transaction).
 
 ``InvalidIdToken.reason`` is a stable machine code — ``oversized``,
 ``malformed``, ``duplicate_key``, ``forbidden_header``,
@@ -79,6 +80,7 @@ from jobtoken.wire.strict_json import DuplicateKeyError, StrictJsonError, loads_
 __all__ = [
     "GITHUB_ISSUER",
     "MAX_TOKEN_BYTES",
+    "REPLAYED",
     "IdTokenVerifier",
     "InMemoryJtiStore",
     "InvalidIdToken",
@@ -100,6 +102,10 @@ FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 
 _SEGMENT = r"[A-Za-z0-9_-]+"
 _TOKEN_SHAPE = re.compile(rf"{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}")
+
+
+#: the description of a replayed ID token (also when the issuing transaction finds it)
+REPLAYED = "this ID token was already used; request a fresh ID token for each exchange"
 
 
 class JtiStore(Protocol):
@@ -199,7 +205,12 @@ class IdTokenVerifier:
         """The key cache of a configured issuer (to pin keys with ``load_document``)."""
         return self._key_sets[issuer_url]
 
-    def verify(self, token: str, *, now: float | None = None) -> VerifiedClaims:
+    def verify(
+        self, token: str, *, now: float | None = None, claim_jti: bool = True
+    ) -> VerifiedClaims:
+        """Steps 1 to 8. With ``claim_jti=False``, step 8 is the caller's: it claims the
+        ``jti`` until ``single_use_until(claims)`` in the same transaction as what it
+        does with the token (the token exchange does), and refuses with ``REPLAYED``."""
         now = time.time() if now is None else now
         header, payload = _parse_token(token)
         _check_header(header)
@@ -219,13 +230,16 @@ class IdTokenVerifier:
         claims = self._decode(token, key, issuer)
         self._check_times(claims, now)
         verified = check_values(claims)
-        expires_at = verified.exp + self.config.leeway_seconds
-        if not self._jti_store.claim_jti(issuer, verified.jti, expires_at):
-            raise InvalidIdToken(
-                "replayed",
-                "this ID token was already used; request a fresh ID token for each exchange",
-            )
+        if claim_jti and not self._jti_store.claim_jti(
+            issuer, verified.jti, self.single_use_until(verified)
+        ):
+            raise InvalidIdToken("replayed", REPLAYED)
         return verified
+
+    def single_use_until(self, verified: VerifiedClaims) -> int:
+        """Until when the ``jti`` of a verified token must stay claimed: as long as the
+        token itself could still pass step 6."""
+        return verified.exp + self.config.leeway_seconds
 
     def _decode(self, token: str, key: RSAPublicKey, issuer: str) -> dict[str, object]:
         try:

@@ -8,7 +8,11 @@
   master key (keep the old one in ``previous_master_key_*`` until this has run);
 - ``rotate-signing-key --config FILE`` — new current signing key; the old one stays
   in the JWKS as "previous";
-- ``audit verify --config FILE`` — check the hash chain (exit 1 when broken);
+- ``migrate --config FILE`` — bring the store's schema to this release's version
+  (``serve`` creates an empty store, and refuses one that is behind or ahead);
+- ``audit verify --config FILE`` — check the hash chain up to the head it reads
+  first, so records appended meanwhile by a running broker do not disturb it (exit 1
+  when broken);
 - ``audit export --config FILE --format jsonl [--output PATH]`` — records for a SIEM.
 """
 
@@ -27,7 +31,7 @@ from jobtoken.broker.audit import export_jsonl, verify_chain
 from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
 from jobtoken.broker.mint import SigningKeys
 from jobtoken.broker.sealing import Sealer, SealingError
-from jobtoken.broker.store import SqlStore
+from jobtoken.broker.store import LATEST_VERSION, SqlStore
 
 __all__ = ["register"]
 
@@ -62,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     signing = subparsers.add_parser("rotate-signing-key", help="make a new current signing key")
     _config_arg(signing)
     signing.set_defaults(handler=_rotate_signing_key)
+
+    migrate = subparsers.add_parser("migrate", help="upgrade the store's schema")
+    _config_arg(migrate)
+    migrate.set_defaults(handler=_migrate)
 
     audit = subparsers.add_parser("audit", help="verify or export the audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
@@ -213,11 +221,24 @@ def _rotate_signing_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    try:
+        store = open_configured_store(load_config(args.config), migrate=True)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    store.close()
+    for migration in store.applied:
+        print(f"applied migration {migration.version}: {migration.summary}")
+    state = "now at" if store.applied else "already at"
+    print(f"store schema {state} version {LATEST_VERSION}")
+    return 0
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
     try:
         with _configured_store(args.config) as store:
             head = store.audit_head()
-            problems = verify_chain(store.audit_rows(), head)
+            problems = verify_chain(store.audit_rows(up_to=head[0] if head else 0), head)
     except ConfigError as exc:
         return _fail(str(exc))
     if problems:

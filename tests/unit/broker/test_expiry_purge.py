@@ -6,13 +6,11 @@ import asyncio
 import base64
 import logging
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import psycopg
 import pytest
 from starlette.testclient import TestClient
 
@@ -22,7 +20,8 @@ from jobtoken.broker.app import create_app
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.config import load_config
 from jobtoken.broker.expiry_purge import ExpiryPurge
-from jobtoken.broker.store import SqlStore, StoreError, TokenRecord, open_store
+from jobtoken.broker.store import SqlStore, StoreError, TokenRecord
+from support.stores import fresh_schema_dsn, open_kind
 
 NOW = int(time.time())
 _TOKEN = TokenRecord(
@@ -43,14 +42,10 @@ _TOKEN = TokenRecord(
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite":
-        opened = open_store("sqlite", path=tmp_path / "store.db")
-    else:
-        base = request.getfixturevalue("postgres_dsn")
-        schema = "p_" + secrets.token_hex(6)
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        opened = open_store("postgres", dsn=f"{base} options='-c search_path={schema}'")
+    dsn = ""
+    if request.param == "postgres":
+        dsn = fresh_schema_dsn(request.getfixturevalue("postgres_dsn"))
+    opened = open_kind(request.param, tmp_path, dsn)
     yield opened
     opened.close()
 

@@ -2,19 +2,35 @@
 credentials and signing keys, and the audit chain — one schema, two backends.
 
 Public API: :func:`open_store`, :class:`SqlStore` (the interface every backend has),
-the row types, :class:`StoreError`.
+the row types, :class:`StoreError`, :class:`IssueRefused`, :data:`LATEST_VERSION`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from jobtoken.broker.store.base import GENESIS_HASH, SqlStore, StoreError
-from jobtoken.broker.store.records import AuditRow, SealedRecord, SigningKeyRow, TokenRecord
+from jobtoken.broker.store.audit_queries import GENESIS_HASH
+from jobtoken.broker.store.base import SqlStore
+from jobtoken.broker.store.records import (
+    AuditRow,
+    IssueRefused,
+    JobKey,
+    JtiClaim,
+    SealedRecord,
+    SigningKeyRow,
+    StoreError,
+    TokenRecord,
+)
+from jobtoken.broker.store.schema import LATEST_VERSION, Migration
 
 __all__ = [
     "GENESIS_HASH",
+    "LATEST_VERSION",
     "AuditRow",
+    "IssueRefused",
+    "JobKey",
+    "JtiClaim",
+    "Migration",
     "SealedRecord",
     "SigningKeyRow",
     "SqlStore",
@@ -24,18 +40,21 @@ __all__ = [
 ]
 
 
-def open_store(kind: str, *, path: Path | None = None, dsn: str | None = None) -> SqlStore:
-    """Open (and create the schema of) the configured store."""
+def open_store(
+    kind: str, *, path: Path | None = None, dsn: str | None = None, migrate: bool = False
+) -> SqlStore:
+    """Open the configured store: create an empty one, refuse one whose schema is not
+    this broker's (``migrate=True`` upgrades an older one instead)."""
     if kind == "sqlite":
         if path is None:
             raise StoreError("the sqlite store needs a path")
         from jobtoken.broker.store.sqlite import SqliteStore
 
-        return SqliteStore(path)
+        return SqliteStore(path, migrate=migrate)
     if kind == "postgres":
         if not dsn:
             raise StoreError("the postgres store needs a DSN (store.dsn_file or store.dsn_env)")
         from jobtoken.broker.store.postgres import PostgresStore
 
-        return PostgresStore(dsn)
+        return PostgresStore(dsn, migrate=migrate)
     raise StoreError(f"unknown store kind {kind!r}; use 'sqlite' or 'postgres'")

@@ -5,7 +5,7 @@ attempt, check run id) until every ID token that job could have fetched has expi
 plus leeway (``keep_until``); ``/token`` refuses an exchange bound to a row of it.
 ``webhook_deliveries`` holds the ``X-GitHub-Delivery`` ids already handled, so that a
 redelivery is dropped. Both tables are purged in bounded batches (``PURGE_BATCH`` rows
-per write), on the index on ``keep_until``. Schema changes are additive.
+per write), on the index on ``keep_until`` (schema version 2, ``schema.py``).
 
 :class:`JobEndQueries` is part of :class:`~jobtoken.broker.store.base.SqlStore`.
 """
@@ -15,26 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from jobtoken.broker.store.base import Cursor
+from jobtoken.broker.store.records import JobKey
 
-JOB_END_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ended_jobs (
-    repository_id TEXT NOT NULL,
-    run_id        TEXT NOT NULL,
-    run_attempt   TEXT NOT NULL,
-    check_run_id  TEXT NOT NULL,
-    ended_at      BIGINT NOT NULL,
-    keep_until    BIGINT NOT NULL,
-    PRIMARY KEY (repository_id, run_id, run_attempt, check_run_id)
-);
-CREATE INDEX IF NOT EXISTS ended_jobs_by_keep_until ON ended_jobs (keep_until);
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    delivery_id TEXT PRIMARY KEY,
-    keep_until  BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_by_keep_until ON webhook_deliveries (keep_until);
-"""
+if TYPE_CHECKING:
+    from jobtoken.broker.store.records import Cursor
 
 #: most expired rows one write deletes, so that no request pays for a large backlog
 PURGE_BATCH = 500
@@ -83,17 +67,17 @@ class JobEndQueries:
     ) -> bool:
         """Whether this job ended. Without a ``check_run_id`` the broker cannot tell the
         jobs of a run attempt apart, so any ended job of that attempt counts."""
-        where = _JOB
-        params: tuple[str, ...] = (repository_id, run_id, run_attempt)
-        if check_run_id:
-            where, params = f"{_JOB} AND check_run_id = ?", (*params, check_run_id)
-
-        def body(cur: Cursor) -> bool:
-            cur.execute(self._sql(f"SELECT 1 FROM ended_jobs WHERE {where} LIMIT 1"), params)  # noqa: S608
-            return cur.fetchone() is not None
-
-        result: bool = self._run(False, body)
+        job = JobKey(repository_id, run_id, run_attempt, check_run_id)
+        result: bool = self._run(False, lambda cur: self._job_ended_in(cur, job))
         return result
+
+    def _job_ended_in(self, cur: Cursor, job: JobKey) -> bool:
+        where = _JOB
+        params: tuple[str, ...] = (job.repository_id, job.run_id, job.run_attempt)
+        if job.check_run_id:
+            where, params = f"{_JOB} AND check_run_id = ?", (*params, job.check_run_id)
+        cur.execute(self._sql(f"SELECT 1 FROM ended_jobs WHERE {where} LIMIT 1"), params)  # noqa: S608
+        return cur.fetchone() is not None
 
     def delivery_seen(self, delivery_id: str) -> bool:
         def body(cur: Cursor) -> bool:

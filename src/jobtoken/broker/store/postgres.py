@@ -1,8 +1,15 @@
-"""PostgreSQL backend (psycopg 3), for brokers that run several hosts.
+"""PostgreSQL backend (psycopg 3 with ``psycopg_pool``), for brokers that scale out:
+several ``broker serve`` processes, on one host or many, on one database.
 
-Same schema and queries as SQLite. Every write transaction first takes one
-transaction-scoped advisory lock, so the audit chain is extended by one writer at a
-time across all broker processes; reads take no lock.
+- Connections come from a pool that checks each one as it is checked out
+  (``ConnectionPool.check_connection``) and replaces one that broke, so the store
+  recovers by itself when PostgreSQL restarts. While no connection can be had within
+  ``CHECKOUT_TIMEOUT_S``, a query raises :class:`StoreError` (the broker answers 503).
+- Every write transaction first takes one transaction-scoped advisory lock, so the
+  audit chain is extended by one writer at a time across all broker processes (a
+  single order: the head is read and moved under that lock). Each process has one
+  writer thread that batches concurrent writes into one commit (``writer.py``).
+- Reads run on pooled connections and take no lock: they never wait for a writer.
 """
 
 from __future__ import annotations
@@ -10,41 +17,69 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from jobtoken.broker.store.base import Cursor, SqlStore, StoreError
-from jobtoken.broker.store.schema import SCHEMA
+import psycopg
+import psycopg_pool
+
+from jobtoken.broker.store.base import SqlStore
+from jobtoken.broker.store.records import Cursor, StoreError
 
 #: advisory lock key shared by every broker process writing to this database
 _WRITE_LOCK_KEY = 0x6A6F62746F6B656E  # "jobtoken"
 _CONNECT_TIMEOUT_S = 10
+#: how long a query waits for a pooled connection before the store counts as down
+CHECKOUT_TIMEOUT_S = 5.0
+POOL_SIZE = 16
 
 
 class PostgresStore(SqlStore):
     placeholder = "%s"
+    blob = "BYTEA"
+    database_errors = (psycopg.Error,)
 
-    def __init__(self, dsn: str) -> None:
-        super().__init__()
-        import psycopg
-
-        self._psycopg = psycopg
+    def __init__(self, dsn: str, *, migrate: bool = False, pool_size: int = POOL_SIZE) -> None:
+        self._pool = psycopg_pool.ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S},
+            check=psycopg_pool.ConnectionPool.check_connection,
+            timeout=CHECKOUT_TIMEOUT_S,
+            name="jobtoken-store",
+            open=False,
+        )
         try:
-            self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S)
-            with self._transaction(write=True) as cur:
-                for statement in SCHEMA.format(blob="BYTEA").split(";"):
-                    if statement.strip():
-                        cur.execute(statement)
+            self._pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
         except psycopg.Error as exc:
+            self._pool.close()
             # psycopg's messages name host/port/user but never the password.
             raise StoreError(f"cannot open the PostgreSQL store: {exc}") from None
+        self._start(migrate=migrate)
 
     @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Cursor]:
-        try:
-            with self._conn.transaction(), self._conn.cursor() as cur:
-                if write:
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_KEY,))
-                yield cur
-        except self._psycopg.OperationalError as exc:
-            raise StoreError(f"PostgreSQL store unavailable: {exc}") from None
+    def _write_transaction(self) -> Iterator[Cursor]:
+        with self._transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_KEY,))
+            yield cur
 
-    def close(self) -> None:
-        self._conn.close()
+    @contextmanager
+    def _read_transaction(self) -> Iterator[Cursor]:
+        with self._transaction() as cur:
+            yield cur
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Cursor]:
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield cur
+        except psycopg_pool.PoolTimeout:
+            raise StoreError(
+                f"PostgreSQL store unavailable: no connection within {CHECKOUT_TIMEOUT_S:g} s"
+            ) from None
+
+    def _table_exists(self, cur: Cursor, name: str) -> bool:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+        row = cur.fetchone()
+        return bool(row and row[0])
+
+    def _close_connections(self) -> None:
+        self._pool.close()

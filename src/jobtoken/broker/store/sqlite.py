@@ -1,65 +1,70 @@
 """SQLite backend: the default store, one file in WAL mode, no other service.
 
-Several broker processes (``--workers N``) may share the file: every write runs in
-``BEGIN IMMEDIATE``, which takes SQLite's single write lock, so the audit chain is
-extended by one writer at a time; readers are not blocked (WAL). ``synchronous=FULL``
-makes a commit durable before it returns (an audit record must be on disk before the
-token it records is handed out).
-
-Writes go through one connection behind the store's lock; each thread reads through a
-connection of its own (WAL snapshots), so a read never waits for a write in progress.
+- Durability: ``synchronous=FULL``, so a commit is on disk before it returns (an audit
+  record must be durable before the token it records is handed out).
+- Writes: one connection, used only by the store's writer thread (group commit:
+  ``writer.py``). Each write transaction runs in ``BEGIN IMMEDIATE``, SQLite's single
+  write lock, so the audit chain is extended by one writer at a time. Several broker
+  processes (``--workers N``) may share the file: before ``BEGIN IMMEDIATE`` a writer
+  takes an exclusive ``flock`` on ``<file>-writer.lock``, so writers of other processes
+  wait in the kernel and wake the moment it is free, instead of in SQLite's busy
+  handler, which polls with sleeps of up to 100 ms.
+- Reads: each thread reads through a connection of its own (a WAL snapshot), so a
+  read never waits for a write in progress.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from jobtoken.broker.store.base import Cursor, SqlStore, StoreError
-from jobtoken.broker.store.schema import SCHEMA
+from jobtoken.broker.store.base import SqlStore
+from jobtoken.broker.store.records import Cursor, StoreError
 
 _BUSY_TIMEOUT_MS = 10_000
 
 
 class SqliteStore(SqlStore):
     placeholder = "?"
+    blob = "BLOB"
+    database_errors = (sqlite3.Error,)
 
-    concurrent_reads = True
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
+    def __init__(self, path: Path, *, migrate: bool = False) -> None:
         self._path = path
         self._reader = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(path), isolation_level=None, check_same_thread=False, timeout=10
+            self._lock_fd = os.open(
+                f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
             )
-            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._conn = self._connect()
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = FULL")
-            with self._transaction(write=True) as cur:
-                for statement in SCHEMA.format(blob="BLOB").split(";"):
-                    if statement.strip():
-                        cur.execute(statement)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {path}: {exc}") from None
         with suppress(OSError):
             path.chmod(0o600)
+        self._start(migrate=migrate)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self._path), isolation_level=None, check_same_thread=False, timeout=10
+        )
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        return conn
 
     def _read_connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._reader, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(
-                    str(self._path), isolation_level=None, check_same_thread=False, timeout=10
-                )
-                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn = self._connect()
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the SQLite store {self._path}: {exc}") from None
             with self._readers_lock:
@@ -68,22 +73,43 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Cursor]:
-        cur = (self._conn if write else self._read_connection()).cursor()
-        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    def _write_transaction(self) -> Iterator[Cursor]:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        else:
-            cur.execute("COMMIT")
+            with _transaction(self._conn, "BEGIN IMMEDIATE") as cur:
+                yield cur
         finally:
-            cur.close()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def close(self) -> None:
+    @contextmanager
+    def _read_transaction(self) -> Iterator[Cursor]:
+        with _transaction(self._read_connection(), "BEGIN") as cur:
+            yield cur
+
+    def _table_exists(self, cur: Cursor, name: str) -> bool:
+        cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return cur.fetchone() is not None
+
+    def _close_connections(self) -> None:
         with self._readers_lock:
             for reader in self._readers:
                 reader.close()
             self._readers.clear()
         self._conn.close()
+        with suppress(OSError):
+            os.close(self._lock_fd)
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, begin: str) -> Iterator[Cursor]:
+    cur = conn.cursor()
+    cur.execute(begin)
+    try:
+        yield cur
+        cur.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            cur.execute("ROLLBACK")  # also after a failed COMMIT (disk full, I/O error)
+        raise
+    finally:
+        cur.close()

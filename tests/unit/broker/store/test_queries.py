@@ -2,43 +2,26 @@
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from jobtoken.broker.store import SealedRecord, SigningKeyRow, SqlStore, TokenRecord, open_store
+from jobtoken.broker.store import (
+    IssueRefused,
+    JobKey,
+    JtiClaim,
+    SealedRecord,
+    SigningKeyRow,
+    SqlStore,
+    TokenRecord,
+    open_store,
+)
 from jobtoken.broker.store.job_ends import PURGE_BATCH
-
-
-def _open(kind: str, tmp_path: Path, dsn: str) -> SqlStore:
-    if kind == "sqlite":
-        return open_store("sqlite", path=tmp_path / "store.db")
-    return open_store("postgres", dsn=dsn)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path, str]:
-    dsn = ""
-    if request.param == "postgres":
-        base = request.getfixturevalue("postgres_dsn")
-        schema = "t_" + secrets.token_hex(6)
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        dsn = f"{base} options='-c search_path={schema}'"
-    return request.param, tmp_path, dsn
-
-
-@pytest.fixture
-def store(store_factory: tuple[str, Path, str]) -> Iterator[SqlStore]:
-    opened = _open(*store_factory)
-    yield opened
-    opened.close()
+from support.stores import open_kind as _open
 
 
 def _token(
@@ -241,3 +224,71 @@ def test_sqlite_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> Non
         writer.join(10)
     assert store.audit_head() == (2, f"{2:064x}")
     store.close()
+
+
+def _jti(jti: str = "j1") -> JtiClaim:
+    return JtiClaim("https://issuer", jti, int(time.time()) + 300)
+
+
+_JOB = JobKey("1", "2", "1", "7")
+
+
+def _counts(store: SqlStore) -> tuple[int, int]:
+    """(audit records, token rows)."""
+    head = store.audit_head()
+    return (head[0] if head else 0), len(store.find_tokens("a" * 64))
+
+
+def test_the_issuing_transaction_claims_the_jti_with_the_record_and_the_token(
+    store: SqlStore,
+) -> None:
+    assert store.append_audit(_build, _token(), jti=_jti(), job=_JOB) == 1
+    assert _counts(store) == (1, 1)
+    with pytest.raises(IssueRefused) as refused:
+        store.append_audit(_build, _token("t2"), jti=_jti(), job=_JOB)
+    assert refused.value.reason == "replayed"
+    assert _counts(store) == (1, 1)  # neither the record nor the token of the replay
+    assert store.claim_jti("https://issuer", "j1", int(time.time()) + 300) is False
+
+
+def test_the_issuing_transaction_refuses_an_ended_job_and_keeps_the_jti_unused(
+    store: SqlStore,
+) -> None:
+    now = int(time.time())
+    store.record_job_end("1", "2", "1", "7", now, now + 900)
+    with pytest.raises(IssueRefused) as refused:
+        store.append_audit(_build, _token(), jti=_jti(), job=_JOB)
+    assert refused.value.reason == "job_completed"
+    assert _counts(store) == (0, 0)
+    assert store.claim_jti("https://issuer", "j1", now + 300) is True  # rolled back too
+    other_job = JobKey("1", "2", "1", "8")
+    assert store.append_audit(_build, _token(), jti=_jti("j2"), job=other_job) == 1
+
+
+def test_concurrent_issues_of_one_jti_commit_exactly_once(store: SqlStore) -> None:
+    outcomes: list[str] = []
+    barrier = threading.Barrier(16)
+
+    def issue(i: int) -> None:
+        barrier.wait(5)
+        try:
+            store.append_audit(_build, _token(f"t{i}"), jti=_jti("same"), job=_JOB)
+            outcomes.append("issued")
+        except IssueRefused as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=issue, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(outcomes) == ["issued"] + ["replayed"] * 15
+    assert _counts(store) == (1, 1)
+    assert [r.seq for r in store.audit_rows()] == [1]
+
+
+def test_audit_rows_stop_at_the_head_the_reader_names(store: SqlStore) -> None:
+    for _ in range(5):
+        store.append_audit(_build)
+    assert [r.seq for r in store.audit_rows(up_to=3)] == [1, 2, 3]
+    assert [r.seq for r in store.audit_rows(up_to=0)] == []

@@ -1,0 +1,103 @@
+"""Sealed secrets at rest: connector credentials and signing keys (the blobs are
+``sealing.Sealer`` envelopes; the store never sees a plaintext).
+
+Part of :class:`~jobtoken.broker.store.base.SqlStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from jobtoken.broker.store.records import Cursor, SealedRecord, SigningKeyRow
+
+
+class SealedQueries:
+    """The queries on ``connector_credentials`` and ``signing_keys``."""
+
+    def _sql(self, text: str) -> str:
+        raise NotImplementedError
+
+    def _run(self, write: bool, body: Callable[[Cursor], Any]) -> Any:
+        raise NotImplementedError
+
+    # -- sealed secrets --------------------------------------------------------------
+    def put_credential(self, name: str, sealed: bytes, now: int) -> None:
+        self._run(
+            True,
+            lambda cur: cur.execute(
+                self._sql(
+                    "INSERT INTO connector_credentials (name, sealed, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, "
+                    "updated_at = excluded.updated_at"
+                ),
+                (name, sealed, now),
+            ),
+        )
+
+    def get_credential(self, name: str) -> bytes | None:
+        def body(cur: Cursor) -> bytes | None:
+            cur.execute(
+                self._sql("SELECT sealed FROM connector_credentials WHERE name = ?"), (name,)
+            )
+            row = cur.fetchone()
+            return None if row is None else bytes(row[0])
+
+        result: bytes | None = self._run(False, body)
+        return result
+
+    def add_signing_key(self, row: SigningKeyRow) -> None:
+        """Make ``row`` the current key: current becomes previous, previous is retired."""
+
+        def body(cur: Cursor) -> None:
+            cur.execute("UPDATE signing_keys SET state = 'retired' WHERE state = 'previous'")
+            cur.execute("UPDATE signing_keys SET state = 'previous' WHERE state = 'current'")
+            cur.execute(
+                self._sql(
+                    "INSERT INTO signing_keys (kid, alg, state, created_at, sealed) "
+                    "VALUES (?, ?, 'current', ?, ?)"
+                ),
+                (row.kid, row.alg, row.created_at, row.sealed),
+            )
+
+        self._run(True, body)
+
+    def signing_keys(self) -> list[SigningKeyRow]:
+        """The current and previous signing keys, current first."""
+
+        def body(cur: Cursor) -> list[SigningKeyRow]:
+            cur.execute(
+                "SELECT kid, alg, state, created_at, sealed FROM signing_keys "
+                "WHERE state IN ('current', 'previous') ORDER BY state"
+            )
+            return [SigningKeyRow(r[0], r[1], r[2], int(r[3]), bytes(r[4])) for r in cur.fetchall()]
+
+        result: list[SigningKeyRow] = self._run(False, body)
+        return result
+
+    def sealed_records(self) -> list[SealedRecord]:
+        def body(cur: Cursor) -> list[SealedRecord]:
+            cur.execute("SELECT name, sealed FROM connector_credentials ORDER BY name")
+            out = [SealedRecord("connector_credentials", r[0], bytes(r[1])) for r in cur.fetchall()]
+            cur.execute("SELECT kid, sealed FROM signing_keys ORDER BY kid")
+            out += [SealedRecord("signing_keys", r[0], bytes(r[1])) for r in cur.fetchall()]
+            return out
+
+        result: list[SealedRecord] = self._run(False, body)
+        return result
+
+    def replace_sealed(self, record: SealedRecord, new_sealed: bytes) -> bool:
+        """Compare-and-swap one sealed blob; False if it changed meanwhile."""
+        column = {"connector_credentials": "name", "signing_keys": "kid"}[record.table]
+
+        def body(cur: Cursor) -> bool:
+            cur.execute(
+                self._sql(
+                    f"UPDATE {record.table} SET sealed = ? WHERE {column} = ? AND sealed = ?"  # noqa: S608
+                ),
+                (new_sealed, record.key, record.sealed),
+            )
+            return cur.rowcount == 1
+
+        result: bool = self._run(True, body)
+        return result
