@@ -212,7 +212,11 @@ def _baseline(rows: list[Row], pinned: bool) -> Row | None:
 
 
 def _cores(config: Config) -> str:
-    return f"server core {SERVER_CPU}, wrk core {WRK_CPU}" if config.pinned else "unpinned (2)"
+    return (
+        f"server core {SERVER_CPU}, wrk core {WRK_CPU}"
+        if config.pinned
+        else f"unpinned ({len(os.sched_getaffinity(0))})"
+    )
 
 
 def report(rows: list[Row], args: argparse.Namespace, wrk: str) -> None:
