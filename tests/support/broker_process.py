@@ -10,6 +10,10 @@ directory. The tests and ``make demo`` both use it::
     with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
         with running_broker(workdir, issuer, contacts) as broker:
             token = broker.id_token()      # an ID token for this broker
+
+Several processes can share one PostgreSQL database, as brokers behind one load
+balancer do: give each the same ``store_dsn``, ``public_url`` and ``master_key``
+(``workers`` sets ``serve --workers``).
 """
 
 from __future__ import annotations
@@ -66,11 +70,22 @@ class BrokerProcess:
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     passthrough_credential: str = field(default_factory=lambda: "ftp_" + secrets.token_hex(16))
+    #: a PostgreSQL DSN: ``[store] kind = "postgres"`` with the DSN in a file; else SQLite
+    store_dsn: str | None = None
+    #: ``[server] public_url`` (the ID tokens' audience, the minted tokens' issuer)
+    public_url: str = ""
+    workers: int = 1
+    key_refresh_seconds: int = 10
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer_url(self) -> str:
+        """The broker's public URL: ``public_url`` if set, else where it listens."""
+        return self.public_url or self.url
 
     @property
     def config_path(self) -> Path:
@@ -89,11 +104,16 @@ class BrokerProcess:
         return self.workdir / "policies" / "octo-org" / "octo-repo.yml"
 
     def write_files(self) -> None:
-        for name, value in (
+        files = [
             ("master.key", self.master_key + "\n"),
             ("client.secret", self.client_secret),
             ("webhook.secret", self.webhook_secret),
-        ):
+        ]
+        store = 'path = "broker.db"'
+        if self.store_dsn is not None:
+            files.append(("store.dsn", self.store_dsn))
+            store = 'kind = "postgres"\ndsn_file = "store.dsn"'
+        for name, value in files:
             path = self.workdir / name
             path.write_text(value)
             path.chmod(0o600)
@@ -105,11 +125,12 @@ class BrokerProcess:
 [server]
 host = "127.0.0.1"
 port = {self.port}
-public_url = "{self.url}"
+public_url = "{self.issuer_url}"
 [store]
-path = "broker.db"
+{store}
 [keys]
 master_key_file = "master.key"
+signing_key_refresh_seconds = {self.key_refresh_seconds}
 [oidc]
 issuers = []
 loopback_test_issuers = ["{self.issuer.url}"]
@@ -159,12 +180,20 @@ max_ttl_seconds = 300
                 raise BrokerStartError(f"connector set {name}: {done.stderr.decode()[-2000:]}")
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_started()
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (``wait_started`` waits)."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "jobtoken.cli", "broker", "serve", "--config",
-                 str(self.config_path)],
+                 str(self.config_path), "--workers", str(self.workers)],
                 stdout=log, stderr=log,
             )  # fmt: skip
+
+    def wait_started(self) -> None:
+        assert self.process is not None, "spawn() first"
         try:
             wait_until_healthy(
                 self.process, f"{self.url}/healthz", name="the broker", timeout=START_TIMEOUT,
@@ -184,7 +213,7 @@ max_ttl_seconds = 300
 
     def id_token(self, **overrides: object) -> str:
         """An ID token for this broker's audience, from the fake issuer."""
-        return self.issuer.mint(audience=self.url, **overrides)
+        return self.issuer.mint(audience=self.issuer_url, **overrides)
 
 
 @contextmanager
