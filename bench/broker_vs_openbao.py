@@ -67,6 +67,7 @@ class Config:
     pinned: bool
     workers: int = 1
     store: str = "sqlite"
+    serve_args: tuple[str, ...] = ()
 
 
 CONFIGS = (
@@ -74,6 +75,8 @@ CONFIGS = (
     Config("jobtoken-sqlite-2", "jobtoken, SQLite, 2 workers", "jobtoken", False, 2),
     Config("jobtoken-postgres-2", "jobtoken, PostgreSQL, 2 workers", "jobtoken", False, 2,
            "postgres"),
+    Config("jobtoken-sqlite-1-h11", "jobtoken, SQLite, 1 worker, h11 + asyncio", "jobtoken",
+           True, serve_args=("--http", "h11", "--loop", "asyncio")),
     Config("openbao-pinned", f"OpenBao {BAO_VERSION} dev, auth/jwt", "openbao", True),
     Config("openbao-unpinned", f"OpenBao {BAO_VERSION} dev, auth/jwt", "openbao", False),
 )  # fmt: skip
@@ -84,6 +87,11 @@ class Row:
     config: Config
     result: WrkResult
     audit: AuditCheck | None = None
+    cpu_s: float = 0.0  # CPU time of the server's processes during the timed run
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_s * 1000 / self.result.requests if self.result.requests else 0.0
 
 
 class Bench:
@@ -126,20 +134,23 @@ class Bench:
                 cluster.start()
             broker = Broker(
                 self.tmp / config.key, self.issuer, AUDIENCE, config.workers, server_cpu,
-                dsn=cluster.dsn if cluster else None,
+                dsn=cluster.dsn if cluster else None, serve_args=config.serve_args,
             )  # fmt: skip
             try:
                 broker.start()
                 warm_up(broker.url + EXCHANGE_PATH, FORM, [
                     exchange_body(self.issuer.mint(audience=AUDIENCE)) for _ in range(WARM_UP)
                 ])  # fmt: skip
+                assert broker.process is not None
+                before = tree_cpu_seconds(broker.process.pid)
                 result = run_wrk(
                     self.wrk, self.tmp, self.load, broker.url, self.bodies["jobtoken"],
                     content_type=FORM, path=EXCHANGE_PATH, spare_path=SPARE_PATH, cpu=wrk_cpu,
                 )  # fmt: skip
+                cpu_s = tree_cpu_seconds(broker.process.pid) - before
             finally:
                 broker.stop()
-            return Row(config, result, check_audit(broker, result.ok))
+            return Row(config, result, check_audit(broker, result.ok), cpu_s)
         finally:
             if cluster is not None:
                 cluster.stop()
@@ -153,14 +164,17 @@ class Bench:
             bao.start(self.issuer, AUDIENCE)
             for _ in range(WARM_UP):
                 bao.login(self.issuer.mint(audience=AUDIENCE))
+            assert bao.process is not None
+            before = tree_cpu_seconds(bao.process.pid)
             result = run_wrk(
                 self.wrk, self.tmp, self.load, bao.url, self.bodies["openbao"],
                 content_type="application/json", path=LOGIN_PATH, spare_path=BAO_SPARE_PATH,
                 cpu=wrk_cpu,
             )  # fmt: skip
+            cpu_s = tree_cpu_seconds(bao.process.pid) - before
         finally:
             bao.stop()
-        return Row(config, result)
+        return Row(config, result, cpu_s=cpu_s)
 
 
 def warm_up(url: str, content_type: str, bodies: list[str]) -> None:
@@ -180,6 +194,23 @@ def warm_up(url: str, content_type: str, bodies: list[str]) -> None:
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, bodies))
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants (Linux ``/proc``): the
+    work a request costs, which the load of other processes on the machine does not
+    change as it changes requests/s."""
+    ticks, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue  # it exited meanwhile
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        pending += [int(child) for child in children]
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def note(message: str) -> None:
@@ -228,14 +259,16 @@ def report(rows: list[Row], args: argparse.Namespace, wrk: str) -> None:
     print(f"- command: `{command}`\n- machine: {_machine()}, Python {platform.python_version()}")
     print(f"- load: {_wrk_version(wrk)}, `-t1 -c{args.connections} -d{args.duration}s`, one fresh "
           f"ID token per request (pool of {args.tokens:,})\n")  # fmt: skip
-    print("| Configuration | Cores | Requests/s | p50 (ms) | p99 (ms) | Errors | vs OpenBao |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| Configuration | Cores | Requests/s | p50 (ms) | p99 (ms) | Errors | vs OpenBao "
+          "| server CPU per request |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         r, base = row.result, _baseline(rows, row.config.pinned)
         ratio = f"{r.rate / base.result.rate:.2f}x" if base and base.result.rate else "n/a"
         errors = f"{r.errors:,}" + (" (out of tokens)" if r.exhausted else "")
+        cpu = f"{row.cpu_ms_per_request:.2f} ms"
         print(f"| {row.config.label} | {_cores(row.config)} | {r.rate:,.0f} | {r.p50_ms:.1f} | "
-              f"{r.p99_ms:.1f} | {errors} | {ratio} |")  # fmt: skip
+              f"{r.p99_ms:.1f} | {errors} | {ratio} | {cpu} |")  # fmt: skip
     print()
     for row in rows:
         if row.audit is not None:

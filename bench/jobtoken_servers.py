@@ -106,6 +106,7 @@ class Broker:
     workers: int
     cpu: int | None
     dsn: str | None = None  # PostgreSQL when set, else SQLite
+    serve_args: tuple[str, ...] = ()  # more `broker serve` options (HTTP parser, loop)
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -147,7 +148,7 @@ class Broker:
     def start(self) -> None:
         self.write_files()
         command = [sys.executable, "-m", "jobtoken.cli", "broker", "serve", "--config",
-                   str(self.config), "--workers", str(self.workers)]  # fmt: skip
+                   str(self.config), "--workers", str(self.workers), *self.serve_args]  # fmt: skip
         if self.cpu is not None:
             command = ["taskset", "-c", str(self.cpu), *command]
         log = self.workdir / "broker.log"

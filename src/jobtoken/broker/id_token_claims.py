@@ -123,7 +123,12 @@ def check_values(claims: Mapping[str, object]) -> VerifiedClaims:
     )
 
 
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _has_control_character(text: str) -> bool:
+    if text.isascii():  # the usual case, and the only control characters of ASCII (Cc)
+        return _ASCII_CONTROL.search(text) is not None
     return any(
         unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs") or char in _BIDI_CONTROLS
         for char in text

@@ -1,6 +1,8 @@
 """``jobtoken broker …``: run the broker and administer its store.
 
-- ``serve --config FILE [--workers N]`` — uvicorn on ``[server] host/port``;
+- ``serve --config FILE [--workers N] [--http …] [--loop …]`` — uvicorn on
+  ``[server] host/port`` (httptools and uvloop when installed: ``pip install
+  'jobtoken[broker,fast]'``);
 - ``connector set NAME --config FILE --credential-file PATH|-`` — seal and store a
   connector's upstream credential, read from a file or stdin (never from argv, where
   ``ps`` and shell history would see it);
@@ -42,6 +44,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve = subparsers.add_parser("serve", help="run the broker (uvicorn)")
     _config_arg(serve)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--http",
+        choices=["auto", "httptools", "h11"],
+        default="auto",
+        help="HTTP parser (auto: httptools when installed, the 'fast' extra)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="event loop (auto: uvloop when installed, the 'fast' extra)",
+    )
     serve.set_defaults(handler=_serve)
 
     connector = subparsers.add_parser("connector", help="manage connector credentials")
@@ -125,9 +139,11 @@ def _serve(args: argparse.Namespace) -> int:
         "proxy_headers": False,
         "server_header": False,
         "timeout_keep_alive": 5,
+        "http": args.http,
+        "loop": args.loop,
     }
     if args.workers == 1:
-        uvicorn.run(create_app(broker), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(broker), **common)
     else:
         broker.close()
         os.environ[CONFIG_ENV] = str(args.config.resolve())
@@ -135,7 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
             "jobtoken.broker.app:create_app_from_env",
             factory=True,
             workers=args.workers,
-            **common,  # type: ignore[arg-type]
+            **common,
         )
     return 0
 
