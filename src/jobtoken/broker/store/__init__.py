@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobtoken.broker.store.audit_queries import GENESIS_HASH
-from jobtoken.broker.store.base import SqlStore
+from jobtoken.broker.store.audit_queries import GENESIS_HASH, AuditBuilder
+from jobtoken.broker.store.base import REVOKE_BATCH, SqlStore
 from jobtoken.broker.store.records import (
     AuditRow,
     IssueRefused,
@@ -26,6 +26,8 @@ from jobtoken.broker.store.schema import LATEST_VERSION, Migration
 __all__ = [
     "GENESIS_HASH",
     "LATEST_VERSION",
+    "REVOKE_BATCH",
+    "AuditBuilder",
     "AuditRow",
     "IssueRefused",
     "JobKey",

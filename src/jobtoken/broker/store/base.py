@@ -23,13 +23,19 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from jobtoken.broker.store.audit_queries import AuditQueries
+from jobtoken.broker.store.audit_queries import AuditBuilder, AuditQueries
 from jobtoken.broker.store.records import TOKEN_COLUMNS, Cursor, StoreError, TokenRecord
 from jobtoken.broker.store.schema import Migration, TableExists, ensure_schema
 from jobtoken.broker.store.sealed_queries import SealedQueries
 from jobtoken.broker.store.writer import BatchWriter, first_line
 
 _TOKEN_COLUMNS = TOKEN_COLUMNS
+
+#: most tokens one revocation transaction revokes (a large job takes several)
+REVOKE_BATCH = 500
+
+#: the audit record of one revoked token
+RevocationRecord = Callable[[TokenRecord], AuditBuilder]
 
 
 class SqlStore(AuditQueries, SealedQueries):
@@ -137,70 +143,64 @@ class SqlStore(AuditQueries, SealedQueries):
         result: TokenRecord | None = self._run(False, body)
         return result
 
-    def revoke_by_sha256(self, token_sha256: str, now: int) -> list[TokenRecord]:
-        """Revoke every token with this hash; returns the ones this call revoked."""
+    # -- revocation, each token with its audit record in one transaction ------------
+    def revoke_by_sha256(
+        self, token_sha256: str, now: int, record: RevocationRecord
+    ) -> list[TokenRecord]:
+        """Revoke every token with this hash; the ones this call revoked."""
+        return self._revoke("token_sha256 = ?", (token_sha256,), now, record, REVOKE_BATCH)
 
-        def body(cur: Cursor) -> list[TokenRecord]:
-            cur.execute(
-                self._sql(
-                    f"SELECT {_TOKEN_COLUMNS} FROM tokens "  # noqa: S608
-                    "WHERE token_sha256 = ? AND revoked_at IS NULL"
-                ),
-                (token_sha256,),
-            )
-            rows = [TokenRecord(*row) for row in cur.fetchall()]
-            cur.execute(
-                self._sql(
-                    "UPDATE tokens SET revoked_at = ? WHERE token_sha256 = ? AND revoked_at IS NULL"
-                ),
-                (now, token_sha256),
-            )
-            return rows
-
-        result: list[TokenRecord] = self._run(True, body)
-        return result
-
-    def revoke_by_id(self, token_id: str, now: int) -> TokenRecord | None:
-        """Revoke one token by its id; returns it if this call revoked it."""
-
-        def body(cur: Cursor) -> TokenRecord | None:
-            cur.execute(
-                self._sql(
-                    f"SELECT {_TOKEN_COLUMNS} FROM tokens "  # noqa: S608
-                    "WHERE token_id = ? AND revoked_at IS NULL"
-                ),
-                (token_id,),
-            )
-            row = cur.fetchone()
-            cur.execute(
-                self._sql(
-                    "UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL"
-                ),
-                (now, token_id),
-            )
-            return None if row is None else TokenRecord(*row)
-
-        result: TokenRecord | None = self._run(True, body)
-        return result
+    def revoke_by_id(self, token_id: str, now: int, record: RevocationRecord) -> TokenRecord | None:
+        """Revoke one token by its id; it, if this call revoked it."""
+        revoked = self._revoke("token_id = ?", (token_id,), now, record, 1)
+        return revoked[0] if revoked else None
 
     def revoke_job(
-        self, repository_id: str, run_id: str, run_attempt: str, check_run_id: str, now: int
+        self,
+        repository_id: str,
+        run_id: str,
+        run_attempt: str,
+        check_run_id: str,
+        now: int,
+        record: RevocationRecord,
+        limit: int = REVOKE_BATCH,
     ) -> list[TokenRecord]:
-        """Revoke the tokens of one job; tokens without a check_run_id match the whole run
-        attempt (the broker cannot tell which job of it they belong to)."""
+        """Revoke at most ``limit`` unrevoked tokens of one job (call again until it
+        returns fewer); tokens without a check_run_id match the whole run attempt (the
+        broker cannot tell which job of it they belong to)."""
         where = (
             "repository_id = ? AND run_id = ? AND run_attempt = ? "
-            "AND (check_run_id = ? OR check_run_id = '') AND revoked_at IS NULL"
+            "AND (check_run_id = ? OR check_run_id = '')"
         )
         params = (repository_id, run_id, run_attempt, check_run_id)
+        return self._revoke(where, params, now, record, limit)
+
+    def _revoke(
+        self,
+        where: str,
+        params: tuple[str, ...],
+        now: int,
+        record: RevocationRecord,
+        limit: int,
+    ) -> list[TokenRecord]:
+        """One transaction: mark up to ``limit`` unrevoked tokens matching ``where`` (a
+        constant of this module) revoked, and append each one's audit record."""
 
         def body(cur: Cursor) -> list[TokenRecord]:
-            cur.execute(self._sql(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE {where}"), params)  # noqa: S608
-            rows = [TokenRecord(*row) for row in cur.fetchall()]
             cur.execute(
-                self._sql(f"UPDATE tokens SET revoked_at = ? WHERE {where}"),  # noqa: S608
-                (now, *params),
+                self._sql(
+                    f"SELECT {_TOKEN_COLUMNS} FROM tokens "  # noqa: S608
+                    f"WHERE {where} AND revoked_at IS NULL ORDER BY token_id LIMIT {int(limit)}"
+                ),
+                params,
             )
+            rows = [TokenRecord(*row) for row in cur.fetchall()]
+            for row in rows:
+                cur.execute(
+                    self._sql("UPDATE tokens SET revoked_at = ? WHERE token_id = ?"),
+                    (now, row.token_id),
+                )
+                self._append(cur, record(row))
             return rows
 
         result: list[TokenRecord] = self._run(True, body)

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from jobtoken.broker.store import (
+    AuditBuilder,
     IssueRefused,
     JobKey,
     JtiClaim,
@@ -82,12 +83,47 @@ def test_a_failed_token_insert_rolls_back_its_audit_record(store: SqlStore) -> N
     assert len(list(store.audit_rows())) == 1
 
 
-def test_revoke_by_hash_revokes_once(store: SqlStore) -> None:
+def _recorded(token: TokenRecord) -> AuditBuilder:
+    return lambda seq, prev: (f'{{"seq":{seq},"revoked":"{token.token_id}"}}', f"{seq:064x}")
+
+
+def test_revoke_by_hash_revokes_once_with_its_audit_record(store: SqlStore) -> None:
     store.append_audit(_build, _token())
-    first = store.revoke_by_sha256("a" * 64, 100)
+    first = store.revoke_by_sha256("a" * 64, 100, _recorded)
     assert [r.token_id for r in first] == ["t1"]
-    assert store.revoke_by_sha256("a" * 64, 101) == []
+    assert store.revoke_by_sha256("a" * 64, 101, _recorded) == []
     assert store.find_tokens("a" * 64)[0].revoked_at == 100
+    assert [r.record for r in store.audit_rows()][1:] == ['{"seq":2,"revoked":"t1"}']
+
+
+def test_a_revocation_whose_record_fails_is_not_revoked(store: SqlStore) -> None:
+    store.append_audit(_build, _token())
+
+    def failing(token: TokenRecord) -> AuditBuilder:
+        def build(seq: int, prev: str) -> tuple[str, str]:
+            raise RuntimeError("the record could not be built")
+
+        return build
+
+    with pytest.raises(RuntimeError):
+        store.revoke_by_sha256("a" * 64, 100, failing)
+    assert store.find_token("t1").revoked_at is None  # type: ignore[union-attr]
+    assert store.audit_head() == (1, f"{1:064x}")
+
+
+def test_a_large_job_is_revoked_in_bounded_transactions(store: SqlStore) -> None:
+    for i in range(7):
+        store.append_audit(_build, _token(f"t{i}", f"{i:064x}"))
+    batches = []
+    while True:
+        batch = store.revoke_job("1", "2", "1", "7", 100, _recorded, limit=3)
+        batches.append(len(batch))
+        if len(batch) < 3:
+            break
+    assert batches == [3, 3, 1]
+    revoked = [r.record for r in store.audit_rows() if "revoked" in r.record]
+    assert len(revoked) == 7
+    assert all(t.revoked_at == 100 for t in (store.find_token(f"t{i}") for i in range(7)) if t)
 
 
 def test_revoke_job_matches_the_job_and_tokens_without_a_check_run(store: SqlStore) -> None:
@@ -95,7 +131,7 @@ def test_revoke_job_matches_the_job_and_tokens_without_a_check_run(store: SqlSto
     store.append_audit(_build, _token("no-check-run", "2" * 64, ""))
     store.append_audit(_build, _token("other-job", "3" * 64, "8"))
     store.append_audit(_build, _token("other-run", "4" * 64, "7", run_id="9"))
-    revoked = store.revoke_job("1", "2", "1", "7", 100)
+    revoked = store.revoke_job("1", "2", "1", "7", 100, _recorded)
     assert sorted(r.token_id for r in revoked) == ["no-check-run", "same-job"]
     assert store.find_token("other-job").revoked_at is None  # type: ignore[union-attr]
 
@@ -125,12 +161,12 @@ def test_signing_keys_rotate_current_previous_retired(store: SqlStore) -> None:
 def test_rows_survive_reopening(store_factory: tuple[str, Path, str]) -> None:
     first = _open(*store_factory)
     first.append_audit(_build, _token())
-    first.revoke_by_sha256("a" * 64, 100)
+    first.revoke_by_sha256("a" * 64, 100, _recorded)
     first.close()
     second = _open(*store_factory)
     try:
         assert second.find_token("t1").revoked_at == 100  # type: ignore[union-attr]
-        assert second.audit_head() == (1, f"{1:064x}")
+        assert second.audit_head() == (2, f"{2:064x}")  # the issue, then the revocation
     finally:
         second.close()
 
