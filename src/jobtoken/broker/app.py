@@ -11,6 +11,9 @@ Routes (standards first, so that any OAuth client can talk to the broker):
 - ``ANY /proxy/<connector>/<path>`` — connector calls with a broker token (``proxy.py``);
 - ``GET /healthz``, ``GET /metrics`` (Prometheus text).
 
+The app's lifespan runs the expiry purge and opens the proxy's upstream clients (one
+pooled ``httpx.AsyncClient`` per proxied connector) at start, and closes them at stop.
+
 Errors follow RFC 6749 §5.2 (``{"error", "error_description"}``, ``Cache-Control:
 no-store``). An unexpected failure is a 500 ``server_error`` that says nothing more.
 
@@ -49,6 +52,7 @@ from jobtoken.broker.oauth import (
     read_form,
 )
 from jobtoken.broker.proxy import handle_proxy
+from jobtoken.broker.proxy_upstream import UpstreamPool
 from jobtoken.broker.token_exchange import TokenRequest
 from jobtoken.broker.verify import InvalidIdToken
 from jobtoken.broker.webhook import handle_github_webhook
@@ -78,6 +82,11 @@ def create_app(broker: Broker) -> Starlette:
 
         return endpoint
 
+    upstreams = UpstreamPool(broker.connectors, broker.config.proxy)
+
+    async def proxy(request: Request, broker: Broker) -> Response:
+        return await handle_proxy(request, broker, upstreams)
+
     routes = [
         Route("/token", bind(token), methods=["POST"]),
         Route("/revoke", bind(revoke), methods=["POST"]),
@@ -85,7 +94,7 @@ def create_app(broker: Broker) -> Starlette:
         Route("/.well-known/oauth-authorization-server", bind(metadata), methods=["GET"]),
         Route("/.well-known/jwks.json", bind(jwks), methods=["GET"]),
         Route("/webhooks/github", bind(handle_github_webhook), methods=["POST"]),
-        Route("/proxy/{connector}/{path:path}", bind(handle_proxy), methods=PROXY_METHODS),
+        Route("/proxy/{connector}/{path:path}", bind(proxy), methods=PROXY_METHODS),
         Route("/healthz", bind(healthz), methods=["GET"]),
         Route("/metrics", bind(metrics), methods=["GET"]),
     ]
@@ -93,6 +102,7 @@ def create_app(broker: Broker) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        upstreams.start()
         task = asyncio.create_task(purge.run_forever())
         try:
             yield
@@ -100,8 +110,10 @@ def create_app(broker: Broker) -> Starlette:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+            await upstreams.aclose()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.upstreams = upstreams  # the proxy's upstream clients, for tests and probes
     app.add_middleware(_RequestLog)
     return app
 
