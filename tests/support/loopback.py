@@ -25,6 +25,11 @@ _S = TypeVar("_S", bound="LoopbackServer")
 POLL_INTERVAL = 0.05
 
 
+class _Server(ThreadingHTTPServer):
+    #: listen backlog; the default 5 drops concurrent connects (their SYN is retried in 1 s)
+    request_queue_size = 128
+
+
 class LoopbackServer:
     host: str = "127.0.0.1"
     port: int = 0
@@ -38,7 +43,7 @@ class LoopbackServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self: _S) -> _S:
-        server = ThreadingHTTPServer((self.host, self.port), self.handler_class())
+        server = _Server((self.host, self.port), self.handler_class())
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]

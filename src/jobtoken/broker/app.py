@@ -12,6 +12,9 @@ Routes (standards first, so that any OAuth client can talk to the broker):
 - ``GET /healthz`` (readiness: the store answers), ``GET /livez`` (liveness),
   ``GET /metrics`` (Prometheus text).
 
+The app's lifespan runs the expiry purge and opens the proxy's upstream clients (one
+pooled ``httpx.AsyncClient`` per proxied connector) at start, and closes them at stop.
+
 Errors follow RFC 6749 §5.2 (``{"error", "error_description"}``, ``Cache-Control:
 no-store``). While the store cannot be reached or commit, a request that needs it gets
 503 ``temporarily_unavailable`` with ``Retry-After`` (``store_outage.py``). An
@@ -52,6 +55,7 @@ from jobtoken.broker.oauth import (
     read_form,
 )
 from jobtoken.broker.proxy import handle_proxy
+from jobtoken.broker.proxy_upstream import UpstreamPool
 from jobtoken.broker.store import StoreError
 from jobtoken.broker.store_outage import RETRY_AFTER_SECONDS, StoreOutage
 from jobtoken.broker.token_exchange import TokenRequest
@@ -91,6 +95,11 @@ def create_app(broker: Broker) -> Starlette:
 
         return endpoint
 
+    upstreams = UpstreamPool(broker.connectors, broker.config.proxy)
+
+    async def proxy(request: Request, broker: Broker) -> Response:
+        return await handle_proxy(request, broker, upstreams)
+
     routes = [
         Route("/token", bind(token), methods=["POST"]),
         Route("/revoke", bind(revoke), methods=["POST"]),
@@ -98,7 +107,7 @@ def create_app(broker: Broker) -> Starlette:
         Route("/.well-known/oauth-authorization-server", bind(metadata), methods=["GET"]),
         Route("/.well-known/jwks.json", bind(jwks), methods=["GET"]),
         Route("/webhooks/github", bind(handle_github_webhook), methods=["POST"]),
-        Route("/proxy/{connector}/{path:path}", bind(handle_proxy), methods=PROXY_METHODS),
+        Route("/proxy/{connector}/{path:path}", bind(proxy), methods=PROXY_METHODS),
         Route("/healthz", bind(healthz), methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/metrics", bind(metrics), methods=["GET"]),
@@ -107,6 +116,7 @@ def create_app(broker: Broker) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        upstreams.start()
         task = asyncio.create_task(purge.run_forever())
         try:
             yield
@@ -114,8 +124,10 @@ def create_app(broker: Broker) -> Starlette:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+            await upstreams.aclose()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.upstreams = upstreams  # the proxy's upstream clients, for tests and probes
     app.add_middleware(_RequestLog)
     return app
 

@@ -1,16 +1,16 @@
 """One HTTP request from the broker to another server, bounded in size and in time.
 
 The broker fetches from servers it does not control: an issuer's discovery document
-and JWKS, the GitHub contents API (policies) and connector APIs (the proxy).
-:func:`request_bounded` is the one loop that does it: no redirects followed, a
-declared ``Content-Length`` over the cap refused before reading, the body streamed
-and cut at ``max_bytes``, and the whole exchange cut at ``total_seconds``. Every
-failure is a :class:`BoundedHttpError` whose ``kind`` says which bound was hit and
-whose text names no URL, header or body (they may hold secrets): callers phrase
-their own message around it.
+and JWKS, and the GitHub contents API (policies). :func:`request_bounded` is the one
+synchronous loop that does it (the proxy's connector calls are async, with the same
+bounds: ``proxy_upstream``): no redirects followed, a declared ``Content-Length``
+over the cap refused before reading, the body streamed and cut at ``max_bytes``, and
+the whole exchange cut at ``total_seconds``. Every failure is a
+:class:`BoundedHttpError` whose ``kind`` says which bound was hit and whose text names
+no URL, header or body (they may hold secrets): callers phrase their own message
+around it.
 
-Public API: :func:`request_bounded`, :func:`pooled_session`, :class:`BoundedResponse`,
-:class:`BoundedHttpError`.
+Public API: :func:`request_bounded`, :class:`BoundedResponse`, :class:`BoundedHttpError`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import requests
-from requests.adapters import HTTPAdapter
 
-__all__ = ["BoundedHttpError", "BoundedResponse", "pooled_session", "request_bounded"]
+__all__ = ["BoundedHttpError", "BoundedResponse", "request_bounded"]
 
 _CHUNK = 8192
 _DIGITS = re.compile(r"[0-9]{1,20}\Z")
@@ -45,16 +44,6 @@ class BoundedResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
-
-
-def pooled_session(pool_size: int = 32) -> requests.Session:
-    """A session with keep-alive connections, ignoring proxy variables of the process."""
-    session = requests.Session()
-    session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 def request_bounded(

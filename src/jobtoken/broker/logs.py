@@ -56,6 +56,10 @@ def configure_logging(level: str = "info") -> None:
         logger.propagate = True
     # uvicorn's access log prints query strings; the broker writes its own request log.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs each proxied call's URL (query included) at INFO, httpcore its steps at
+    # DEBUG: warnings and errors only, whatever the broker's level.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def log_event(message: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -10,8 +10,10 @@ route maps the method and path to a scope the token holds. Only then is the requ
 forwarded to ``base_url`` + path with the upstream credential injected and the broker
 token removed. Request and response bodies are capped, the upstream call has a
 timeout and an overall deadline, redirects are not followed, and only an allowlist of
-headers passes in either direction. Upstream calls share one pool of keep-alive
-connections (``bounded_http.pooled_session``).
+headers passes in either direction. The token check and the store reads run in the
+thread pool (the store is synchronous); the upstream call itself runs on the event
+loop, through the connector's pooled keep-alive ``httpx.AsyncClient``
+(``proxy_upstream.UpstreamPool``, opened and closed with the app).
 
 Public API: :func:`handle_proxy`.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.concurrency import run_in_threadpool
@@ -28,11 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from jobtoken.broker.assembly import Broker
-from jobtoken.broker.bounded_http import BoundedHttpError, pooled_session, request_bounded
-from jobtoken.broker.config import ProxyConfig
 from jobtoken.broker.mint import InvalidAccessToken
 from jobtoken.broker.oauth import OAuthError, read_body, safe_text
+from jobtoken.broker.proxy_upstream import UpstreamError, UpstreamPool, UpstreamResponse
 from jobtoken.broker.sealing import SealingError
+from jobtoken.broker.store import TokenRecord
 from jobtoken.broker.token_exchange import token_sha256
 
 __all__ = ["handle_proxy"]
@@ -45,15 +47,10 @@ RESPONSE_HEADERS = frozenset(
 )
 _MAX_QUERY_PARAMETERS = 32
 _BINDING = ("repository_id", "run_id", "run_attempt", "check_run_id")
-#: one pool of keep-alive connections to the connectors' APIs, shared by every request
-_UPSTREAM_SESSION = pooled_session()
-
-
-@dataclass(frozen=True)
-class _Upstream:
-    status: int
-    headers: dict[str, str]
-    body: bytes
+_MESSAGES = {
+    "too_large": "the connector's response is too large",
+    "too_slow": "the connector did not answer in time",
+}
 
 
 def _refuse(status: int, error: str, description: str) -> Response:
@@ -65,7 +62,7 @@ def _refuse(status: int, error: str, description: str) -> Response:
     )
 
 
-async def handle_proxy(request: Request, broker: Broker) -> Response:
+async def handle_proxy(request: Request, broker: Broker, upstreams: UpstreamPool) -> Response:
     name = request.path_params["connector"]
     connector = broker.connectors.get(name)
     if connector is None or not connector.proxied:
@@ -73,12 +70,11 @@ async def handle_proxy(request: Request, broker: Broker) -> Response:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return _refuse(401, "invalid_token", "send the broker token as Authorization: Bearer")
-    try:
-        claims = await run_in_threadpool(broker.minter.verify, token, connector=name)
+    try:  # one thread hop for both: the keys may be refreshed from the store, then its row
+        claims, record = await run_in_threadpool(_verify_and_find, broker, token, name)
     except InvalidAccessToken as exc:
         broker.metrics.count("jobtoken_proxy_requests_total", outcome="invalid_token")
         return _refuse(401, "invalid_token", str(exc))
-    record = await run_in_threadpool(broker.store.find_token, claims["jti"])
     now = int(time.time())
     if (
         record is None
@@ -121,19 +117,40 @@ async def handle_proxy(request: Request, broker: Broker) -> Response:
         return _refuse(503, "temporarily_unavailable", "connector credential unavailable")
     header, value = connector.credential_header(credential)
     headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
+    headers = {k: v for k, v in headers.items() if k.lower() != header.lower()}
     headers[header] = value
+    try:  # Starlette decoded the request's headers as latin-1: this gives back their bytes
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    except UnicodeEncodeError:  # only the credential can be outside latin-1
+        return _refuse(503, "temporarily_unavailable", "connector credential unavailable")
     url = connector.base_url + "/" + "/".join(segments)
     if query:
         url += "?" + query
     try:
-        upstream = await run_in_threadpool(
-            _forward, request.method, url, headers, body, broker.config.proxy
-        )
-    except _UpstreamError as exc:
+        upstream = await upstreams.send(name, request.method, url, raw_headers, body)
+    except UpstreamError as exc:
         broker.metrics.count("jobtoken_proxy_requests_total", outcome="upstream_error")
-        return _refuse(502, "bad_gateway", str(exc))
+        return _refuse(502, "bad_gateway", _MESSAGES.get(exc.kind, f"the connector {exc.detail}"))
     broker.metrics.count("jobtoken_proxy_requests_total", outcome="forwarded")
-    return Response(upstream.body, status_code=upstream.status, headers=upstream.headers)
+    return Response(upstream.body, status_code=upstream.status, headers=_kept_headers(upstream))
+
+
+def _verify_and_find(
+    broker: Broker, token: str, connector: str
+) -> tuple[dict[str, Any], TokenRecord | None]:
+    """The token's claims (raises InvalidAccessToken first), then its row in the store."""
+    claims = broker.minter.verify(token, connector=connector)
+    return claims, broker.store.find_token(claims["jti"])
+
+
+def _kept_headers(upstream: UpstreamResponse) -> dict[str, str]:
+    """The allowlisted response headers, a repeated one joined with ", " (as requests did)."""
+    kept: dict[str, str] = {}
+    for raw_name, raw_value in upstream.headers:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name in RESPONSE_HEADERS:
+            kept[name] = f"{kept[name]}, {value}" if name in kept else value
+    return kept
 
 
 def _allowed_query(raw: str, allowed: tuple[str, ...]) -> tuple[str, str | None]:
@@ -164,32 +181,3 @@ def _segments(raw: str) -> tuple[str, ...] | None:
         if any(ord(c) < 0x20 or c == "\x7f" for c in decoded):
             return None
     return parts
-
-
-class _UpstreamError(Exception):
-    pass
-
-
-def _forward(
-    method: str, url: str, headers: dict[str, str], body: bytes, config: ProxyConfig
-) -> _Upstream:
-    try:
-        response = request_bounded(
-            _UPSTREAM_SESSION,
-            method,
-            url,
-            headers=headers,
-            body=body,
-            max_bytes=config.max_response_bytes,
-            connect_timeout=min(10, config.timeout_seconds),
-            read_timeout=config.timeout_seconds,
-            total_seconds=config.timeout_seconds,
-        )
-    except BoundedHttpError as exc:
-        message = {
-            "too_large": "the connector's response is too large",
-            "too_slow": "the connector did not answer in time",
-        }.get(exc.kind, f"the connector {exc.detail}")
-        raise _UpstreamError(message) from None
-    kept = {k: v for k, v in response.headers.items() if k.lower() in RESPONSE_HEADERS}
-    return _Upstream(response.status, kept, response.body)

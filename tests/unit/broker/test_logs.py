@@ -35,3 +35,18 @@ def test_exceptions_are_logged_by_type_and_place_never_by_text() -> None:
     body = json.loads(line)
     assert body["error_type"] == "ValueError"
     assert str(body["error_at"]).startswith(__file__ + ":")
+
+
+def test_httpx_request_lines_are_silenced_whatever_the_level() -> None:
+    """httpx logs every proxied URL, query included, at INFO."""
+    from jobtoken.broker.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("debug")
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("httpcore").isEnabledFor(logging.INFO)
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
