@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
 from support.contacts_api import ContactsApi
 from support.loopback import free_port, stop_process, wait_until_healthy
 from support.oidc_issuer import FakeOidcIssuer
@@ -214,6 +216,28 @@ max_ttl_seconds = 300
     def id_token(self, **overrides: object) -> str:
         """An ID token for this broker's audience, from the fake issuer."""
         return self.issuer.mint(audience=self.issuer_url, **overrides)
+
+    def exchange(self, scope: str = "contacts.read", **form: str) -> requests.Response:
+        """``POST /token`` for a contacts token with a fresh ID token; ``form`` replaces
+        or adds fields (``subject_token=…``, ``resource=…``)."""
+        data = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": self.id_token(),
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "resource": "contacts",
+            "scope": scope,
+            **form,
+        }
+        return requests.post(f"{self.url}/token", data=data, timeout=30)
+
+    def introspect(self, token: str) -> requests.Response:
+        """``POST /introspect`` as the resource-server client."""
+        return requests.post(
+            f"{self.url}/introspect",
+            data={"token": token},
+            auth=("resource-server", self.client_secret),
+            timeout=30,
+        )
 
 
 @contextmanager

@@ -2,9 +2,10 @@
 
 Every request that needs the store gets ``503 temporarily_unavailable`` with
 ``Retry-After`` (the action retries on it), and nothing is issued: no token leaves
-the broker without its durable audit record. The log gets one line when a condition
-starts (and again at most once a minute while it lasts, with the number of refusals
-since), and one line when the store answers again; never a traceback per request.
+the broker without its durable audit record. The log gets one line when an outage
+starts (and again at most once a minute while it lasts, with its latest condition and
+the number of refusals since), and one line when the store answers again; never a
+traceback per request.
 
 Public API: :class:`StoreOutage`, :data:`RETRY_AFTER_SECONDS`.
 """
@@ -47,7 +48,7 @@ class StoreOutage:
         with self._lock:
             self._refusals += 1
             now = self._clock()
-            if condition != self._condition or now - self._logged_at >= REPEAT_LOG_SECONDS:
+            if not self._condition or now - self._logged_at >= REPEAT_LOG_SECONDS:
                 log_event(
                     "store unavailable: answering 503 until it recovers",
                     logging.ERROR,

@@ -27,8 +27,6 @@ from support.broker_process import REPO, REPO_ID, BrokerProcess
 from support.contacts_api import ContactsApi
 from support.oidc_issuer import FakeOidcIssuer
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 WORKERS = 2
 KEY_REFRESH_SECONDS = 2  # [keys] signing_key_refresh_seconds (the default is 10)
 REFRESH_MARGIN_SECONDS = 1.0
@@ -101,28 +99,6 @@ def brokers(tmp_path: Path, database: str) -> Iterator[Brokers]:
                 broker.stop()
 
 
-def exchange(
-    broker: BrokerProcess, id_token: str, scope: str = "contacts.read"
-) -> requests.Response:
-    form = {
-        "grant_type": TOKEN_EXCHANGE,
-        "subject_token": id_token,
-        "subject_token_type": ID_TOKEN_TYPE,
-        "resource": "contacts",
-        "scope": scope,
-    }
-    return requests.post(f"{broker.url}/token", data=form, timeout=30)
-
-
-def introspect(broker: BrokerProcess, token: str) -> requests.Response:
-    return requests.post(
-        f"{broker.url}/introspect",
-        data={"token": token},
-        auth=("resource-server", broker.client_secret),
-        timeout=10,
-    )
-
-
 def proxied(broker: BrokerProcess, access_token: str) -> requests.Response:
     headers = {"Authorization": f"Bearer {access_token}"}
     return requests.get(f"{broker.url}/proxy/contacts/v1/contacts", headers=headers, timeout=10)
@@ -143,7 +119,7 @@ def header_kid(jwt_text: str) -> str:
 
 
 def minted(broker: BrokerProcess, **claims: str) -> str:
-    response = exchange(broker, broker.id_token(**claims))
+    response = broker.exchange(subject_token=broker.id_token(**claims))
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
@@ -175,7 +151,7 @@ def test_one_id_token_sent_to_both_processes_at_once_is_accepted_exactly_once(
         try:
             for token in tokens:
                 barrier.wait(timeout=30)  # both requests of a round leave together
-                out.append(exchange(broker, token))
+                out.append(broker.exchange(subject_token=token))
         except BaseException:
             barrier.abort()
             raise
@@ -201,12 +177,12 @@ def test_one_id_token_sent_to_both_processes_at_once_is_accepted_exactly_once(
 
 def _revoked_on_one_is_refused_on_the_other(issuer: BrokerProcess, revoker: BrokerProcess) -> None:
     token = minted(issuer)
-    assert introspect(revoker, token).json()["active"] is True  # the other process sees it
+    assert revoker.introspect(token).json()["active"] is True  # the other process sees it
     assert proxied(revoker, token).status_code == 200
     revoked = requests.post(f"{revoker.url}/revoke", data={"token": token}, timeout=10)
     assert revoked.status_code == 200
     for _ in range(TRIES_PER_PROCESS):  # fresh connections: every worker of the process
-        answer = introspect(issuer, token)
+        answer = issuer.introspect(token)
         assert answer.status_code == 200
         assert answer.json() == {"active": False}
         refused = proxied(issuer, token)
@@ -235,12 +211,12 @@ def test_the_audit_chain_stays_verifiable_under_concurrent_writers(
         token = ""
         for i in range(REQUESTS_PER_THREAD):
             if i % 5 == 4:
-                response, expected = exchange(broker, broker.id_token(), "contacts.write"), 400
+                response, expected = broker.exchange("contacts.write"), 400
             elif i % 5 == 3:
-                response, expected = exchange(broker, token), 400
+                response, expected = broker.exchange(subject_token=token), 400
             else:
                 token = broker.id_token(check_run_id=f"{thread}{i:03d}")
-                response, expected = exchange(broker, token), 200
+                response, expected = broker.exchange(subject_token=token), 200
             assert response.status_code == expected, response.text
             seen[response.status_code, response.json().get("error", "")] += 1
         return seen
@@ -297,5 +273,5 @@ def test_a_signing_key_rotation_reaches_every_process_within_the_refresh_interva
             assert header_kid(minted(broker)) == new_kid
     new_token = minted(second)
     for broker in brokers:  # each process verifies the other's token, old key and new
-        assert introspect(broker, new_token).json()["active"] is True
-        assert introspect(broker, old_token).json()["active"] is True
+        assert broker.introspect(new_token).json()["active"] is True
+        assert broker.introspect(old_token).json()["active"] is True

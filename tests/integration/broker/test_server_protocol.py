@@ -23,27 +23,6 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 
 
-def exchange(broker: BrokerProcess, scope: str = "contacts.read", **form: str) -> requests.Response:
-    data = {
-        "grant_type": TOKEN_EXCHANGE,
-        "subject_token": broker.id_token(),
-        "subject_token_type": ID_TOKEN_TYPE,
-        "resource": "contacts",
-        "scope": scope,
-        **form,
-    }
-    return requests.post(f"{broker.url}/token", data=data, timeout=10)
-
-
-def introspect(broker: BrokerProcess, token: str) -> requests.Response:
-    return requests.post(
-        f"{broker.url}/introspect",
-        data={"token": token},
-        auth=("resource-server", broker.client_secret),
-        timeout=10,
-    )
-
-
 def proxied(broker: BrokerProcess, access_token: str | None) -> requests.Response:
     headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
     return requests.get(f"{broker.url}/proxy/contacts/v1/contacts", headers=headers, timeout=5)
@@ -97,7 +76,7 @@ def test_authlib_exchanges_revokes_and_introspects(broker: BrokerProcess) -> Non
 
 
 def test_joserfc_verifies_a_minted_token_through_the_jwks(broker: BrokerProcess) -> None:
-    access_token = exchange(broker).json()["access_token"]
+    access_token = broker.exchange().json()["access_token"]
     jwks = requests.get(f"{broker.url}/.well-known/jwks.json", timeout=5).json()
     token = jose_jwt.decode(access_token, KeySet.import_key_set(jwks), algorithms=["ES256"])
     JWTClaimsRegistry(
@@ -118,7 +97,7 @@ def test_joserfc_verifies_a_minted_token_through_the_jwks(broker: BrokerProcess)
 def test_a_scope_the_policy_does_not_allow_is_invalid_scope_naming_it(
     broker: BrokerProcess,
 ) -> None:
-    response = exchange(broker, scope="contacts.write")
+    response = broker.exchange(scope="contacts.write")
     assert response.status_code == 400
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
@@ -128,20 +107,20 @@ def test_a_scope_the_policy_does_not_allow_is_invalid_scope_naming_it(
 
 def test_a_replayed_id_token_is_invalid_grant(broker: BrokerProcess) -> None:
     id_token = broker.id_token()
-    first = exchange(broker, subject_token=id_token)
-    second = exchange(broker, subject_token=id_token)
+    first = broker.exchange(subject_token=id_token)
+    second = broker.exchange(subject_token=id_token)
     assert first.status_code == 200
     assert second.status_code == 400
     assert second.json()["error"] == "invalid_grant"
 
 
 def test_an_id_token_for_another_audience_is_invalid_grant(broker: BrokerProcess) -> None:
-    response = exchange(broker, subject_token=broker.issuer.mint(audience="https://other"))
+    response = broker.exchange(subject_token=broker.issuer.mint(audience="https://other"))
     assert response.json()["error"] == "invalid_grant"
 
 
 def test_an_unknown_connector_is_invalid_target(broker: BrokerProcess) -> None:
-    assert exchange(broker, resource="nope").json()["error"] == "invalid_target"
+    assert broker.exchange(resource="nope").json()["error"] == "invalid_target"
 
 
 def test_a_repeated_parameter_is_invalid_request(broker: BrokerProcess) -> None:
@@ -188,7 +167,7 @@ def test_introspection_with_a_wrong_secret_is_401(broker: BrokerProcess) -> None
 
 
 def test_inactive_is_exactly_active_false(broker: BrokerProcess) -> None:
-    response = introspect(broker, "never-issued")
+    response = broker.introspect("never-issued")
     assert response.status_code == 200
     assert response.text == '{"active":false}'
 
@@ -196,7 +175,7 @@ def test_inactive_is_exactly_active_false(broker: BrokerProcess) -> None:
 def test_the_proxy_injects_the_credential_and_checks_scope_and_revocation(
     broker: BrokerProcess,
 ) -> None:
-    access_token = exchange(broker).json()["access_token"]
+    access_token = broker.exchange().json()["access_token"]
     bearer = {"Authorization": f"Bearer {access_token}"}
     ok = requests.get(f"{broker.url}/proxy/contacts/v1/contacts/2", headers=bearer, timeout=5)
     assert ok.status_code == 200
@@ -223,19 +202,19 @@ def test_the_proxy_injects_the_credential_and_checks_scope_and_revocation(
 def test_passthrough_hands_out_the_stored_credential_under_a_lease(
     broker: BrokerProcess,
 ) -> None:
-    response = exchange(broker, resource="vault", scope="ftp.read")
+    response = broker.exchange(resource="vault", scope="ftp.read")
     body = response.json()
     assert body["access_token"] == broker.passthrough_credential
     assert body["issued_token_type"] == "urn:ietf:params:oauth:token-type:access_token"
     assert body["expires_in"] == 300
-    assert introspect(broker, body["access_token"]).json()["token_kind"] == "passthrough"
+    assert broker.introspect(body["access_token"]).json()["token_kind"] == "passthrough"
 
 
 def test_revocation_survives_a_restart(broker: BrokerProcess) -> None:
-    access_token = exchange(broker).json()["access_token"]
+    access_token = broker.exchange().json()["access_token"]
     requests.post(f"{broker.url}/revoke", data={"token": access_token}, timeout=5)
     broker.restart()
-    assert introspect(broker, access_token).json() == {"active": False}
+    assert broker.introspect(access_token).json() == {"active": False}
     bearer = {"Authorization": f"Bearer {access_token}"}
     refused = requests.get(f"{broker.url}/proxy/contacts/v1/contacts", headers=bearer, timeout=5)
     assert refused.status_code == 401
@@ -272,17 +251,17 @@ def _completed_job_payload(broker: BrokerProcess, **overrides: str) -> bytes:
 def test_a_webhook_with_a_bad_signature_is_rejected_and_revokes_nothing(
     broker: BrokerProcess,
 ) -> None:
-    access_token = exchange(broker).json()["access_token"]
+    access_token = broker.exchange().json()["access_token"]
     payload = _completed_job_payload(broker)
     wrong = "sha256=" + hmac.new(b"not-the-secret", payload, hashlib.sha256).hexdigest()
     assert _webhook(broker, payload, wrong).status_code == 401
     assert _webhook(broker, payload, "").status_code == 401
-    assert introspect(broker, access_token).json()["active"] is True
+    assert broker.introspect(access_token).json()["active"] is True
 
 
 def test_a_completed_job_webhook_revokes_the_jobs_tokens(broker: BrokerProcess) -> None:
     # a run of its own: the job it ends can mint nothing more (test_job_end.py)
-    access_token = exchange(broker, subject_token=broker.id_token(run_id="5150")).json()[
+    access_token = broker.exchange(subject_token=broker.id_token(run_id="5150")).json()[
         "access_token"
     ]
     payload = _completed_job_payload(broker, run_id="5150")
@@ -290,13 +269,13 @@ def test_a_completed_job_webhook_revokes_the_jobs_tokens(broker: BrokerProcess) 
     response = _webhook(broker, payload, good)
     assert response.status_code == 200
     assert response.json()["revoked"] >= 1
-    assert introspect(broker, access_token).json() == {"active": False}
+    assert broker.introspect(access_token).json() == {"active": False}
 
 
 def test_the_audit_chain_verifies_and_detects_tampering(
     broker: BrokerProcess, tmp_path: pytest.TempPathFactory
 ) -> None:
-    exchange(broker)
+    broker.exchange()
     verified = broker.cli("audit", "verify", "--config", str(broker.config_path))
     assert verified.returncode == 0, verified.stderr.decode()
     assert b"audit chain intact" in verified.stdout
@@ -320,7 +299,7 @@ def test_the_audit_chain_verifies_and_detects_tampering(
 
 
 def test_audit_export_writes_one_json_record_per_decision(broker: BrokerProcess) -> None:
-    token = exchange(broker).json()["access_token"]
+    token = broker.exchange().json()["access_token"]
     exported = broker.cli(
         "audit", "export", "--config", str(broker.config_path), "--format", "jsonl"
     )
@@ -337,8 +316,8 @@ def test_audit_export_writes_one_json_record_per_decision(broker: BrokerProcess)
 
 def test_no_secret_reaches_the_logs_or_the_store(broker: BrokerProcess) -> None:
     id_token = broker.id_token()
-    token = exchange(broker, subject_token=id_token).json()["access_token"]
-    lease = exchange(broker, resource="vault", scope="ftp.read").json()["access_token"]
+    token = broker.exchange(subject_token=id_token).json()["access_token"]
+    lease = broker.exchange(resource="vault", scope="ftp.read").json()["access_token"]
     requests.post(f"{broker.url}/revoke", data={"token": token}, timeout=5)
     broker.stop()  # flush the WAL into the database file
     try:
@@ -362,11 +341,11 @@ def test_no_secret_reaches_the_logs_or_the_store(broker: BrokerProcess) -> None:
 
 
 def test_rotating_the_signing_key_keeps_old_tokens_verifiable(broker: BrokerProcess) -> None:
-    before = exchange(broker).json()["access_token"]
+    before = broker.exchange().json()["access_token"]
     rotated = broker.cli("rotate-signing-key", "--config", str(broker.config_path))
     assert rotated.returncode == 0, rotated.stderr.decode()
     broker.restart()
-    after = exchange(broker).json()["access_token"]
+    after = broker.exchange().json()["access_token"]
     jwks = KeySet.import_key_set(
         requests.get(f"{broker.url}/.well-known/jwks.json", timeout=5).json()
     )
@@ -393,27 +372,27 @@ def test_rotating_the_master_key_rewraps_without_losing_credentials(
     broker.config_path.write_text(text)  # the old key is no longer needed
     broker.master_key = new_key
     broker.restart()
-    access_token = exchange(broker).json()["access_token"]
+    access_token = broker.exchange().json()["access_token"]
     assert proxied(broker, access_token).ok
     shutil.copy(broker.workdir / "old.key", broker.workdir / "unused.key")
 
 
 def test_revoke_by_token_id_with_an_id_token_of_the_same_job(broker: BrokerProcess) -> None:
-    issued = exchange(broker).json()
+    issued = broker.exchange().json()
     form = {"token_id": issued["token_id"], "subject_token_type": ID_TOKEN_TYPE}
     other_run = broker.id_token(run_id="99")
     refused = requests.post(
         f"{broker.url}/revoke", data={**form, "subject_token": other_run}, timeout=5
     )
     assert refused.status_code == 200  # reveals nothing
-    assert introspect(broker, issued["access_token"]).json()["active"] is True
+    assert broker.introspect(issued["access_token"]).json()["active"] is True
     invalid = requests.post(f"{broker.url}/revoke", data={**form, "subject_token": "x"}, timeout=5)
     assert invalid.json()["error"] == "invalid_grant"
     done = requests.post(
         f"{broker.url}/revoke", data={**form, "subject_token": broker.id_token()}, timeout=5
     )
     assert done.status_code == 200
-    assert introspect(broker, issued["access_token"]).json() == {"active": False}
+    assert broker.introspect(issued["access_token"]).json() == {"active": False}
 
 
 def test_an_oversized_webhook_is_refused_before_its_signature_is_checked(

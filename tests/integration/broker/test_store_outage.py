@@ -46,20 +46,6 @@ def broker(tmp_path: Path, cluster: PostgresCluster) -> Iterator[BrokerProcess]:
             process.stop()
 
 
-def _exchange(broker: BrokerProcess) -> requests.Response:
-    return requests.post(
-        f"{broker.url}/token",
-        data={
-            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "subject_token": broker.id_token(),
-            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-            "resource": "contacts",
-            "scope": "contacts.read",
-        },
-        timeout=30,
-    )
-
-
 def _log_lines(broker: BrokerProcess) -> list[dict[str, object]]:
     lines = []
     for line in broker.log_path.read_text().splitlines():
@@ -72,10 +58,10 @@ def _log_lines(broker: BrokerProcess) -> list[dict[str, object]]:
 def test_a_database_outage_is_answered_503_and_the_first_request_after_it_succeeds(
     broker: BrokerProcess, cluster: PostgresCluster, mode: str
 ) -> None:
-    assert _exchange(broker).status_code == 200
+    assert broker.exchange().status_code == 200
 
     cluster.stop(mode)
-    during = [_exchange(broker) for _ in range(REQUESTS_DURING_OUTAGE)]
+    during = [broker.exchange() for _ in range(REQUESTS_DURING_OUTAGE)]
     for response in during:
         assert response.status_code == 503, response.text
         assert response.json()["error"] == "temporarily_unavailable"
@@ -86,7 +72,7 @@ def test_a_database_outage_is_answered_503_and_the_first_request_after_it_succee
     assert requests.get(f"{broker.url}/livez", timeout=30).status_code == 200
 
     cluster.start()
-    first = _exchange(broker)
+    first = broker.exchange()
     assert first.status_code == 200, first.text
     assert requests.get(f"{broker.url}/healthz", timeout=30).status_code == 200
 

@@ -44,9 +44,15 @@ class SqliteStore(SqlStore):
             self._lock_fd = os.open(
                 f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
             )
-            self._conn = self._connect()
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = FULL")
+            # under the writers' lock: a first switch to WAL by two processes at once
+            # would otherwise fail with "database is locked"
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                self._conn = self._connect()
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = FULL")
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {path}: {exc}") from None
         with suppress(OSError):
