@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 
 from support.contacts_api import ContactsApi
-from support.loopback import free_port, stop_process, wait_until_healthy
+from support.loopback import free_port, kill_tree, stop_process, wait_until_healthy
 from support.oidc_issuer import FakeOidcIssuer
 
 REPO = "octo-org/octo-repo"
@@ -77,6 +77,8 @@ class BrokerProcess:
     #: ``[server] public_url`` (the ID tokens' audience, the minted tokens' issuer)
     public_url: str = ""
     workers: int = 1
+    #: where the SQLite store lives (relative to ``workdir``, or absolute)
+    sqlite_path: str = "broker.db"
     key_refresh_seconds: int = 10
     process: subprocess.Popen[bytes] | None = None
 
@@ -99,7 +101,7 @@ class BrokerProcess:
 
     @property
     def db_path(self) -> Path:
-        return self.workdir / "broker.db"
+        return self.workdir / self.sqlite_path
 
     @property
     def policy_path(self) -> Path:
@@ -111,7 +113,7 @@ class BrokerProcess:
             ("client.secret", self.client_secret),
             ("webhook.secret", self.webhook_secret),
         ]
-        store = 'path = "broker.db"'
+        store = f'path = "{self.sqlite_path}"'
         if self.store_dsn is not None:
             files.append(("store.dsn", self.store_dsn))
             store = 'kind = "postgres"\ndsn_file = "store.dsn"'
@@ -207,6 +209,12 @@ max_ttl_seconds = 300
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL the broker and its workers at once (a crash, not a shutdown)."""
+        if self.process is not None:
+            kill_tree(self.process)
         self.process = None
 
     def restart(self) -> None:

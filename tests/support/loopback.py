@@ -11,6 +11,9 @@ Real servers run as processes (the broker, OpenBao, moto) share ``free_port``,
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -18,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TypeVar
 
 _S = TypeVar("_S", bound="LoopbackServer")
@@ -119,3 +123,31 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
     for pipe in (process.stdout, process.stderr):
         if pipe is not None:
             pipe.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Linux ``/proc``), children first."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop(0)
+        try:
+            tasks = Path(f"/proc/{current}/task").iterdir()
+            children = [
+                int(child) for task in tasks for child in (task / "children").read_text().split()
+            ]
+        except OSError:
+            continue
+        found += children
+        pending += children
+    return found
+
+
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process and every descendant at once, as a power cut would (no
+    shutdown handler runs), then reap it."""
+    victims = [process.pid, *descendants(process.pid)]
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)

@@ -36,13 +36,13 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobtoken.broker.assembly import Broker
+from jobtoken.broker.blocking import blocking
 from jobtoken.broker.config import load_config
 from jobtoken.broker.expiry_purge import ExpiryPurge
 from jobtoken.broker.logs import configure_logging, log_event
@@ -153,9 +153,9 @@ async def token(request: Request, broker: Broker) -> Response:
             client_address=client,
             user_agent=user_agent,
         )
-        await run_in_threadpool(broker.exchange.refuse, refused, exc)
+        await blocking(broker.exchange.refuse, refused, exc)
         raise
-    issued = await run_in_threadpool(broker.exchange.exchange, exchange)
+    issued = await blocking(broker.exchange.exchange, exchange)
     return oauth_json(issued.response())
 
 
@@ -229,7 +229,7 @@ async def revoke(request: Request, broker: Broker) -> Response:
         form = await read_form(request, broker.config.server.max_body_bytes)
         token, token_id = form.get("token", ""), form.get("token_id", "")
         if token:
-            await run_in_threadpool(
+            await blocking(
                 lambda: broker.registry.revoke(token, client_address=client, user_agent=user_agent)
             )
             return Response(status_code=200, headers=NO_STORE)
@@ -242,18 +242,18 @@ async def revoke(request: Request, broker: Broker) -> Response:
                 reason="unsupported_subject_token_type",
             )
         try:
-            claims = await run_in_threadpool(broker.verifier.verify, form.get("subject_token", ""))
+            claims = await blocking(broker.verifier.verify, form.get("subject_token", ""))
         except InvalidIdToken as exc:
             raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
     except OAuthError as refusal:
         reason = refusal.reason
-        await run_in_threadpool(
+        await blocking(
             lambda: broker.registry.refuse(
                 reason, token_id=token_id, client_address=client, user_agent=user_agent
             )
         )
         raise
-    await run_in_threadpool(
+    await blocking(
         lambda: broker.registry.revoke_own(
             token_id,
             repository_id=claims.repository_id,
@@ -286,11 +286,9 @@ async def introspect(request: Request, broker: Broker) -> Response:
     except OAuthError as refusal:
         reason = refusal.reason
         client_address = request.client.host if request.client else ""
-        await run_in_threadpool(
-            lambda: broker.registry.refuse(reason, client_address=client_address)
-        )
+        await blocking(lambda: broker.registry.refuse(reason, client_address=client_address))
         raise
-    body = await run_in_threadpool(
+    body = await blocking(
         lambda: broker.registry.introspect(
             token,
             client_id=client.id,
@@ -321,14 +319,14 @@ async def metadata(request: Request, broker: Broker) -> Response:
 
 
 async def jwks(request: Request, broker: Broker) -> Response:
-    keys = await run_in_threadpool(broker.keys.jwks)
+    keys = await blocking(broker.keys.jwks)
     return JSONResponse(keys, headers={"Cache-Control": "public, max-age=300"})
 
 
 async def healthz(request: Request, broker: Broker) -> Response:
     """Readiness: 200 while the store answers, else 503 (take the broker out of rotation)."""
     try:
-        await run_in_threadpool(broker.store.audit_head)
+        await blocking(broker.store.audit_head)
     except StoreError:
         return JSONResponse(
             {"status": "unavailable", "store": "unavailable"},

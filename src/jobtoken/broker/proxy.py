@@ -25,11 +25,11 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from jobtoken.broker.assembly import Broker
+from jobtoken.broker.blocking import blocking
 from jobtoken.broker.mint import InvalidAccessToken
 from jobtoken.broker.oauth import OAuthError, read_body, safe_text
 from jobtoken.broker.proxy_upstream import UpstreamError, UpstreamPool, UpstreamResponse
@@ -71,7 +71,7 @@ async def handle_proxy(request: Request, broker: Broker, upstreams: UpstreamPool
     if scheme.lower() != "bearer" or not token:
         return _refuse(401, "invalid_token", "send the broker token as Authorization: Bearer")
     try:  # one thread hop for both: the keys may be refreshed from the store, then its row
-        claims, record = await run_in_threadpool(_verify_and_find, broker, token, name)
+        claims, record = await blocking(_verify_and_find, broker, token, name)
     except InvalidAccessToken as exc:
         broker.metrics.count("jobtoken_proxy_requests_total", outcome="invalid_token")
         return _refuse(401, "invalid_token", str(exc))
@@ -110,7 +110,7 @@ async def handle_proxy(request: Request, broker: Broker, upstreams: UpstreamPool
         body = await read_body(request, broker.config.proxy.max_request_bytes)
     except OAuthError as exc:
         return _refuse(exc.status, "invalid_request", exc.description)
-    sealed = await run_in_threadpool(broker.store.get_credential, name)
+    sealed = await blocking(broker.store.get_credential, name)
     try:
         credential = broker.sealer.open(f"connector:{name}", sealed or b"").decode("utf-8")
     except (SealingError, UnicodeDecodeError):

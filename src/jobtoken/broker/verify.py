@@ -52,7 +52,7 @@ Contract (the broker's ``POST /token`` calls this before anything else):
 the token, a signature or a claim value.
 
 ``verify`` blocks on the network when keys must be fetched: from an async
-server, call it in a worker thread (``starlette.concurrency.run_in_threadpool``).
+server, call it in a worker thread (``jobtoken.broker.blocking``).
 
 This module holds the sequence and its public API; the claim tables and step 7
 are in ``jobtoken.broker.id_token_claims``, the issuer URLs of github.com and

@@ -28,11 +28,11 @@ import re
 import time
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from jobtoken.broker.assembly import Broker
+from jobtoken.broker.blocking import blocking
 from jobtoken.broker.oauth import OAuthError, read_body
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
@@ -77,7 +77,7 @@ async def handle_github_webhook(request: Request, broker: Broker) -> Response:
     if delivery and not _DELIVERY_ID.fullmatch(delivery):
         broker.metrics.count("jobtoken_webhooks_total", outcome="refused")
         return JSONResponse({"error": "malformed X-GitHub-Delivery"}, status_code=400)
-    seen = bool(delivery) and await run_in_threadpool(broker.store.delivery_seen, delivery)
+    seen = bool(delivery) and await blocking(broker.store.delivery_seen, delivery)
     if seen:
         broker.metrics.count("jobtoken_webhooks_total", outcome="duplicate")
         return JSONResponse({"duplicate": True})
@@ -100,7 +100,7 @@ async def handle_github_webhook(request: Request, broker: Broker) -> Response:
             broker.store.claim_delivery(delivery, now, now + DELIVERY_KEEP_SECONDS)
         return revoked
 
-    revoked = await run_in_threadpool(end_job)
+    revoked = await blocking(end_job)
     broker.metrics.count("jobtoken_webhooks_total", outcome="revoked")
     return JSONResponse({"revoked": revoked})
 

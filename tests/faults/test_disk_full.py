@@ -1,0 +1,99 @@
+"""SQLite's disk fills up under a real broker: /token answers 503
+``temporarily_unavailable`` with ``Retry-After``, nothing is issued, the log has one
+line for the outage and no traceback; when space returns the next request succeeds,
+and every token issued has its audit record in an intact chain.
+
+The store lives on a small tmpfs mounted for the test (root only: CI runs as root).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.broker_process import REPO, REPO_ID, BrokerProcess
+from support.contacts_api import ContactsApi
+from support.oidc_issuer import FakeOidcIssuer
+
+TMPFS_BYTES = 4 * 1024 * 1024
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    mount_point = Path(tempfile.mkdtemp(prefix="jobtoken-full-"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "tmpfs", str(mount_point)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        mount_point.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False, capture_output=True)
+        mount_point.rmdir()
+
+
+@pytest.fixture
+def broker(tmp_path: Path, small_disk: Path) -> Iterator[BrokerProcess]:
+    with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
+        issuer.claims.update(repository=REPO, repository_id=REPO_ID)
+        process = BrokerProcess(
+            tmp_path, issuer, contacts, sqlite_path=str(small_disk / "broker.db")
+        )
+        process.write_files()
+        process.set_credentials()
+        process.start()
+        try:
+            yield process
+        finally:
+            process.stop()
+
+
+def _fill(disk: Path) -> Path:
+    """Take every free byte of the disk; the file to delete to give them back."""
+    filler = disk / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_is_answered_503_and_space_returning_ends_it(
+    broker: BrokerProcess, small_disk: Path
+) -> None:
+    assert broker.exchange().status_code == 200
+    filler = _fill(small_disk)
+    during = [broker.exchange() for _ in range(30)]  # the WAL needs new pages soon
+    refused = [r for r in during if r.status_code != 200]
+    assert refused, "the full disk refused nothing"
+    for response in refused:
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.headers["Retry-After"] == "2"
+    issued_during = sum(r.status_code == 200 for r in during)
+
+    filler.unlink()
+    after = broker.exchange()
+    assert after.status_code == 200, after.text
+
+    log = broker.log_path.read_text()
+    assert "Traceback" not in log
+    messages = [json.loads(line)["message"] for line in log.splitlines() if line.startswith("{")]
+    assert messages.count("store unavailable: answering 503 until it recovers") == 1
+    assert "store available again" in messages
+    verified = broker.cli("audit", "verify", "--config", str(broker.config_path))
+    assert verified.returncode == 0, verified.stderr
+    # the first token, those the full disk still let through (pages free in the WAL),
+    # and the one after: each has its record
+    assert f"intact: {2 + issued_during} record(s)".encode() in verified.stdout
