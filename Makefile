@@ -37,6 +37,7 @@ $(NODE_DEPS):
 
 test: lint typecheck $(NODE_DEPS)
 	$(BIN)/pytest
+	bash tests/action_pythons.sh
 
 bench: $(STAMP)
 	PYTHONPATH=tests $(BIN)/python bench/action_overhead.py
