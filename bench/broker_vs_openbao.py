@@ -29,6 +29,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,7 @@ class Config:
     workers: int = 1
     store: str = "sqlite"
     serve_args: tuple[str, ...] = ()
+    server: str = "uvicorn"
 
 
 CONFIGS = (
@@ -77,6 +79,8 @@ CONFIGS = (
            "postgres"),
     Config("jobtoken-sqlite-1-h11", "jobtoken, SQLite, 1 worker, h11 + asyncio", "jobtoken",
            True, serve_args=("--http", "h11", "--loop", "asyncio")),
+    Config("jobtoken-sqlite-1-granian", "jobtoken, SQLite, 1 worker, granian", "jobtoken",
+           True, server="granian"),
     Config("openbao-pinned", f"OpenBao {BAO_VERSION} dev, auth/jwt", "openbao", True),
     Config("openbao-unpinned", f"OpenBao {BAO_VERSION} dev, auth/jwt", "openbao", False),
 )  # fmt: skip
@@ -88,6 +92,7 @@ class Row:
     result: WrkResult
     audit: AuditCheck | None = None
     cpu_s: float = 0.0  # CPU time of the server's processes during the timed run
+    rss_mb: tuple[float, float] = (0.0, 0.0)  # resident memory at the start and the end
 
     @property
     def cpu_ms_per_request(self) -> float:
@@ -133,6 +138,7 @@ class Bench:
             broker = Broker(
                 self.tmp / config.key, self.issuer, AUDIENCE, config.workers, server_cpu,
                 dsn=cluster.dsn if cluster else None, serve_args=config.serve_args,
+                server=config.server,
             )  # fmt: skip
             try:
                 broker.start()
@@ -141,14 +147,17 @@ class Bench:
                 ])  # fmt: skip
                 assert broker.process is not None
                 before = tree_cpu_seconds(broker.process.pid)
-                result = run_wrk(
-                    self.wrk, self.tmp, self.load, broker.url, self.bodies["jobtoken"],
-                    content_type=FORM, path=EXCHANGE_PATH, spare_path=SPARE_PATH, cpu=wrk_cpu,
-                )  # fmt: skip
+                with RssSampler(broker.process.pid) as rss_samples:
+                    result = run_wrk(
+                        self.wrk, self.tmp, self.load, broker.url, self.bodies["jobtoken"],
+                        content_type=FORM, path=EXCHANGE_PATH, spare_path=SPARE_PATH,
+                        cpu=wrk_cpu,
+                    )  # fmt: skip
                 cpu_s = tree_cpu_seconds(broker.process.pid) - before
+                rss = rss_samples.settled()
             finally:
                 broker.stop()
-            return Row(config, result, check_audit(broker, result.ok), cpu_s)
+            return Row(config, result, check_audit(broker, result.ok), cpu_s, rss)
         finally:
             if cluster is not None:
                 cluster.remove()
@@ -211,6 +220,50 @@ def tree_cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, in MiB (Linux ``/proc``)."""
+    total_kib, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total_kib += int(line.split()[1])
+        pending += [int(child) for child in children]
+    return total_kib / 1024
+
+
+class RssSampler:
+    """Samples a server's resident memory twice a second while the load runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.samples = pid, [tree_rss_mb(pid)]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.samples.append(tree_rss_mb(self.pid))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(tree_rss_mb(self.pid))
+
+    def settled(self) -> tuple[float, float]:
+        """RSS once the load has run a tenth of its time (threads, connections and
+        caches made), and at its end: growth between the two is what a leak shows."""
+        return self.samples[max(1, len(self.samples) // 10)], self.samples[-1]
+
+
 def note(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
@@ -270,7 +323,11 @@ def report(rows: list[Row], args: argparse.Namespace, wrk: str) -> None:
     print()
     for row in rows:
         if row.audit is not None:
-            print(f"- {row.config.key} audit: {row.audit.summary()}")
+            start, end = row.rss_mb
+            change = f"{(end - start) / start * 100:+.1f}%" if start else "n/a"
+            print(f"- {row.config.key} audit: {row.audit.summary()}; server RSS "
+                  f"{start:.1f} MiB a tenth into the load, {end:.1f} MiB at its end "
+                  f"({change})")  # fmt: skip
     for row in rows:
         if row.result.exhausted:
             print(f"- WARNING: {row.config.key} ran out of ID tokens ({row.result.exhausted:,} "

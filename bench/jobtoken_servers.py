@@ -72,6 +72,7 @@ class Broker:
     cpu: int | None
     dsn: str | None = None  # PostgreSQL when set, else SQLite
     serve_args: tuple[str, ...] = ()  # more `broker serve` options (HTTP parser, loop)
+    server: str = "uvicorn"  # or "granian": the same app under granian's ASGI server
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -114,11 +115,20 @@ class Broker:
         self.write_files()
         command = [sys.executable, "-m", "jobtoken.cli", "broker", "serve", "--config",
                    str(self.config), "--workers", str(self.workers), *self.serve_args]  # fmt: skip
+        env = dict(os.environ)
+        if self.server == "granian":
+            # the app factory `serve` gives uvicorn's workers, under granian instead
+            # (one worker: it creates the store's schema and first key itself)
+            env["JOBTOKEN_BROKER_CONFIG"] = str(self.config)
+            command = [str(Path(sys.executable).parent / "granian"), "--interface", "asgi",
+                       "--factory", "--host", "127.0.0.1", "--port", str(self.port),
+                       "--workers", str(self.workers), "--no-ws",
+                       "jobtoken.broker.app:create_app_from_env"]  # fmt: skip
         if self.cpu is not None:
             command = ["taskset", "-c", str(self.cpu), *command]
         log = self.workdir / "broker.log"
         with log.open("ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=out)
+            self.process = subprocess.Popen(command, stdout=out, stderr=out, env=env)
         try:
             wait_until_healthy(
                 self.process, f"{self.url}/healthz", name="jobtoken broker serve", timeout=30,
