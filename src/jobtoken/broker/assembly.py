@@ -29,7 +29,7 @@ from jobtoken.policy.evaluate import PolicyDecision, evaluate
 from jobtoken.policy.schema import OrgPolicy, load_org_policy
 from jobtoken.policy.sources import DirectoryPolicySource, PolicySource
 
-__all__ = ["Broker", "open_configured_store", "open_sealer"]
+__all__ = ["Broker", "open_configured_store", "open_sealer", "verifier_config"]
 
 
 def open_sealer(config: BrokerConfig) -> Sealer:
@@ -100,7 +100,7 @@ class Broker:
         metrics_secret = metrics_token.read().encode("utf-8") if metrics_token else None
         policy = _policy_check(config)
         store = open_configured_store(config)
-        verifier = IdTokenVerifier(_verifier_config(config), store)
+        verifier = IdTokenVerifier(verifier_config(config), store)
         metrics = Metrics()
         audit = AuditLog(store)
         keys = SigningKeys(
@@ -163,7 +163,7 @@ class Broker:
         self.store.close()
 
 
-def _verifier_config(config: BrokerConfig) -> VerifierConfig:
+def verifier_config(config: BrokerConfig) -> VerifierConfig:
     issuers = tuple(TrustedIssuer(url) for url in config.oidc.issuers) + tuple(
         TrustedIssuer(url, allow_http_loopback=True) for url in config.oidc.loopback_test_issuers
     )

@@ -1,8 +1,9 @@
 """``jobtoken broker …``: run the broker and administer its store.
 
+- ``init DIR`` and ``check --config FILE`` — set-up (``broker_setup.py``);
 - ``serve --config FILE [--workers N] [--http …] [--loop …]`` — uvicorn on
-  ``[server] host/port`` (httptools and uvloop when installed: ``pip install
-  'jobtoken[broker,fast]'``);
+  ``[server] host/port`` (httptools and uvloop, from the ``broker`` extra, unless
+  ``--http h11`` / ``--loop asyncio``); it logs the findings of ``check`` at start;
 - ``connector set NAME --config FILE --credential-file PATH|-`` — seal and store a
   connector's upstream credential, read from a file or stdin (never from argv, where
   ``ps`` and shell history would see it);
@@ -21,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -34,6 +36,7 @@ from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
 from jobtoken.broker.mint import SigningKeys
 from jobtoken.broker.sealing import Sealer, SealingError
 from jobtoken.broker.store import LATEST_VERSION, SqlStore
+from jobtoken.cli.broker_setup import register_setup
 
 __all__ = ["register"]
 
@@ -41,6 +44,7 @@ MAX_CREDENTIAL_BYTES = 64 * 1024
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    register_setup(subparsers)
     serve = subparsers.add_parser("serve", help="run the broker (uvicorn)")
     _config_arg(serve)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -112,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     from jobtoken.broker.app import CONFIG_ENV, create_app
     from jobtoken.broker.assembly import Broker
     from jobtoken.broker.logs import configure_logging, log_event
+    from jobtoken.broker.preflight import preflight
 
     if args.workers < 1 or args.workers > 64:
         return _fail("--workers must be between 1 and 64")
@@ -123,6 +128,10 @@ def _serve(args: argparse.Namespace) -> int:
         broker = Broker.from_config(config)
     except ConfigError as exc:
         return _fail(str(exc))
+    for finding in preflight(config):
+        log_event(
+            f"check: {finding.text}", logging.ERROR if finding.level == "error" else logging.WARNING
+        )
     log_event(
         "broker starting",
         host=config.server.host,

@@ -89,3 +89,23 @@ def test_serve_refuses_a_broken_config_before_listening(tmp_path: Path) -> None:
     done = _run("serve", "--config", str(path))
     assert done.returncode == 1
     assert b"unknown key 'unknown'" in done.stderr
+
+
+def test_migrate_upgrades_a_first_release_store_once(config: Path) -> None:
+    import sqlite3
+
+    from jobtoken.broker.store.schema import LATEST_VERSION, MIGRATIONS
+
+    conn = sqlite3.connect(config.parent / "b.db")
+    conn.executescript(MIGRATIONS[0].statements.format(blob="BLOB"))
+    conn.close()
+    refused = _run("audit", "verify", "--config", str(config))
+    assert refused.returncode == 1
+    assert b"run `jobtoken broker migrate --config FILE` first" in refused.stderr
+    done = _run("migrate", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert f"store schema now at version {LATEST_VERSION}".encode() in done.stdout
+    assert b"applied migration 2: ended jobs, webhook deliveries, expiry indexes" in done.stdout
+    again = _run("migrate", "--config", str(config))
+    assert f"store schema already at version {LATEST_VERSION}".encode() in again.stdout
+    assert _run("audit", "verify", "--config", str(config)).returncode == 0

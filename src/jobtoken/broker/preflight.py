@@ -1,0 +1,187 @@
+"""The broker's start-up checks: everything a loaded config still leaves to chance,
+found before the first request instead of at it, and every problem at once.
+
+:func:`preflight` runs, in order, and collects :class:`Finding`\\ s (never stopping at
+the first):
+
+1. the secrets the config names can be read: master key(s), introspection client
+   secrets, the webhook secret, the metrics token, the GitHub token of the policy
+   fetch (a secret's value never appears in a finding);
+2. the store opens and its schema is this release's (an SQLite file that does not
+   exist yet is fine: ``serve`` creates it);
+3. the policies: the policy directory exists and every ``<owner>/<name>.yml`` in it,
+   and the organization file, parse (each error names its file and line);
+4. each connector whose tokens need the stored upstream credential (``passthrough``,
+   or a ``base_url`` to proxy to) has one, and it opens with the master key;
+5. settings that work but are likely a mistake: ``public_url`` still the
+   example's, loopback test issuers, a wildcard ``event_name`` in a policy;
+6. with ``reach_issuers``: each trusted issuer's JWKS can be fetched now.
+
+``jobtoken broker check`` prints the findings and fails on an error; ``serve`` logs
+them at start as warnings and errors (a fatal one has stopped it already).
+
+Public API: :func:`preflight`, :class:`Finding`, :data:`PLACEHOLDER_PUBLIC_URL`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobtoken.broker.assembly import open_configured_store, open_sealer, verifier_config
+from jobtoken.broker.config import BrokerConfig, ConfigError
+from jobtoken.broker.jwks import JwksError
+from jobtoken.broker.sealing import SealingError
+from jobtoken.broker.store import StoreError
+from jobtoken.broker.verify import IdTokenVerifier, InMemoryJtiStore
+from jobtoken.policy.errors import PolicyError
+from jobtoken.policy.schema import RepositoryPolicy, load_policy_file
+
+__all__ = ["PLACEHOLDER_PUBLIC_URL", "Finding", "preflight"]
+
+#: the ``public_url`` of the example config and of ``broker init``
+PLACEHOLDER_PUBLIC_URL = "https://tokens.example.com"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "error" (the broker cannot do its job) or "warning"
+    text: str
+
+
+def preflight(config: BrokerConfig, *, reach_issuers: bool = False) -> list[Finding]:
+    """Every problem of ``config`` that loading it did not find (see the module)."""
+    findings = list(_secrets(config))
+    findings += _store_and_credentials(config)
+    findings += _policies(config)
+    findings += _likely_mistakes(config)
+    if reach_issuers:
+        findings += _issuers(config)
+    return findings
+
+
+def _secrets(config: BrokerConfig) -> Iterator[Finding]:
+    checks: list[tuple[str, Callable[[], object]]] = [("master key", lambda: open_sealer(config))]
+    checks += [(f"introspection client {c.id}", c.secret.read) for c in config.clients]
+    for what, ref in (
+        ("webhook secret", config.webhook.secret),
+        ("metrics token", config.server.metrics_token),
+        ("policy GitHub token", config.policy.github_token),
+    ):
+        if ref is not None:
+            checks.append((what, ref.read))
+    for what, read in checks:
+        try:
+            read()
+        except ConfigError as exc:
+            yield Finding("error", f"{what}: {exc}")
+
+
+def _store_and_credentials(config: BrokerConfig) -> Iterator[Finding]:
+    needing = [c for c in config.connectors.values() if c.kind == "passthrough" or c.base_url]
+    if config.store.kind == "sqlite" and not config.store.path.exists():
+        for connector in needing:
+            yield _missing_credential(config, connector.name)
+        return
+    try:
+        store = open_configured_store(config)
+    except (ConfigError, StoreError) as exc:
+        yield Finding("error", f"store: {exc}")
+        return
+    try:
+        sealer = open_sealer(config)
+    except ConfigError:
+        sealer = None  # reported with the secrets
+    try:
+        for connector in needing:
+            sealed = store.get_credential(connector.name)
+            if sealed is None:
+                yield _missing_credential(config, connector.name)
+            elif sealer is not None:
+                try:
+                    sealer.open(f"connector:{connector.name}", sealed)
+                except SealingError:
+                    yield Finding(
+                        "error",
+                        f"connector {connector.name}: its stored credential does not open with "
+                        "the master key (set it again, or add the key it was sealed with to "
+                        "previous_master_key_files)",
+                    )
+    except StoreError as exc:
+        yield Finding("error", f"store: {exc}")
+    finally:
+        store.close()
+
+
+def _missing_credential(config: BrokerConfig, name: str) -> Finding:
+    return Finding(
+        "error",
+        f"connector {name}: no credential stored; jobs asking for it are refused until "
+        f"`jobtoken broker connector set {name} --config {config.path} --credential-file -`",
+    )
+
+
+def _policies(config: BrokerConfig) -> Iterator[Finding]:
+    files: list[Path] = []
+    if config.policy.source == "directory":
+        directory = config.policy.directory
+        if not directory.is_dir():
+            yield Finding(
+                "error",
+                f"policy: the directory {directory} does not exist; every request is refused "
+                "until it holds <owner>/<name>.yml files",
+            )
+        else:
+            files = sorted(p for p in directory.glob("*/*.yml") if p.is_file())
+            if not files:
+                yield Finding(
+                    "warning",
+                    f"policy: {directory} holds no <owner>/<name>.yml file: every request "
+                    "is refused",
+                )
+    if config.policy.organization_file is not None:
+        files.append(config.policy.organization_file)
+    for path in files:
+        try:
+            policy = load_policy_file(path)
+        except PolicyError as exc:
+            yield Finding("error", f"policy: {exc}")
+            continue
+        conditions = (
+            [c for rules in policy.connectors.values() for r in rules for c in r.conditions]
+            if isinstance(policy, RepositoryPolicy)
+            else [c for cap in policy.connectors.values() for c in cap.conditions]
+        )
+        for condition in conditions:
+            if condition.claim == "event_name" and "*" in condition.values:
+                yield Finding(
+                    "warning",
+                    f'policy: {path} line {condition.line}: event_name "*" admits every '
+                    "event, pull_request_target included; list the events instead",
+                )
+
+
+def _likely_mistakes(config: BrokerConfig) -> Iterator[Finding]:
+    if config.server.public_url == PLACEHOLDER_PUBLIC_URL:
+        yield Finding(
+            "warning",
+            f"server.public_url is still the example's {PLACEHOLDER_PUBLIC_URL}: set it to "
+            "the URL jobs reach the broker at (it is also the ID tokens' audience)",
+        )
+    if config.oidc.loopback_test_issuers:
+        yield Finding(
+            "warning",
+            "oidc.loopback_test_issuers is set: plain-http test issuers are trusted (for "
+            "tests and demos only)",
+        )
+
+
+def _issuers(config: BrokerConfig) -> Iterator[Finding]:
+    verifier = IdTokenVerifier(verifier_config(config), InMemoryJtiStore())
+    for issuer in verifier.config.issuers:
+        try:  # a key id no issuer has: answered from a fresh fetch of its key set
+            verifier.key_set(issuer.url).key_for("jobtoken-preflight-probe")
+        except JwksError as exc:
+            if exc.reason != "unknown_key":
+                yield Finding("error", f"issuer {issuer.url}: {exc.description}")

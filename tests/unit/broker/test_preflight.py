@@ -1,0 +1,99 @@
+"""The start-up checks find every problem of one config in one run: unreadable
+secrets, a missing policy directory or bad policy files, connectors without a
+credential or with one the master key cannot open, and likely mistakes."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from jobtoken.broker.config import load_config
+from jobtoken.broker.preflight import preflight
+from jobtoken.broker.sealing import MasterKey, Sealer
+from jobtoken.broker.store import open_store
+
+_BROKEN = """\
+[server]
+public_url = "https://tokens.example.com"
+[keys]
+master_key_file = "missing.key"
+[oidc]
+loopback_test_issuers = ["http://127.0.0.1:9"]
+[[introspection_clients]]
+id = "rs"
+secret_file = "missing.secret"
+[webhook]
+secret_env = "JOBTOKEN_TEST_UNSET_WEBHOOK_SECRET"
+[policy]
+directory = "no-such-policies"
+[connectors.ftp]
+kind = "passthrough"
+allow_passthrough = true
+"""
+
+_POLICY_WILDCARD = """\
+version: 1
+repository: o/r
+repository_id: "1"
+connectors:
+  api:
+    - scopes: [a.read]
+      max_ttl: 5m
+      when:
+        event_name: "*"
+"""
+
+
+def test_every_problem_of_a_config_is_found_in_one_run(tmp_path: Path) -> None:
+    (tmp_path / "broker.toml").write_text(_BROKEN)
+    os.environ.pop("JOBTOKEN_TEST_UNSET_WEBHOOK_SECRET", None)
+    findings = preflight(load_config(tmp_path / "broker.toml"))
+    texts = [f"{f.level}: {f.text}" for f in findings]
+    expected = [
+        ("error: master key", "missing.key"),
+        ("error: introspection client rs", "missing.secret"),
+        ("error: webhook secret", "JOBTOKEN_TEST_UNSET_WEBHOOK_SECRET"),
+        ("error: connector ftp: no credential stored", "connector set ftp"),
+        ("error: policy: the directory", "no-such-policies"),
+        ("warning: server.public_url is still the example's", ""),
+        ("warning: oidc.loopback_test_issuers is set", ""),
+    ]
+    for start, detail in expected:
+        assert any(t.startswith(start) and detail in t for t in texts), (start, texts)
+    assert len(findings) == len(expected)
+
+
+def _key_file(path: Path) -> MasterKey:
+    raw = os.urandom(32)
+    path.write_text(base64.b64encode(raw).decode())
+    return MasterKey.from_text(base64.b64encode(raw).decode(), origin="test")
+
+
+def test_bad_policies_and_a_credential_sealed_with_another_key_are_found(
+    tmp_path: Path,
+) -> None:
+    _key_file(tmp_path / "master.key")
+    other = _key_file(tmp_path / "other.key")
+    (tmp_path / "broker.toml").write_text(
+        '[server]\npublic_url = "https://tokens.corp.example"\n[keys]\n'
+        'master_key_file = "master.key"\n[store]\npath = "b.db"\n'
+        '[connectors.ftp]\nkind = "passthrough"\nallow_passthrough = true\n'
+    )
+    policies = tmp_path / "policies"
+    (policies / "o").mkdir(parents=True)
+    (policies / "o" / "r.yml").write_text(_POLICY_WILDCARD)
+    (policies / "o" / "broken.yml").write_text("version: 1\nrepository: o/broken\nextra: 1\n")
+    store = open_store("sqlite", path=tmp_path / "b.db")
+    store.put_credential("ftp", Sealer(other, ()).seal("connector:ftp", b"ftp-secret"), 1)
+    store.close()
+
+    findings = preflight(load_config(tmp_path / "broker.toml"))
+    texts = [f"{f.level}: {f.text}" for f in findings]
+    assert any(
+        t.startswith("error: connector ftp: its stored credential does not open") for t in texts
+    )
+    assert any(t.startswith("error: policy:") and "broken.yml" in t for t in texts)
+    assert any(t.startswith("warning: policy:") and 'event_name "*"' in t for t in texts)
+    assert len(findings) == 3, texts
+    assert "ftp-secret" not in "".join(texts)

@@ -1,0 +1,60 @@
+"""``jobtoken broker init`` and ``jobtoken broker check``, run as real subprocesses."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobtoken.cli", "broker", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_init_writes_the_starter_and_names_the_next_three_commands(tmp_path: Path) -> None:
+    done = _run("init", str(tmp_path / "b"))
+    assert done.returncode == 0, done.stderr
+    config = tmp_path / "b" / "broker.toml"
+    assert f"1. set public_url in {config}" in done.stdout
+    assert f"2. jobtoken broker check --config {config}" in done.stdout
+    assert f"3. jobtoken broker serve --config {config}" in done.stdout
+    key = (tmp_path / "b" / "master.key").read_text().strip()
+    assert key not in done.stdout + done.stderr  # the secret is written, never printed
+    assert stat.S_IMODE((tmp_path / "b" / "master.key").stat().st_mode) == 0o600
+    again = _run("init", str(tmp_path / "b"))
+    assert again.returncode == 1
+    assert "not an empty directory" in again.stderr
+    assert (tmp_path / "b" / "master.key").read_text().strip() == key
+
+
+def test_check_passes_the_starter_with_its_one_warning(tmp_path: Path) -> None:
+    _run("init", str(tmp_path / "b"))
+    done = _run("check", "--config", str(tmp_path / "b" / "broker.toml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("warning: server.public_url is still the example's")
+    assert done.stdout.rstrip().endswith("0 error(s), 1 warning(s)")
+
+
+def test_check_reports_every_error_and_exits_1(tmp_path: Path) -> None:
+    _run("init", str(tmp_path / "b"))
+    (tmp_path / "b" / "master.key").unlink()
+    (tmp_path / "b" / "introspection-client.secret").unlink()
+    done = _run("check", "--config", str(tmp_path / "b" / "broker.toml"))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == ["error", "error", "warning"]
+    assert "master key" in lines[0]
+    assert "introspection client resource-server" in lines[1]
+    assert lines[-1].endswith("2 error(s), 1 warning(s)")
+
+
+def test_check_of_a_config_that_does_not_load_names_its_error(tmp_path: Path) -> None:
+    (tmp_path / "broker.toml").write_text("[server]\nprot = 1\n")
+    done = _run("check", "--config", str(tmp_path / "broker.toml"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ")
+    assert "prot" in done.stderr
