@@ -137,10 +137,19 @@ def chain_hash(prev_hash: str, record_text: str) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + record_text.encode()).hexdigest()
 
 
-def verify_chain(rows: Iterable[AuditRow], head: tuple[int, str] | None) -> list[str]:
-    """Every break in the chain, as sentences naming the record; empty means intact."""
+def verify_chain(
+    rows: Iterable[AuditRow],
+    head: tuple[int, str] | None,
+    start: tuple[int, str] | None = None,
+) -> list[str]:
+    """Every break in the chain, as sentences naming the record; empty means intact.
+
+    ``start`` is the checkpoint (seq, hash) the rows follow, when a prefix of the
+    chain was archived (``audit_archive.py``): the first row must be the one after it
+    and link to its hash.
+    """
     problems: list[str] = []
-    expected_seq, prev_hash = 1, GENESIS_HASH
+    expected_seq, prev_hash = (1, GENESIS_HASH) if start is None else (start[0] + 1, start[1])
     for row in rows:
         if row.seq != expected_seq:
             problems.append(

@@ -16,7 +16,9 @@
 - ``audit verify --config FILE`` — check the hash chain up to the head it reads
   first, so records appended meanwhile by a running broker do not disturb it (exit 1
   when broken);
-- ``audit export --config FILE --format jsonl [--output PATH]`` — records for a SIEM.
+- ``audit export --config FILE --format jsonl [--output PATH]`` — records for a SIEM;
+- ``audit archive --config FILE --before DATE --output FILE`` — move older records to
+  a file and keep their head as a checkpoint that ``verify`` starts from.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_sealer
 from jobtoken.broker.audit import export_jsonl, verify_chain
+from jobtoken.broker.audit_archive import ArchiveError, archive_before
 from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
 from jobtoken.broker.mint import SigningKeys
 from jobtoken.broker.sealing import Sealer, SealingError
@@ -94,6 +98,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify = audit_commands.add_parser("verify", help="check the hash chain")
     _config_arg(verify)
     verify.set_defaults(handler=_audit_verify)
+    archive = audit_commands.add_parser(
+        "archive", help="move old records to a file, keeping the chain verifiable"
+    )
+    _config_arg(archive)
+    archive.add_argument(
+        "--before", required=True, type=_utc_time, metavar="DATE",
+        help="archive records made before this UTC date or time (2026-11-01 or RFC 3339)",
+    )  # fmt: skip
+    archive.add_argument("--output", type=Path, required=True, help="a new JSONL file")
+    archive.set_defaults(handler=_audit_archive)
     export = audit_commands.add_parser("export", help="write every record")
     _config_arg(export)
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
@@ -259,19 +273,49 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _utc_time(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date (2026-11-01) or an RFC 3339 time"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _audit_archive(args: argparse.Namespace) -> int:
+    try:
+        with _configured_store(args.config) as store:
+            checkpoint = archive_before(store, args.before, args.output)
+    except (ConfigError, ArchiveError) as exc:
+        return _fail(str(exc))
+    if checkpoint is None:
+        print(f"no record was made before {args.before.isoformat()}: nothing archived")
+        return 0
+    print(
+        f"archived {checkpoint.records} record(s), up to record {checkpoint.seq}, to "
+        f"{args.output} (sha256 {checkpoint.file_sha256}); the store's chain now starts "
+        f"after that record (checkpoint hash {checkpoint.hash})"
+    )
+    return 0
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
     try:
         with _configured_store(args.config) as store:
             head = store.audit_head()
-            problems = verify_chain(store.audit_rows(up_to=head[0] if head else 0), head)
+            start = store.audit_checkpoint()
+            rows = store.audit_rows(up_to=head[0] if head else 0)
+            problems = verify_chain(rows, head, start)
     except ConfigError as exc:
         return _fail(str(exc))
     if problems:
         for problem in problems:
             print(f"audit chain broken: {problem}", file=sys.stderr)
         return 1
-    count = head[0] if head else 0
-    print(f"audit chain intact: {count} record(s), head {head[1] if head else '-'}")
+    count = (head[0] if head else 0) - (start[0] if start else 0)
+    after = f" after the archive checkpoint at record {start[0]}" if start else ""
+    print(f"audit chain intact: {count} record(s){after}, head {head[1] if head else '-'}")
     return 0
 
 

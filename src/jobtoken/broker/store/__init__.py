@@ -12,6 +12,7 @@ from pathlib import Path
 from jobtoken.broker.store.audit_queries import GENESIS_HASH, AuditBuilder
 from jobtoken.broker.store.base import REVOKE_BATCH, SqlStore
 from jobtoken.broker.store.records import (
+    AuditCheckpoint,
     AuditRow,
     IssueRefused,
     JobKey,
@@ -28,6 +29,7 @@ __all__ = [
     "LATEST_VERSION",
     "REVOKE_BATCH",
     "AuditBuilder",
+    "AuditCheckpoint",
     "AuditRow",
     "IssueRefused",
     "JobKey",

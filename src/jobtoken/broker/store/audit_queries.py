@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from jobtoken.broker.store.job_ends import JobEndQueries
 from jobtoken.broker.store.records import (
     TOKEN_COLUMNS,
+    AuditCheckpoint,
     AuditRow,
     Cursor,
     IssueRefused,
@@ -150,3 +151,45 @@ class AuditQueries(JobEndQueries):
             if len(batch) < _AUDIT_BATCH:
                 return
             after = batch[-1].seq
+
+    # -- archive: a prefix of the chain leaves the store, its head stays as a checkpoint
+    def audit_checkpoint(self) -> tuple[int, str] | None:
+        """(seq, hash) of the last record archived, where the stored chain starts from."""
+
+        def body(cur: Cursor) -> tuple[int, str] | None:
+            cur.execute("SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+            row = cur.fetchone()
+            return None if row is None else (int(row[0]), str(row[1]))
+
+        result: tuple[int, str] | None = self._run(False, body)
+        return result
+
+    def archive_audit(self, checkpoint: AuditCheckpoint) -> int:
+        """Record ``checkpoint`` and delete the records up to it, in one transaction;
+        the records deleted. Refused (``ValueError``) unless the stored record at
+        ``checkpoint.seq`` has ``checkpoint.hash``: only what was exported leaves."""
+
+        def body(cur: Cursor) -> int:
+            cur.execute(self._sql("SELECT hash FROM audit WHERE seq = ?"), (checkpoint.seq,))
+            row = cur.fetchone()
+            if row is None or row[0] != checkpoint.hash:
+                raise ValueError(f"record {checkpoint.seq} is not the one that was exported")
+            cur.execute(
+                self._sql(
+                    "INSERT INTO audit_checkpoints (seq, hash, archived_before, archived_at, "
+                    "records, file_sha256) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    checkpoint.seq,
+                    checkpoint.hash,
+                    checkpoint.archived_before,
+                    checkpoint.archived_at,
+                    checkpoint.records,
+                    checkpoint.file_sha256,
+                ),
+            )
+            cur.execute(self._sql("DELETE FROM audit WHERE seq <= ?"), (checkpoint.seq,))
+            return cur.rowcount
+
+        result: int = self._run(True, body)
+        return result

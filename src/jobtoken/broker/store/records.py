@@ -106,6 +106,18 @@ class AuditRow:
 
 
 @dataclass(frozen=True)
+class AuditCheckpoint:
+    """The head of an archived prefix of the chain: the stored chain starts after it."""
+
+    seq: int
+    hash: str
+    archived_before: str  # the RFC 3339 time bound the archive was made with
+    archived_at: int
+    records: int
+    file_sha256: str  # of the archive file, as written
+
+
+@dataclass(frozen=True)
 class SealedRecord:
     """A row of a table holding sealed secrets, addressed for re-wrapping."""
 

@@ -103,9 +103,21 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 CREATE INDEX IF NOT EXISTS webhook_deliveries_by_keep_until ON webhook_deliveries (keep_until)
 """
 
+_V3 = """
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq             BIGINT PRIMARY KEY,
+    hash            TEXT NOT NULL,
+    archived_before TEXT NOT NULL,
+    archived_at     BIGINT NOT NULL,
+    records         BIGINT NOT NULL,
+    file_sha256     TEXT NOT NULL
+)
+"""
+
 MIGRATIONS = (
     Migration(1, "tokens, jti replay, sealed credentials, signing keys, audit chain", _V1),
     Migration(2, "ended jobs, webhook deliveries, expiry indexes", _V2),
+    Migration(3, "audit checkpoints (audit archive)", _V3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
