@@ -51,6 +51,7 @@ def _setup(workdir: Path, issuer_url: str, port: int) -> Path:
         f'[oidc]\nissuers = []\nloopback_test_issuers = ["{issuer_url}"]\n'
         '[[introspection_clients]]\nid = "rs"\nsecret_file = "client.secret"\n'
         '[policy]\ndirectory = "policies"\n[connectors.contacts]\nscopes = ["contacts.read"]\n'
+        "[limits]\nrepository_rate = 0\n"  # one repository, 1,000s of exchanges: not the limiter
     )
     return config
 

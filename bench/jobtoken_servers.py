@@ -109,6 +109,9 @@ class Broker:
             f'[oidc]\naudience = "{self.audience}"\nissuers = []\n'
             f'loopback_test_issuers = ["{self.issuer.url}"]\n'
             '[policy]\ndirectory = "policies"\n[connectors.contacts]\nscopes = ["contacts.read"]\n'
+            # every request is one repository's: its rate limit (50/s by default) would
+            # measure the limiter, not the exchange
+            "[limits]\nrepository_rate = 0\n"
         )
 
     def start(self) -> None:

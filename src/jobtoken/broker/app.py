@@ -27,10 +27,8 @@ Public API: :func:`create_app`, :func:`create_app_from_env` (uvicorn factory use
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -39,13 +37,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobtoken.broker.assembly import Broker
+from jobtoken.broker.audit import AuditEntry
 from jobtoken.broker.blocking import blocking
 from jobtoken.broker.config import load_config
 from jobtoken.broker.expiry_purge import ExpiryPurge
-from jobtoken.broker.logs import configure_logging, log_event
+from jobtoken.broker.logs import configure_logging
 from jobtoken.broker.oauth import (
     NO_STORE,
     OAuthError,
@@ -56,6 +54,8 @@ from jobtoken.broker.oauth import (
 )
 from jobtoken.broker.proxy import handle_proxy
 from jobtoken.broker.proxy_upstream import UpstreamPool
+from jobtoken.broker.rate_limits import RateLimiter
+from jobtoken.broker.request_log import RequestLog
 from jobtoken.broker.store import StoreError
 from jobtoken.broker.store_outage import RETRY_AFTER_SECONDS, StoreOutage
 from jobtoken.broker.token_exchange import TokenRequest
@@ -79,10 +79,24 @@ Handler = Callable[[Request, Broker], Awaitable[Response]]
 
 def create_app(broker: Broker) -> Starlette:
     outage = StoreOutage()
+    limits = broker.config.limits
+    client_limit = RateLimiter(limits.client_rate, limits.client_burst)
 
-    def bind(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def bind(handler: Handler, limited: bool = True) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            client = request.client.host if request.client else ""
+            refused = (
+                client_limit.refusal(client, "client", "too many requests from this address")
+                if limited
+                else None
+            )
             try:
+                if refused is not None:
+                    broker.metrics.count("jobtoken_rate_limited_total", limit="client")
+                    if refused.report:  # the first of its window; the others are counted only
+                        entry = AuditEntry("denied", "rate_limited", client_address=client)
+                        await blocking(broker.audit.record, entry)
+                    raise refused
                 response = await handler(request, broker)
             except OAuthError as exc:
                 return error_response(exc)
@@ -108,9 +122,9 @@ def create_app(broker: Broker) -> Starlette:
         Route("/.well-known/jwks.json", bind(jwks), methods=["GET"]),
         Route("/webhooks/github", bind(handle_github_webhook), methods=["POST"]),
         Route("/proxy/{connector}/{path:path}", bind(proxy), methods=PROXY_METHODS),
-        Route("/healthz", bind(healthz), methods=["GET"]),
+        Route("/healthz", bind(healthz, limited=False), methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),
-        Route("/metrics", bind(metrics), methods=["GET"]),
+        Route("/metrics", bind(metrics, limited=False), methods=["GET"]),
     ]
     purge = ExpiryPurge(broker.store, retention=broker.config.tokens.retention_seconds)
 
@@ -128,7 +142,7 @@ def create_app(broker: Broker) -> Starlette:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.upstreams = upstreams  # the proxy's upstream clients, for tests and probes
-    app.add_middleware(_RequestLog)
+    app.add_middleware(RequestLog)
     return app
 
 
@@ -349,47 +363,3 @@ async def metrics(request: Request, broker: Broker) -> Response:
             headers={"WWW-Authenticate": 'Bearer realm="jobtoken-metrics"'},
         )
     return PlainTextResponse(broker.metrics.render(), media_type="text/plain; version=0.0.4")
-
-
-class _RequestLog:
-    """One JSON line per request (path without query); a 500 for unexpected errors."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.monotonic()
-        status = 0
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        except Exception:
-            logging.getLogger("jobtoken.broker").error(
-                "unhandled error", exc_info=True, extra={"fields": {"path": scope["path"]}}
-            )
-            if status == 0:
-                status = 500
-                await JSONResponse(
-                    {"error": "server_error", "error_description": "internal error"},
-                    status_code=500,
-                    headers=NO_STORE,
-                )(scope, receive, send)
-        finally:
-            client = scope.get("client")
-            log_event(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.monotonic() - started) * 1000, 1),
-                client=client[0] if client else "",
-            )

@@ -19,6 +19,7 @@ from jobtoken.broker.connectors import Connector
 from jobtoken.broker.jwks import TrustedIssuer
 from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.mint import Minter, SigningKeys
+from jobtoken.broker.rate_limits import RateLimiter
 from jobtoken.broker.sealing import MasterKey, Sealer, SealingError
 from jobtoken.broker.store import SqlStore, StoreError, open_store
 from jobtoken.broker.token_exchange import PolicyCheck, TokenExchange
@@ -125,6 +126,9 @@ class Broker:
             metrics=metrics,
             default_ttl=config.tokens.default_ttl_seconds,
             max_ttl=config.tokens.max_ttl_seconds,
+            repository_limit=RateLimiter(
+                config.limits.repository_rate, config.limits.repository_burst
+            ),
         )
         registry = TokenRegistry(store, audit, metrics, issuer=config.server.public_url)
         return cls(

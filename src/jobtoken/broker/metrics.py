@@ -21,6 +21,7 @@ _HELP = {
     "jobtoken_proxy_requests_total": "Proxied connector requests by outcome.",
     "jobtoken_webhooks_total": "GitHub webhook deliveries by outcome.",
     "jobtoken_store_unavailable_total": "Requests answered 503 because the store was down.",
+    "jobtoken_rate_limited_total": "Requests answered 429, by limit (client or repository).",
 }
 _MAX_SERIES = 1000
 

@@ -3,7 +3,9 @@
 :meth:`TokenExchange.exchange` is ``POST /token`` without HTTP. It runs, in order:
 
 1. verify the subject token (``verify.IdTokenVerifier``: issuer allowlist, signature,
-   audience, times; its single use is step 7) — ``invalid_grant`` otherwise;
+   audience, times; its single use is step 7) — ``invalid_grant`` otherwise; then the
+   repository's rate limit (``rate_limits.py``) — 429 ``temporarily_unavailable``,
+   audited once a minute per repository, counted always;
 2. the connector (``resource`` / ``audience``) is configured — ``invalid_target``;
 3. the requested scopes are well formed and, where the connector lists its scopes,
    known to it — ``invalid_scope`` naming the scope;
@@ -43,6 +45,7 @@ from jobtoken.broker.connectors import Connector
 from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.mint import JobBinding, Minter
 from jobtoken.broker.oauth import OAuthError
+from jobtoken.broker.rate_limits import RateLimited, RateLimiter
 from jobtoken.broker.sealing import Sealer, SealingError
 from jobtoken.broker.store import IssueRefused, JobKey, JtiClaim, SqlStore, TokenRecord
 from jobtoken.broker.verify import REPLAYED, IdTokenVerifier, InvalidIdToken, VerifiedClaims
@@ -123,8 +126,10 @@ class TokenExchange:
         metrics: Metrics,
         default_ttl: int,
         max_ttl: int,
+        repository_limit: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._repository_limit = repository_limit or RateLimiter(0, 1)
         self._verifier, self._policy, self._connectors = verifier, policy, connectors
         self._minter, self._store, self._sealer, self._audit = minter, store, sealer, audit
         self._metrics = metrics
@@ -136,6 +141,11 @@ class TokenExchange:
         try:
             verified = self._verify(request.subject_token)
             claims = verified.claims
+            verdict = self._repository_limit.check(verified.repository_id)
+            if not verdict.allowed:
+                raise RateLimited(
+                    verdict, "repository", "too many token requests for this repository"
+                )
             connector = self._connector(request.connector)
             scopes = self._scopes(request.scope, connector)
             requested_ttl = self._default_ttl if request.ttl is None else request.ttl
@@ -151,6 +161,11 @@ class TokenExchange:
                 raise OAuthError("invalid_request", "the token lifetime must be positive")
             issued, record = self._issue(verified, connector, scopes, ttl)
             self._commit(request, verified, issued, record)
+        except RateLimited as exc:
+            self._metrics.count("jobtoken_rate_limited_total", limit=exc.limit)
+            if exc.report:  # the first of its window; the others are counted only
+                self.refuse(request, exc, claims=claims, scopes=scopes)
+            raise
         except OAuthError as exc:
             self.refuse(request, exc, claims=claims, scopes=scopes)
             raise

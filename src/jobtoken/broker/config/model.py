@@ -107,6 +107,19 @@ class ProxyConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Token buckets (``rate`` per second, ``burst`` at once); a rate of 0 turns one off."""
+
+    #: every request of one client address (off by default: behind a reverse proxy
+    #: every request has the proxy's address)
+    client_rate: int = 0
+    client_burst: int = 1000
+    #: exchanges of one repository (by its verified ``repository_id``)
+    repository_rate: int = 50
+    repository_burst: int = 1000
+
+
+@dataclass(frozen=True)
 class BrokerConfig:
     path: Path
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -118,6 +131,7 @@ class BrokerConfig:
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     connectors: Mapping[str, Connector] = field(default_factory=dict)
 
     @property

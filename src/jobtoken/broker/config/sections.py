@@ -36,6 +36,7 @@ def parse_document(document: Mapping[str, Any], path: Path) -> model.BrokerConfi
         webhook=_webhook(root.table("webhook")),
         policy=_policy(root.table("policy")),
         proxy=_proxy(root.table("proxy")),
+        limits=_limits(root.table("limits")),
         connectors=_connectors(root.table("connectors")),
     )
     root.done()
@@ -195,6 +196,18 @@ def _proxy(t: Table) -> model.ProxyConfig:
     )
     t.done()
     return out
+
+
+def _limits(t: Table) -> model.LimitsConfig:
+    d = model.LimitsConfig()
+    config = model.LimitsConfig(
+        client_rate=t.integer("client_rate", d.client_rate, 0, 100_000),
+        client_burst=t.integer("client_burst", d.client_burst, 1, 1_000_000),
+        repository_rate=t.integer("repository_rate", d.repository_rate, 0, 100_000),
+        repository_burst=t.integer("repository_burst", d.repository_burst, 1, 1_000_000),
+    )
+    t.done()
+    return config
 
 
 def _connectors(t: Table) -> dict[str, Connector]:
