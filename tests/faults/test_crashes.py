@@ -2,8 +2,9 @@
 as a power cut) never lose a record: every token a client received has its row and
 its audit record, every revocation answered before the crash holds after it, a job
 whose webhook was cut short is finished by GitHub's redelivery, and ``audit verify``
-run while brokers write never reports tampering. SQLite store, two workers, loopback;
-bounded in requests and seconds."""
+run while brokers write never reports tampering. The kill under load runs on SQLite
+with one and two workers and on PostgreSQL with two; the others on SQLite with two.
+Loopback, bounded in requests and seconds."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ import pytest
 import requests
 
 from jobtoken.broker.audit import AuditEntry, AuditLog, verify_chain
-from jobtoken.broker.store import TokenRecord, open_store
+from jobtoken.broker.store import SqlStore, TokenRecord, open_store
 from support.broker_process import REPO, REPO_ID, BrokerProcess
 from support.contacts_api import ContactsApi
 from support.oidc_issuer import FakeOidcIssuer
+from support.stores import fresh_schema_dsn
 
 CLIENTS = 4
 LOAD_SECONDS = 2.0
@@ -37,9 +39,20 @@ JOB_TOKENS = 1600  # four revocation transactions of at most 500
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    yield from _started(tmp_path, None, 2)
+
+
+@pytest.fixture(params=[("sqlite", 1), ("sqlite", 2), ("postgres", 2)], ids=str)
+def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerProcess]:
+    kind, workers = request.param
+    dsn = fresh_schema_dsn(request.getfixturevalue("postgres_dsn")) if kind == "postgres" else None
+    yield from _started(tmp_path, dsn, workers)
+
+
+def _started(tmp_path: Path, dsn: str | None, workers: int) -> Iterator[BrokerProcess]:
     with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
         issuer.claims.update(repository=REPO, repository_id=REPO_ID)
-        process = BrokerProcess(tmp_path, issuer, contacts, workers=2)
+        process = BrokerProcess(tmp_path, issuer, contacts, workers=workers, store_dsn=dsn)
         process.write_files()
         process.set_credentials()
         process.start()
@@ -73,7 +86,7 @@ def _load(broker: BrokerProcess, stop: threading.Event, received: list[str]) -> 
 
 def _issued_records(broker: BrokerProcess) -> tuple[set[str], Counter[str], int]:
     """(sha256 of issued tokens, revocation records per sha256, problems in the chain)."""
-    store = open_store("sqlite", path=broker.db_path)
+    store = _store(broker)
     try:
         issued: set[str] = set()
         revoked: Counter[str] = Counter()
@@ -89,11 +102,18 @@ def _issued_records(broker: BrokerProcess) -> tuple[set[str], Counter[str], int]
     return issued, revoked, problems
 
 
+def _store(broker: BrokerProcess) -> SqlStore:
+    if broker.store_dsn is not None:
+        return open_store("postgres", dsn=broker.store_dsn)
+    return open_store("sqlite", path=broker.db_path)
+
+
 def _sha(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def test_a_kill_during_load_loses_no_record_and_no_revocation(broker: BrokerProcess) -> None:
+def test_a_kill_during_load_loses_no_record_and_no_revocation(any_broker: BrokerProcess) -> None:
+    broker = any_broker
     received: list[str] = []
     stop = threading.Event()
     clients = [
