@@ -26,9 +26,7 @@ import requests
 
 from jobtoken.broker.audit import AuditEntry, AuditLog, verify_chain
 from jobtoken.broker.store import SqlStore, TokenRecord, open_store
-from support.broker_process import REPO, REPO_ID, BrokerProcess
-from support.contacts_api import ContactsApi
-from support.oidc_issuer import FakeOidcIssuer
+from support.broker_process import REPO, REPO_ID, BrokerProcess, serving_broker
 from support.stores import fresh_schema_dsn
 
 CLIENTS = 4
@@ -39,27 +37,16 @@ JOB_TOKENS = 1600  # four revocation transactions of at most 500
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
-    yield from _started(tmp_path, None, 2)
+    with serving_broker(tmp_path, workers=2) as process:
+        yield process
 
 
 @pytest.fixture(params=[("sqlite", 1), ("sqlite", 2), ("postgres", 2)], ids=str)
 def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerProcess]:
     kind, workers = request.param
     dsn = fresh_schema_dsn(request.getfixturevalue("postgres_dsn")) if kind == "postgres" else None
-    yield from _started(tmp_path, dsn, workers)
-
-
-def _started(tmp_path: Path, dsn: str | None, workers: int) -> Iterator[BrokerProcess]:
-    with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
-        issuer.claims.update(repository=REPO, repository_id=REPO_ID)
-        process = BrokerProcess(tmp_path, issuer, contacts, workers=workers, store_dsn=dsn)
-        process.write_files()
-        process.set_credentials()
-        process.start()
-        try:
-            yield process
-        finally:
-            process.stop()
+    with serving_broker(tmp_path, workers=workers, store_dsn=dsn) as process:
+        yield process
 
 
 def _load(broker: BrokerProcess, stop: threading.Event, received: list[str]) -> None:

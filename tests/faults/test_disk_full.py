@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support.broker_process import REPO, REPO_ID, BrokerProcess
-from support.contacts_api import ContactsApi
-from support.oidc_issuer import FakeOidcIssuer
+from support.broker_process import BrokerProcess, serving_broker
 
 TMPFS_BYTES = 4 * 1024 * 1024
 
@@ -42,18 +40,8 @@ def small_disk() -> Iterator[Path]:
 
 @pytest.fixture
 def broker(tmp_path: Path, small_disk: Path) -> Iterator[BrokerProcess]:
-    with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
-        issuer.claims.update(repository=REPO, repository_id=REPO_ID)
-        process = BrokerProcess(
-            tmp_path, issuer, contacts, sqlite_path=str(small_disk / "broker.db")
-        )
-        process.write_files()
-        process.set_credentials()
-        process.start()
-        try:
-            yield process
-        finally:
-            process.stop()
+    with serving_broker(tmp_path, sqlite_path=str(small_disk / "broker.db")) as process:
+        yield process
 
 
 def _fill(disk: Path) -> Path:

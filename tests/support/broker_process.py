@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -249,12 +250,24 @@ max_ttl_seconds = 300
 
 
 @contextmanager
+def serving_broker(workdir: Path, **options: Any) -> Iterator[BrokerProcess]:
+    """A started broker with its own fake issuer and contacts API (``options`` are
+    :class:`BrokerProcess` fields: ``workers``, ``store_dsn``, ``sqlite_path``…)."""
+    with (
+        FakeOidcIssuer() as issuer,
+        ContactsApi() as contacts,
+        running_broker(workdir, issuer, contacts, **options) as broker,
+    ):
+        yield broker
+
+
+@contextmanager
 def running_broker(
-    workdir: Path, issuer: FakeOidcIssuer, contacts: ContactsApi
+    workdir: Path, issuer: FakeOidcIssuer, contacts: ContactsApi, **options: Any
 ) -> Iterator[BrokerProcess]:
     """Write the config, store the credentials, start the broker; stop it after."""
     issuer.claims.update(repository=REPO, repository_id=REPO_ID)
-    broker = BrokerProcess(workdir, issuer, contacts)
+    broker = BrokerProcess(workdir, issuer, contacts, **options)
     broker.write_files()
     broker.set_credentials()
     broker.start()

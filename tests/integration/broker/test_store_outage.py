@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.broker_process import REPO, REPO_ID, BrokerProcess
-from support.contacts_api import ContactsApi
-from support.oidc_issuer import FakeOidcIssuer
+from support.broker_process import BrokerProcess, serving_broker
 from support.postgres_cluster import PostgresCluster
 
 REQUESTS_DURING_OUTAGE = 12
@@ -34,16 +32,8 @@ def cluster() -> Iterator[PostgresCluster]:
 
 @pytest.fixture
 def broker(tmp_path: Path, cluster: PostgresCluster) -> Iterator[BrokerProcess]:
-    with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
-        issuer.claims.update(repository=REPO, repository_id=REPO_ID)
-        process = BrokerProcess(tmp_path, issuer, contacts, store_dsn=cluster.dsn)
-        process.write_files()
-        process.set_credentials()
-        process.start()
-        try:
-            yield process
-        finally:
-            process.stop()
+    with serving_broker(tmp_path, store_dsn=cluster.dsn) as process:
+        yield process
 
 
 def _log_lines(broker: BrokerProcess) -> list[dict[str, object]]:

@@ -5,7 +5,6 @@ from a broken chain or over an existing file."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,21 +13,10 @@ import pytest
 from jobtoken.broker.audit import AuditEntry, AuditLog, verify_chain
 from jobtoken.broker.audit_archive import ArchiveError, archive_before
 from jobtoken.broker.store import GENESIS_HASH, AuditRow, SqlStore
-from support.stores import fresh_schema_dsn, open_kind
 
 DAY1 = datetime(2026, 11, 1, 12, tzinfo=timezone.utc).timestamp()
 DAY2 = datetime(2026, 11, 2, 12, tzinfo=timezone.utc).timestamp()
 MIDNIGHT = datetime(2026, 11, 2, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    dsn = ""
-    if request.param == "postgres":
-        dsn = fresh_schema_dsn(request.getfixturevalue("postgres_dsn"))
-    opened = open_kind(request.param, tmp_path, dsn)
-    yield opened
-    opened.close()
 
 
 def _records(store: SqlStore, when: float, count: int) -> None:

@@ -7,7 +7,6 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from jobtoken.broker.assembly import Broker
 from jobtoken.broker.config import load_config
 from jobtoken.broker.expiry_purge import ExpiryPurge
 from jobtoken.broker.store import SqlStore, StoreError, TokenRecord
-from support.stores import fresh_schema_dsn, open_kind
 
 NOW = int(time.time())
 _TOKEN = TokenRecord(
@@ -38,16 +36,6 @@ _TOKEN = TokenRecord(
     issued_at=NOW,
     expires_at=NOW + 600,
 )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    dsn = ""
-    if request.param == "postgres":
-        dsn = fresh_schema_dsn(request.getfixturevalue("postgres_dsn"))
-    opened = open_kind(request.param, tmp_path, dsn)
-    yield opened
-    opened.close()
 
 
 def _build(seq: int, prev: str) -> tuple[str, str]:

@@ -1,5 +1,5 @@
-"""Both backends for the store tests: SQLite in a temp dir, and a fresh schema on the
-session's real PostgreSQL cluster."""
+"""Both store backends for the broker's unit tests (``store`` runs a test on each):
+SQLite in a temp dir, and a fresh schema on the session's real PostgreSQL cluster."""
 
 from __future__ import annotations
 
