@@ -11,7 +11,6 @@ Public API: `run_revoke(env, out) -> int`, `decode_revoke_handle(handle, provide
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from jobtoken.action.inputs import InputReader, read_revoke_inputs
 from jobtoken.action.oidc import RunnerIdTokens
 from jobtoken.action.provider import RevokeRequest, load
 from jobtoken.action.runtime import Runtime
+from jobtoken.wire.strict_json import loads_strict
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def decode_revoke_handle(handle: str | None, provider: str) -> dict[str, str]:
     import base64  # only providers with revoke state pay for it
 
     try:
-        document = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
+        document = loads_strict(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
     except ValueError:
         raise bad from None
     if not isinstance(document, dict) or not isinstance(document.get("state"), dict):

@@ -32,6 +32,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import HttpError
 from jobtoken.action.http.connection import Target, round_trip
+from jobtoken.wire.strict_json import DuplicateKeyError, StrictJsonError, loads_strict
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:
@@ -87,8 +88,13 @@ class Response:
     def json_object(self, what: str) -> dict[str, object]:
         """The body as a JSON object; `what` names the server in the error."""
         try:
-            value = json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            value = loads_strict(self.body)
+        except DuplicateKeyError:
+            raise HttpError(
+                f"{what} answered HTTP {self.status} with JSON that repeats a key, which "
+                f"two readers could read differently: refused ({describe_url(self.url)})"
+            ) from None
+        except StrictJsonError:
             raise HttpError(
                 f"{what} answered HTTP {self.status} with a body that is not JSON "
                 f"({describe_url(self.url)})"

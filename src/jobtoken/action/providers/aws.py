@@ -43,6 +43,7 @@ from jobtoken.action.providers.secret_document import (
     to_issued_token,
 )
 from jobtoken.action.providers.sigv4 import AwsCredentials, sign
+from jobtoken.wire.strict_json import loads_strict
 from jobtoken.wire.text import neutralize
 from jobtoken.wire.unverified_claims import job_claims
 
@@ -253,7 +254,7 @@ def _find_text(root: ElementTree.Element | None, local_name: str) -> str | None:
 def _aws_error(answer: Response) -> tuple[str, str]:
     """(code, message) from a JSON (``__type``) or XML (``<Error><Code>``) AWS error."""
     try:
-        body = json.loads(answer.body.decode("utf-8"))
+        body = loads_strict(answer.body)
     except ValueError:
         body = None
     if isinstance(body, dict):

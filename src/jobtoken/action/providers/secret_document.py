@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from jobtoken.action.errors import ProviderError
 from jobtoken.action.provider import IssuedToken
 from jobtoken.wire.grammar import split_scopes
+from jobtoken.wire.strict_json import loads_strict
 
 __all__ = [
     "EXPIRES_AT_KEY",
@@ -259,7 +259,7 @@ def to_issued_token(
 
 def _from_document(text: str, *, what: str, metadata: SecretMetadata | None) -> ConnectorSecret:
     try:
-        document = json.loads(text)
+        document = loads_strict(text.encode("utf-8", "surrogatepass"))
     except ValueError:
         raise ProviderError(
             f"{what} starts with `{{` but is not valid JSON: store either a JSON document "

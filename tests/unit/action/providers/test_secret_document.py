@@ -122,3 +122,9 @@ def test_rfc3339_round_trips_with_any_fraction(when: datetime.datetime) -> None:
     text = when.isoformat().replace("+00:00", "Z")
     assert parse_expiry(text, what="x") == when
     assert parse_expiry(int(when.timestamp()), what="x") == when.replace(microsecond=0)
+
+
+def test_a_document_repeating_a_key_is_refused_not_read_two_ways() -> None:
+    text = '{"token": "pat-abc", "scopes": ["admin"], "scopes": ["a.read"]}'
+    with pytest.raises(ProviderError, match="not valid JSON"):
+        read_connector_secret(text, what="the secret")
