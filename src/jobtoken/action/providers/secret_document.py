@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from jobtoken.action.errors import ProviderError
 from jobtoken.action.provider import IssuedToken
 from jobtoken.wire.grammar import split_scopes
-from jobtoken.wire.strict_json import loads_strict
+from jobtoken.wire.strict_json import DuplicateKeyError, loads_strict
 
 __all__ = [
     "EXPIRES_AT_KEY",
@@ -260,6 +260,10 @@ def to_issued_token(
 def _from_document(text: str, *, what: str, metadata: SecretMetadata | None) -> ConnectorSecret:
     try:
         document = loads_strict(text.encode("utf-8", "surrogatepass"))
+    except DuplicateKeyError:
+        raise ProviderError(
+            f"{what} is a JSON document that repeats a key: store each field once"
+        ) from None
     except ValueError:
         raise ProviderError(
             f"{what} starts with `{{` but is not valid JSON: store either a JSON document "

@@ -126,5 +126,5 @@ def test_rfc3339_round_trips_with_any_fraction(when: datetime.datetime) -> None:
 
 def test_a_document_repeating_a_key_is_refused_not_read_two_ways() -> None:
     text = '{"token": "pat-abc", "scopes": ["admin"], "scopes": ["a.read"]}'
-    with pytest.raises(ProviderError, match="not valid JSON"):
+    with pytest.raises(ProviderError, match="the secret is a JSON document that repeats a key"):
         read_connector_secret(text, what="the secret")
