@@ -8,6 +8,13 @@ STAMP  := $(VENV)/.installed
 
 NODE_DEPS := $(VENV)/node/node_modules/jose/package.json
 
+# What zizmor and actionlint check (docs/development.md, "Supply chain"): our own
+# workflows, the example workflows users copy, and both composite actions.
+# actionlint reads workflows only (tests/support/lint_actions.py shellchecks the actions'
+# run: scripts); zizmor reads all of these and dependabot.yml.
+WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml examples/workflows/*.yml))
+ACTIONS   := action.yml revoke/action.yml
+
 .PHONY: demo test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
@@ -22,6 +29,25 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/zizmor --offline --persona=pedantic .github/dependabot.yml $(WORKFLOWS) $(ACTIONS)
+	@# actionlint runs shellcheck on every run: script when shellcheck is on PATH. As
+	@# root on Debian/Ubuntu (CI) it is installed once; elsewhere the check says it skipped.
+	@if ! command -v shellcheck >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	    && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing shellcheck with apt-get (for actionlint)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq shellcheck >/dev/null 2>&1 \
+	    || { apt-get update -qq >/dev/null && apt-get install -y -qq shellcheck >/dev/null; } \
+	    || echo "apt-get could not install shellcheck"; \
+	fi
+	$(BIN)/python tests/support/lint_actions.py $(ACTIONS)
+	@if command -v shellcheck >/dev/null 2>&1; then \
+	  echo "$(BIN)/actionlint $(WORKFLOWS)"; \
+	  $(BIN)/actionlint $(WORKFLOWS); \
+	else \
+	  echo "shellcheck not found: actionlint runs without it, shellcheck checks of run: scripts skipped"; \
+	  $(BIN)/actionlint -shellcheck= $(WORKFLOWS); \
+	fi
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

