@@ -45,9 +45,12 @@ class HttpError(ActionError):
 
     title = "jobtoken: request failed"
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, spent: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        #: the time ran out before the request was sent: an earlier attempt's error,
+        #: if there is one, says more about why
+        self.spent = spent
 
 
 class OidcError(ActionError):

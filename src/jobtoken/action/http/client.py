@@ -223,6 +223,8 @@ def fetch(
                 request, deadline=deadline.within(retry.attempt_timeout), max_bytes=max_bytes
             )
         except HttpError as exc:
+            if exc.spent and failure is not None:
+                raise failure from None  # the cause, not "no time was left to retry"
             if not exc.retryable or last or deadline.expired():
                 raise
             failure = exc

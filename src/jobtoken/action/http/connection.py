@@ -133,7 +133,7 @@ def _connect(target: Target, deadline: Deadline, where: str) -> socket.socket:
     host, port = (proxy[0], proxy[1]) if proxy else (target.host, target.port)
     remaining = deadline.remaining()
     if remaining <= 0:
-        raise HttpError(f"timed out before calling {where}", retryable=True)
+        raise HttpError(f"timed out before calling {where}", retryable=True, spent=True)
     try:
         sock = socket.create_connection((host, port), timeout=remaining)
     except TimeoutError:

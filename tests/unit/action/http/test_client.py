@@ -265,6 +265,20 @@ def test_fetch_retries_network_errors_then_raises() -> None:
     assert len(sleeps) == 3
 
 
+def test_time_running_out_between_retries_reports_the_cause_not_the_clock() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    budget = Deadline(1.0)
+
+    def slow_sleep(delay: float) -> None:  # a loaded machine: the pause eats the budget
+        time.sleep(budget.remaining() + 0.01)
+
+    with pytest.raises(HttpError, match="could not connect") as caught:
+        fetch(lambda: Request("GET", f"http://127.0.0.1:{port}"), deadline=budget, sleep=slow_sleep)
+    assert "timed out before calling" not in caught.value.message
+
+
 def test_a_same_origin_redirect_of_a_get_is_followed(server: ScriptedServer) -> None:
     server.replies = [status(302, "Location: /final\r\n"), ok()]
     response = send(Request("GET", f"{server.url}/start"), deadline=deadline())
