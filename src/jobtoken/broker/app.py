@@ -31,6 +31,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -55,7 +56,7 @@ from jobtoken.broker.oauth import (
 from jobtoken.broker.proxy import handle_proxy
 from jobtoken.broker.proxy_upstream import UpstreamPool
 from jobtoken.broker.rate_limits import RateLimiter
-from jobtoken.broker.request_log import RequestLog
+from jobtoken.broker.request_log import RequestLog, request_id
 from jobtoken.broker.store import StoreError
 from jobtoken.broker.store_outage import RETRY_AFTER_SECONDS, StoreOutage
 from jobtoken.broker.token_exchange import TokenRequest
@@ -158,7 +159,7 @@ async def token(request: Request, broker: Broker) -> Response:
     user_agent = request.headers.get("user-agent", "")
     try:
         form = await read_form(request, broker.config.server.max_body_bytes)
-        exchange = _token_request(form, client, user_agent)
+        exchange = replace(_token_request(form, client, user_agent), request_id=request_id(request))
     except OAuthError as exc:  # refused before the exchange proper: audited all the same
         refused = TokenRequest(
             subject_token="",
@@ -166,6 +167,7 @@ async def token(request: Request, broker: Broker) -> Response:
             scope=form.get("scope", ""),
             client_address=client,
             user_agent=user_agent,
+            request_id=request_id(request),
         )
         await blocking(broker.exchange.refuse, refused, exc)
         raise

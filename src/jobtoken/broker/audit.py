@@ -75,6 +75,7 @@ class AuditEntry:
     client_address: str = ""
     user_agent: str = ""
     client_id: str = ""  # the authenticated client (introspection), if any
+    request_id: str = ""  # the broker's id of the request (its log line, X-Request-Id)
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
@@ -98,6 +99,7 @@ class AuditEntry:
             "client_address": _bounded(self.client_address),
             "user_agent": _bounded(self.user_agent),
             "client_id": _bounded(self.client_id),
+            "request_id": _bounded(self.request_id),
         }
 
 

@@ -2,21 +2,33 @@
 path without its query string, never a header or a body), and a bare 500
 ``server_error`` for an unexpected failure, logged by type and place only.
 
-Public API: :class:`RequestLog` (ASGI middleware).
+Each request gets a random id: in its log line, in the ``X-Request-Id`` response
+header, and (``request_id(request)``) in the audit record of a ``/token`` decision,
+so that a log line, a user's report and an audit record can be matched.
+
+Public API: :class:`RequestLog` (ASGI middleware), :func:`request_id`.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobtoken.broker.logs import log_event
 from jobtoken.broker.oauth import NO_STORE
 
-__all__ = ["RequestLog"]
+__all__ = ["RequestLog", "request_id"]
+
+
+def request_id(request: Request) -> str:
+    """The id :class:`RequestLog` gave this request ("" outside it)."""
+    value = request.scope.get("state", {}).get("request_id", "")
+    return value if isinstance(value, str) else ""
 
 
 class RequestLog:
@@ -31,11 +43,14 @@ class RequestLog:
             return
         started = time.monotonic()
         status = 0
+        rid = secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = rid
 
         async def record_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
@@ -49,7 +64,7 @@ class RequestLog:
                 await JSONResponse(
                     {"error": "server_error", "error_description": "internal error"},
                     status_code=500,
-                    headers=NO_STORE,
+                    headers={**NO_STORE, "X-Request-Id": rid},
                 )(scope, receive, send)
         finally:
             client = scope.get("client")
@@ -60,4 +75,5 @@ class RequestLog:
                 status=status,
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
                 client=client[0] if client else "",
+                request_id=rid,
             )

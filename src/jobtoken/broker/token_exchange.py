@@ -42,6 +42,7 @@ from typing import Protocol
 
 from jobtoken.broker.audit import AuditEntry, AuditLog
 from jobtoken.broker.connectors import Connector
+from jobtoken.broker.logs import log_event
 from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.mint import JobBinding, Minter
 from jobtoken.broker.oauth import OAuthError
@@ -88,6 +89,7 @@ class TokenRequest:
     ttl: int | None = None
     client_address: str = ""
     user_agent: str = ""
+    request_id: str = ""
 
 
 @dataclass(frozen=True, repr=False)
@@ -194,9 +196,17 @@ class TokenExchange:
                 requested_scopes=tuple(s[:128] for s in requested),
                 client_address=request.client_address,
                 user_agent=request.user_agent,
+                request_id=request.request_id,
             )
         )
         known = request.connector if request.connector in self._connectors else ""
+        log_event(
+            "token refused",
+            reason=exc.reason,
+            connector=known,
+            repository=str((claims or {}).get("repository", ""))[:140],
+            request_id=request.request_id,
+        )
         self._metrics.count(
             "jobtoken_exchanges_total", outcome="denied", reason=exc.reason, connector=known
         )
@@ -226,6 +236,7 @@ class TokenExchange:
             token_id=record.token_id,
             client_address=request.client_address,
             user_agent=request.user_agent,
+            request_id=request.request_id,
         )
         single_use = JtiClaim(verified.iss, verified.jti, self._verifier.single_use_until(verified))
         job = JobKey(record.repository_id, record.run_id, record.run_attempt, record.check_run_id)
