@@ -67,12 +67,13 @@ def test_an_expired_jti_is_forgotten(store: SqlStore) -> None:
 
 
 def test_audit_and_token_are_written_together(store: SqlStore) -> None:
-    assert store.append_audit(_build, _token()) == 1
+    token = _token()
+    assert store.append_audit(_build, token) == 1
     assert store.append_audit(_build) == 2
     assert store.audit_head() == (2, f"{2:064x}")
     rows = list(store.audit_rows())
     assert [(r.seq, r.prev_hash) for r in rows] == [(1, "0" * 64), (2, f"{1:064x}")]
-    assert store.find_token("t1") == _token()
+    assert store.find_token("t1") == token
 
 
 def test_a_failed_token_insert_rolls_back_its_audit_record(store: SqlStore) -> None:
@@ -237,7 +238,8 @@ def test_expiry_filters_use_an_index_not_a_scan(
 
 def test_sqlite_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> None:
     store = open_store("sqlite", path=tmp_path / "store.db")
-    store.append_audit(_build, _token())
+    token = _token()  # once: its times are the clock's when it was made
+    store.append_audit(_build, token)
     in_write, release = threading.Event(), threading.Event()
 
     def slow_build(seq: int, prev: str) -> tuple[str, str]:
@@ -253,7 +255,7 @@ def test_sqlite_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> Non
         reader = threading.Thread(target=lambda: found.append(store.find_token("t1")))
         reader.start()
         reader.join(5)
-        assert found == [_token()], "the read waited for the write"
+        assert found == [token], "the read waited for the write"
         assert store.audit_head() == (1, f"{1:064x}")  # the uncommitted record is not seen
     finally:
         release.set()
