@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import json
 import secrets
 import sqlite3
@@ -134,29 +133,7 @@ def test_a_kill_during_load_loses_no_record_and_no_revocation(any_broker: Broker
 
 
 def _webhook(broker: BrokerProcess, delivery: str) -> requests.Response:
-    body = json.dumps(
-        {
-            "action": "completed",
-            "repository": {"id": int(REPO_ID)},
-            "workflow_job": {
-                "id": int(JOB["check_run_id"]),
-                "run_id": int(JOB["run_id"]),
-                "run_attempt": int(JOB["run_attempt"]),
-            },
-        }
-    ).encode()
-    digest = hmac.new(broker.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-    return requests.post(
-        f"{broker.url}/webhooks/github",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-GitHub-Event": "workflow_job",
-            "X-GitHub-Delivery": delivery,
-            "X-Hub-Signature-256": f"sha256={digest}",
-        },
-        timeout=60,
-    )
+    return broker.job_completed(**JOB, delivery=delivery, timeout=60)
 
 
 def _job_tokens(broker: BrokerProcess, count: int) -> list[str]:

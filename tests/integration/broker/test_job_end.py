@@ -4,8 +4,6 @@ changes nothing, and a sibling job of the same run cannot revoke this job's toke
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import sqlite3
 import uuid
@@ -43,30 +41,12 @@ def _introspect(broker: BrokerProcess, token: str) -> dict[str, object]:
 def _complete(
     broker: BrokerProcess, run_id: str, check_run_id: str, delivery: str | None = None
 ) -> requests.Response:
-    claims = broker.issuer.claims
-    job = {
-        "id": int(check_run_id),
-        "run_id": int(run_id),
-        "run_attempt": int(claims["run_attempt"]),
-        "check_run_url": f"https://api.github.com/repos/o/r/check-runs/{check_run_id}",
-    }
-    payload = json.dumps(
-        {
-            "action": "completed",
-            "repository": {"id": int(claims["repository_id"])},
-            "workflow_job": job,
-        }
-    ).encode()
-    signature = hmac.new(broker.webhook_secret.encode(), payload, hashlib.sha256).hexdigest()
-    return requests.post(
-        f"{broker.url}/webhooks/github",
-        data=payload,
-        headers={
-            "X-GitHub-Event": "workflow_job",
-            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-            "X-Hub-Signature-256": f"sha256={signature}",
-            "Content-Type": "application/json",
-        },
+    return broker.job_completed(
+        run_id=run_id,
+        run_attempt=str(broker.issuer.claims["run_attempt"]),
+        check_run_id=check_run_id,
+        delivery=delivery or str(uuid.uuid4()),
+        check_run_url=True,
         timeout=5,
     )
 
