@@ -19,11 +19,13 @@ from jobtoken.broker.connectors import Connector
 from jobtoken.broker.jwks import TrustedIssuer
 from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.mint import Minter, SigningKeys
+from jobtoken.broker.oauth_client import ProviderClient
 from jobtoken.broker.rate_limits import RateLimiter
 from jobtoken.broker.sealing import MasterKey, Sealer, SealingError
 from jobtoken.broker.store import SqlStore, StoreError, open_store
 from jobtoken.broker.token_exchange import PolicyCheck, TokenExchange
 from jobtoken.broker.token_registry import TokenRegistry
+from jobtoken.broker.upstream_grants import UpstreamGrants
 from jobtoken.broker.verify import IdTokenVerifier, VerifiedClaims, VerifierConfig
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.evaluate import PolicyDecision, evaluate
@@ -81,6 +83,7 @@ class Broker:
     registry: TokenRegistry
     clients: Mapping[str, IntrospectionClient]
     webhook_secret: bytes | None
+    grants: UpstreamGrants
     metrics_token: bytes | None = None
 
     @property
@@ -115,6 +118,13 @@ class Broker:
         except SealingError as exc:
             raise ConfigError(str(exc)) from None
         minter = Minter(keys, issuer=config.server.public_url)
+        grants = UpstreamGrants(
+            store=store,
+            sealer=sealer,
+            audit=audit,
+            metrics=metrics,
+            provider=ProviderClient(timeout_seconds=float(config.proxy.timeout_seconds)),
+        )
         exchange = TokenExchange(
             verifier=verifier,
             policy=policy,
@@ -124,6 +134,7 @@ class Broker:
             sealer=sealer,
             audit=audit,
             metrics=metrics,
+            grants=grants,
             default_ttl=config.tokens.default_ttl_seconds,
             max_ttl=config.tokens.max_ttl_seconds,
             repository_limit=RateLimiter(
@@ -144,6 +155,7 @@ class Broker:
             registry=registry,
             clients=clients,
             webhook_secret=webhook,
+            grants=grants,
             metrics_token=metrics_secret,
         )
 

@@ -1,7 +1,8 @@
 """The audit trail: one append-only, hash-chained record per broker decision.
 
 Every decision — a token issued, a request denied (with its reason code), a token
-revoked, a token introspected — becomes one record. Each record carries its sequence
+revoked, a token introspected, a connector's grant connected or refreshed (or its
+refresh failed) — becomes one record. Each record carries its sequence
 number and the hash of the record before it, and its own hash is
 ``SHA-256(prev_hash || "\\n" || canonical JSON)``; the newest (seq, hash) is also kept
 as the chain head. :func:`verify_chain` therefore detects a record altered (its hash no
@@ -56,7 +57,18 @@ AUDITED_CLAIMS = (
     "actor_id",
 )
 _MAX_FIELD_CHARS = 512
-DECISIONS = ("issued", "denied", "revoked", "introspected")
+DECISIONS = (
+    "issued",
+    "denied",
+    "revoked",
+    "introspected",
+    # a connector's OAuth grant at its provider (upstream_grants.py)
+    "connected",
+    "refreshed",
+    "refresh_failed",
+    # a job's own upstream token (a GitHub App installation token) revoked at GitHub
+    "revoked_upstream",
+)
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,24 @@ Two kinds:
   credential back from a job that copied it; use it only for APIs that cannot be
   proxied, and only with ``allow_passthrough = true`` in the connector's config.
 
+Where the broker's access to the upstream comes from is the connector's ``credential``,
+a choice separate from how the job receives access:
+
+- ``static`` (default): one long-lived key, stored sealed (``connector set``);
+- ``oauth2-refresh``: an OAuth refresh token got by ``jobtoken broker connect`` (the
+  authorization-code flow), refreshed once for every worker and broker
+  (``upstream_grants.py``); the client secret is stored sealed;
+- ``oauth2-client-credentials``: the client secret, traded for access tokens;
+- ``github-app``: the app's private key; every exchange mints a GitHub installation
+  token limited to the job's repository and the permissions its scopes name.
+
 Proxy scopes: each ``routes`` entry maps a method and a path pattern to the scope a
 token needs for it. In a pattern, ``*`` matches one path segment and a final ``**``
 matches any number of segments; the first matching route decides; a request no route
 matches is refused.
 
-Public API: :class:`Connector`, :class:`Route`, :data:`KINDS`.
+Public API: :class:`Connector`, :class:`Route`, :class:`OAuthSettings`,
+:class:`GitHubAppSettings`, :data:`KINDS`, :data:`CREDENTIALS`.
 """
 
 from __future__ import annotations
@@ -29,9 +41,12 @@ from urllib.parse import urlsplit
 
 from jobtoken.wire.grammar import SCOPE, check_connector_name
 
-__all__ = ["KINDS", "Connector", "Route"]
+__all__ = ["CREDENTIALS", "KINDS", "Connector", "GitHubAppSettings", "OAuthSettings", "Route"]
 
 KINDS = ("minted", "passthrough")
+CREDENTIALS = ("static", "oauth2-refresh", "oauth2-client-credentials", "github-app")
+OAUTH_CREDENTIALS = ("oauth2-refresh", "oauth2-client-credentials")
+CLIENT_AUTH = ("client_secret_post", "client_secret_basic")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "*")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@-]+")
@@ -78,6 +93,75 @@ class Route:
         return len(pattern) == len(segments)
 
 
+def check_endpoint(url: str, what: str) -> None:
+    """An https URL (http only on loopback), with no credentials or fragment."""
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ValueError(f"{what} must be an https:// URL (http only on loopback)")
+    if not parts.hostname or parts.username or parts.password or parts.fragment:
+        raise ValueError(f"{what} must be an absolute URL without credentials or fragment")
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """How the broker, as an OAuth client, talks to the provider (RFC 6749)."""
+
+    client_id: str
+    token_url: str
+    authorize_url: str = ""
+    #: RFC 7009 revocation endpoint; "" when the provider has none
+    revoke_url: str = ""
+    #: the scopes asked of the provider at connect time (the provider's names)
+    scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    client_auth: str = "client_secret_post"
+    #: refresh this long before the access token expires (at most half its lifetime)
+    refresh_margin_seconds: int = 60
+    #: where the access token sits in the token response (Slack nests user tokens)
+    access_token_path: tuple[str, ...] = ("access_token",)
+    #: the token-response field that gives the API's base URL (Salesforce: instance_url)
+    base_url_field: str = ""
+    #: extra query parameters of the authorization request
+    authorize_params: tuple[tuple[str, str], ...] = ()
+    #: the token request's body: "form" (RFC 6749) or "json" (Notion)
+    token_body: str = "form"  # noqa: S105 (a body format, not a secret)
+    #: lifetime assumed when the token response gives no ``expires_in``
+    default_expires_in: int = 3600
+
+    def __post_init__(self) -> None:
+        if not self.client_id or len(self.client_id) > 512:
+            raise ValueError("client_id must be set (at most 512 characters)")
+        check_endpoint(self.token_url, "token_url")
+        for name in ("authorize_url", "revoke_url"):
+            if getattr(self, name):
+                check_endpoint(getattr(self, name), name)
+        if self.scope_separator not in (" ", ","):
+            raise ValueError("scope_separator must be ' ' or ','")
+        if self.client_auth not in CLIENT_AUTH:
+            raise ValueError(f"client_auth must be one of {', '.join(CLIENT_AUTH)}")
+        if self.token_body not in ("form", "json"):
+            raise ValueError("token_body must be 'form' or 'json'")
+        if not 0 <= self.refresh_margin_seconds <= 3600:
+            raise ValueError("refresh_margin_seconds must be between 0 and 3600")
+        if not self.access_token_path or not all(self.access_token_path):
+            raise ValueError("access_token_path must name at least one field")
+        for scope in self.scopes:
+            if not scope or any(c in scope for c in ' ,"\r\n'):
+                raise ValueError(f"upstream scope {scope!r} must hold no space, comma or quote")
+
+
+@dataclass(frozen=True)
+class GitHubAppSettings:
+    app_id: str
+    api_url: str = "https://api.github.com"
+
+    def __post_init__(self) -> None:
+        if not self.app_id.isdigit() and not self.app_id.startswith("Iv"):
+            raise ValueError("app_id must be the app's numeric id or its client id (Iv…)")
+        check_endpoint(self.api_url, "api_url")
+
+
 #: Default ``max_ttl_seconds`` of a minted connector without ``base_url``: its tokens are
 #: verified offline (JWKS) by the API, which cannot learn of a revocation, so only the
 #: lifetime bounds them after the job ends (docs/security.md). Proxied connectors keep 900.
@@ -95,6 +179,11 @@ class Connector:
     auth_scheme: str = "Bearer"
     allow_passthrough: bool = False
     routes: tuple[Route, ...] = ()
+    credential: str = "static"
+    oauth: OAuthSettings | None = None
+    github_app: GitHubAppSettings | None = None
+    #: static headers the proxy adds to every call (Notion-Version)
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         problem = check_connector_name(self.name)
@@ -118,16 +207,37 @@ class Connector:
                 raise ValueError("base_url must be an absolute http(s) URL")
             if parts.query or parts.fragment or parts.username or parts.password:
                 raise ValueError("base_url may not hold a query, fragment or credentials")
-        if self.routes and not self.base_url:
+        if self.credential not in CREDENTIALS:
+            raise ValueError(f"credential must be one of {', '.join(CREDENTIALS)}")
+        if (self.credential in OAUTH_CREDENTIALS) != (self.oauth is not None):
+            raise ValueError(
+                "an oauth2-* credential needs an [oauth] table (client_id, token_url, …), "
+                "and only it"
+            )
+        if (self.credential == "github-app") != (self.github_app is not None):
+            raise ValueError("credential 'github-app' needs a [github_app] table, and only it")
+        if self.routes and not self.base_url and not self._base_url_from_grant:
             raise ValueError("routes need a base_url to proxy to")
+        for header, value in self.headers:
+            if not _HEADER.fullmatch(header) or not all(" " <= c <= "~" for c in value):
+                raise ValueError(f"header {header!r} must be a header name with a printable value")
         if not _HEADER.fullmatch(self.auth_header):
             raise ValueError("auth_header must be a header name")
         if self.auth_scheme and not _HEADER.fullmatch(self.auth_scheme):
             raise ValueError("auth_scheme must be a single word such as Bearer, or empty")
 
     @property
+    def _base_url_from_grant(self) -> bool:
+        return self.oauth is not None and bool(self.oauth.base_url_field)
+
+    @property
     def proxied(self) -> bool:
-        return self.kind == "minted" and bool(self.base_url)
+        return self.kind == "minted" and bool(self.base_url or self._base_url_from_grant)
+
+    @property
+    def per_job_upstream(self) -> bool:
+        """Every exchange gets an upstream token of its own (revoked with the job's)."""
+        return self.credential == "github-app"
 
     def route_for(self, method: str, segments: tuple[str, ...]) -> Route | None:
         """The first route that allows a proxied request, or None."""

@@ -7,8 +7,11 @@ SHA-256) and has not revoked it; that the row's job binding equals the token's; 
 path is plain (no ``.``/``..``/empty segments, no ``;`` (``..;`` path parameters that
 Tomcat/Spring normalise away), no encoded ``/`` or ``\\``); a configured
 route maps the method and path to a scope the token holds. Only then is the request
-forwarded to ``base_url`` + path with the upstream credential injected and the broker
-token removed. Request and response bodies are capped, the upstream call has a
+forwarded to ``base_url`` + path with the upstream credential injected
+(``proxy_credentials.py``: a static key, an OAuth access token refreshed once for
+everyone, or the job's own GitHub App token) and the broker token removed. An
+OAuth connector's API answering 401 gets one forced single-flight refresh and one
+retry, no more. Request and response bodies are capped, the upstream call has a
 timeout and an overall deadline, redirects are not followed, and only an allowlist of
 headers passes in either direction. The token check and the store reads run in the
 thread pool (the store is synchronous); the upstream call itself runs on the event
@@ -30,10 +33,15 @@ from starlette.responses import JSONResponse, Response
 
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.blocking import blocking
+from jobtoken.broker.connectors import Connector
 from jobtoken.broker.mint import InvalidAccessToken
 from jobtoken.broker.oauth import OAuthError, read_body, safe_text
+from jobtoken.broker.proxy_credentials import (
+    CredentialUnavailable,
+    UpstreamCredential,
+    upstream_credential,
+)
 from jobtoken.broker.proxy_upstream import UpstreamError, UpstreamPool, UpstreamResponse
-from jobtoken.broker.sealing import SealingError
 from jobtoken.broker.store import TokenRecord
 from jobtoken.broker.token_exchange import token_sha256
 
@@ -110,29 +118,60 @@ async def handle_proxy(request: Request, broker: Broker, upstreams: UpstreamPool
         body = await read_body(request, broker.config.proxy.max_request_bytes)
     except OAuthError as exc:
         return _refuse(exc.status, "invalid_request", exc.description)
-    sealed = await blocking(broker.store.get_credential, name)
     try:
-        credential = broker.sealer.open(f"connector:{name}", sealed or b"").decode("utf-8")
-    except (SealingError, UnicodeDecodeError):
-        return _refuse(503, "temporarily_unavailable", "connector credential unavailable")
-    header, value = connector.credential_header(credential)
-    headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
-    headers = {k: v for k, v in headers.items() if k.lower() != header.lower()}
-    headers[header] = value
-    try:  # Starlette decoded the request's headers as latin-1: this gives back their bytes
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    except UnicodeEncodeError:  # only the credential can be outside latin-1
-        return _refuse(503, "temporarily_unavailable", "connector credential unavailable")
-    url = connector.base_url + "/" + "/".join(segments)
-    if query:
-        url += "?" + query
-    try:
-        upstream = await upstreams.send(name, request.method, url, raw_headers, body)
+        credential = await blocking(upstream_credential, broker, connector, record.token_id)
+        upstream = await _send(request, upstreams, connector, credential, segments, query, body)
+        if upstream.status == 401 and credential.generation:
+            # the provider no longer takes this access token: one forced refresh (single
+            # flight: a token newer than this one, whoever gets it), then one retry
+            credential = await blocking(
+                _newer_credential, broker, connector, record.token_id, credential.generation
+            )
+            upstream = await _send(request, upstreams, connector, credential, segments, query, body)
+    except CredentialUnavailable as exc:
+        broker.metrics.count("jobtoken_proxy_requests_total", outcome="credential_unavailable")
+        response = _refuse(exc.status, exc.error, exc.text)
+        if exc.retry_after:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except UpstreamError as exc:
         broker.metrics.count("jobtoken_proxy_requests_total", outcome="upstream_error")
         return _refuse(502, "bad_gateway", _MESSAGES.get(exc.kind, f"the connector {exc.detail}"))
     broker.metrics.count("jobtoken_proxy_requests_total", outcome="forwarded")
     return Response(upstream.body, status_code=upstream.status, headers=_kept_headers(upstream))
+
+
+def _newer_credential(
+    broker: Broker, connector: Connector, token_id: str, generation: int
+) -> UpstreamCredential:
+    return upstream_credential(broker, connector, token_id, newer_than=generation)
+
+
+async def _send(
+    request: Request,
+    upstreams: UpstreamPool,
+    connector: Connector,
+    credential: UpstreamCredential,
+    segments: tuple[str, ...],
+    query: str,
+    body: bytes,
+) -> UpstreamResponse:
+    """One call to the connector's API with ``credential`` injected."""
+    header, value = connector.credential_header(credential.value)
+    headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
+    headers.update(connector.headers)
+    headers = {k: v for k, v in headers.items() if k.lower() != header.lower()}
+    headers[header] = value
+    try:  # Starlette decoded the request's headers as latin-1: this gives back their bytes
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    except UnicodeEncodeError:  # only the credential can be outside latin-1
+        raise CredentialUnavailable(
+            503, "temporarily_unavailable", "connector credential unavailable"
+        ) from None
+    url = (credential.base_url or connector.base_url) + "/" + "/".join(segments)
+    if query:
+        url += "?" + query
+    return await upstreams.send(connector.name, request.method, url, raw_headers, body)
 
 
 def _verify_and_find(

@@ -13,7 +13,12 @@
    its error, naming the failing check;
 5. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
    broker ``max_ttl_seconds``);
-6. mint (``minted``) or lease the stored credential (``passthrough``);
+6. mint (``minted``) or lease the stored credential (``passthrough``). An OAuth
+   connector's grant must be connected and alive (``invalid_target``, reason
+   ``not_connected`` or ``needs_reauthorization``, naming the command that fixes it);
+   a passthrough lease of it is the grant's current access token, its TTL capped at
+   that token's remaining life (503 ``temporarily_unavailable`` while the provider
+   cannot refresh it);
 7. commit one durable transaction, and only then return the token. In it:
    claim the ID token's ``jti`` (``invalid_grant``, reason ``replayed``, if it was
    used); check that its job has not completed (recorded by the ``workflow_job``
@@ -49,6 +54,7 @@ from jobtoken.broker.oauth import OAuthError
 from jobtoken.broker.rate_limits import RateLimited, RateLimiter
 from jobtoken.broker.sealing import Sealer, SealingError
 from jobtoken.broker.store import IssueRefused, JobKey, JtiClaim, SqlStore, TokenRecord
+from jobtoken.broker.upstream_grants import GrantUnavailable, UpstreamGrants
 from jobtoken.broker.verify import REPLAYED, IdTokenVerifier, InvalidIdToken, VerifiedClaims
 from jobtoken.policy.evaluate import PolicyDecision
 from jobtoken.wire.grammar import MAX_SCOPES, SCOPE
@@ -128,13 +134,14 @@ class TokenExchange:
         metrics: Metrics,
         default_ttl: int,
         max_ttl: int,
+        grants: UpstreamGrants | None = None,
         repository_limit: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repository_limit = repository_limit or RateLimiter(0, 1)
         self._verifier, self._policy, self._connectors = verifier, policy, connectors
         self._minter, self._store, self._sealer, self._audit = minter, store, sealer, audit
-        self._metrics = metrics
+        self._metrics, self._grants = metrics, grants
         self._default_ttl, self._max_ttl, self._clock = default_ttl, max_ttl, clock
 
     def exchange(self, request: TokenRequest) -> IssuedToken:
@@ -284,6 +291,9 @@ class TokenExchange:
             run_attempt=verified.run_attempt,
             check_run_id=verified.check_run_id or "",
         )
+        upstream_token = ""
+        if connector.oauth is not None:
+            upstream_token, ttl = self._oauth_grant(connector, ttl, now)
         if connector.kind == "minted":
             minted = self._minter.mint(
                 connector=connector.name,
@@ -295,11 +305,8 @@ class TokenExchange:
             )
             token, token_id, token_type = minted.token, minted.jti, JWT_TOKEN_TYPE
         else:
-            token, token_id, token_type = (
-                self._lease(connector),
-                secrets.token_urlsafe(18),
-                (ACCESS_TOKEN_TYPE),
-            )
+            token = upstream_token or self._lease(connector)
+            token_id, token_type = secrets.token_urlsafe(18), ACCESS_TOKEN_TYPE
         record = TokenRecord(
             token_id=token_id,
             token_sha256=token_sha256(token),
@@ -316,6 +323,30 @@ class TokenExchange:
         )
         issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl)
         return issued, record
+
+    def _oauth_grant(self, connector: Connector, ttl: int, now: int) -> tuple[str, int]:
+        """Check an OAuth connector's grant; for a passthrough lease, also its current
+        access token and the TTL capped at that token's remaining life."""
+        if self._grants is None:
+            raise OAuthError(
+                "invalid_target", "this broker has no OAuth grants", reason="no_grants"
+            )
+        try:
+            if connector.kind == "minted":
+                self._grants.check_ready(connector)
+                return "", ttl
+            access = self._grants.access(connector)
+        except GrantUnavailable as exc:
+            if exc.reason == "provider_unavailable":
+                raise OAuthError(
+                    "temporarily_unavailable",
+                    exc.text,
+                    status=503,
+                    reason=exc.reason,
+                    headers={"Retry-After": str(exc.retry_after or 2)},
+                ) from None
+            raise OAuthError("invalid_target", exc.text, reason=exc.reason) from None
+        return access.access_token, min(ttl, access.expires_at - now)
 
     def _lease(self, connector: Connector) -> str:
         sealed = self._store.get_credential(connector.name)

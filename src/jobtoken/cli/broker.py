@@ -4,9 +4,8 @@
 - ``serve --config FILE [--workers N] [--http …] [--loop …]`` — uvicorn on
   ``[server] host/port`` (httptools and uvloop, from the ``broker`` extra, unless
   ``--http h11`` / ``--loop asyncio``); it logs the findings of ``check`` at start;
-- ``connector set NAME --config FILE --credential-file PATH|-`` — seal and store a
-  connector's upstream credential, read from a file or stdin (never from argv, where
-  ``ps`` and shell history would see it);
+- ``connector set|list`` and ``connect`` — a connector's credential and OAuth grant
+  (``broker_connectors.py``);
 - ``rotate-master-key --config FILE`` — re-wrap every sealed record under the current
   master key (keep the old one in ``previous_master_key_*`` until this has run);
 - ``rotate-signing-key --config FILE`` — new current signing key; the old one stays
@@ -27,7 +26,6 @@ import argparse
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -40,15 +38,15 @@ from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
 from jobtoken.broker.mint import SigningKeys
 from jobtoken.broker.sealing import Sealer, SealingError
 from jobtoken.broker.store import LATEST_VERSION, SqlStore
+from jobtoken.cli.broker_connectors import register_connectors
 from jobtoken.cli.broker_setup import register_setup
 
 __all__ = ["register"]
 
-MAX_CREDENTIAL_BYTES = 64 * 1024
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     register_setup(subparsers)
+    register_connectors(subparsers)
     serve = subparsers.add_parser("serve", help="run the broker (uvicorn)")
     _config_arg(serve)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -65,21 +63,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="event loop (auto: uvloop when installed, the 'fast' extra)",
     )
     serve.set_defaults(handler=_serve)
-
-    connector = subparsers.add_parser("connector", help="manage connector credentials")
-    connector_commands = connector.add_subparsers(dest="connector_command", required=True)
-    set_cmd = connector_commands.add_parser(
-        "set", help="store a connector's credential", allow_abbrev=False
-    )
-    set_cmd.add_argument("name")
-    _config_arg(set_cmd)
-    set_cmd.add_argument(
-        "--credential-file",
-        required=True,
-        metavar="PATH|-",
-        help="file holding the credential, or - for stdin",
-    )
-    set_cmd.set_defaults(handler=_connector_set)
 
     master = subparsers.add_parser("rotate-master-key", help="re-wrap records under the new key")
     _config_arg(master)
@@ -179,44 +162,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connector_set(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-        if args.name not in config.connectors:
-            return _fail(f"connector {args.name!r} is not in [connectors] of {args.config}")
-        raw = _read_credential(args.credential_file)
-        sealer = open_sealer(config)
-        store = open_configured_store(config)
-    except (ConfigError, OSError, ValueError) as exc:
-        return _fail(str(exc))
-    try:
-        store.put_credential(
-            args.name, sealer.seal(f"connector:{args.name}", raw), int(time.time())
-        )
-    finally:
-        store.close()
-    print(f"stored the credential of connector {args.name} (sealed under {sealer.current.key_id})")
-    return 0
-
-
-def _read_credential(source: str) -> bytes:
-    if source == "-":
-        data = sys.stdin.buffer.read(MAX_CREDENTIAL_BYTES + 1)
-    else:
-        with open(source, "rb") as handle:
-            data = handle.read(MAX_CREDENTIAL_BYTES + 1)
-    if len(data) > MAX_CREDENTIAL_BYTES:
-        raise ValueError("the credential is larger than 64 KiB")
-    value = data.strip()
-    if not value:
-        raise ValueError("the credential is empty")
-    try:
-        value.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("the credential must be UTF-8 text") from None
-    return value
-
-
 def _rotate_master_key(args: argparse.Namespace) -> int:
     try:
         _, sealer, store = _config_sealer_and_store(args.config)
@@ -228,8 +173,7 @@ def _rotate_master_key(args: argparse.Namespace) -> int:
             if sealer.key_id_of(record.sealed) == sealer.current.key_id:
                 kept += 1
                 continue
-            prefix = "connector" if record.table == "connector_credentials" else "signing-key"
-            rewrapped = sealer.rewrap(f"{prefix}:{record.key}", record.sealed)
+            rewrapped = sealer.rewrap(record.record_id, record.sealed)
             if not store.replace_sealed(record, rewrapped):
                 return _fail(f"record {record.key} changed during rotation; run the command again")
             moved += 1

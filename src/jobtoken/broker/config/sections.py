@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jobtoken.broker.config import model
+from jobtoken.broker.config.connector_section import connectors_of
 from jobtoken.broker.config.secret_ref import SecretRef
-from jobtoken.broker.config.toml_table import Table, checked
-from jobtoken.broker.connectors import OFFLINE_MINTED_MAX_TTL, Connector, Route
+from jobtoken.broker.config.toml_table import Table
 
 __all__ = ["parse_document"]
 
@@ -37,7 +37,7 @@ def parse_document(document: Mapping[str, Any], path: Path) -> model.BrokerConfi
         policy=_policy(root.table("policy")),
         proxy=_proxy(root.table("proxy")),
         limits=_limits(root.table("limits")),
-        connectors=_connectors(root.table("connectors")),
+        connectors=connectors_of(root.table("connectors")),
     )
     root.done()
     if len({c.id for c in config.clients}) != len(config.clients):
@@ -208,37 +208,3 @@ def _limits(t: Table) -> model.LimitsConfig:
     )
     t.done()
     return config
-
-
-def _connectors(t: Table) -> dict[str, Connector]:
-    out: dict[str, Connector] = {}
-    for name in t.names():
-        c = t.table(name)
-        routes = tuple(checked(r, _route) for r in c.tables("routes"))
-        out[name] = checked(c, lambda c, name=name, routes=routes: _connector(c, name, routes))  # type: ignore[misc]
-    return out
-
-
-def _route(r: Table) -> Route:
-    return Route(
-        r.text("method", "GET"), r.text("path", ""), r.text("scope", ""), r.strings("query", ())
-    )
-
-
-def _connector(c: Table, name: str, routes: tuple[Route, ...]) -> Connector:
-    default = Connector(name="default")
-    kind = c.choice("kind", default.kind, ("minted", "passthrough"))
-    base_url = c.text("base_url", "").rstrip("/")
-    offline = kind == "minted" and not base_url  # only the TTL bounds it (docs/security.md)
-    default_ttl = OFFLINE_MINTED_MAX_TTL if offline else default.max_ttl
-    return Connector(
-        name=name,
-        kind=kind,
-        max_ttl=c.integer("max_ttl_seconds", default_ttl, 60, 24 * 3600),
-        scopes=c.strings("scopes", ()),
-        base_url=base_url,
-        auth_header=c.text("auth_header", default.auth_header),
-        auth_scheme=c.text("auth_scheme", default.auth_scheme),
-        allow_passthrough=c.flag("allow_passthrough", False),
-        routes=routes,
-    )

@@ -1,5 +1,5 @@
 """The broker's persistent state: issued tokens, jti replay, sealed connector
-credentials and signing keys, and the audit chain — one schema, two backends.
+credentials, OAuth grants and signing keys, and the audit chain — one schema, two backends.
 
 Public API: :func:`open_store`, :class:`SqlStore` (the interface every backend has),
 the row types, :class:`StoreError`, :class:`IssueRefused`, :data:`LATEST_VERSION`.
@@ -12,8 +12,11 @@ from pathlib import Path
 from jobtoken.broker.store.audit_queries import GENESIS_HASH, AuditBuilder
 from jobtoken.broker.store.base import REVOKE_BATCH, SqlStore
 from jobtoken.broker.store.records import (
+    GRANT_NEEDS_REAUTHORIZATION,
+    GRANT_READY,
     AuditCheckpoint,
     AuditRow,
+    GrantRow,
     IssueRefused,
     JobKey,
     JtiClaim,
@@ -26,11 +29,14 @@ from jobtoken.broker.store.schema import LATEST_VERSION, Migration
 
 __all__ = [
     "GENESIS_HASH",
+    "GRANT_NEEDS_REAUTHORIZATION",
+    "GRANT_READY",
     "LATEST_VERSION",
     "REVOKE_BATCH",
     "AuditBuilder",
     "AuditCheckpoint",
     "AuditRow",
+    "GrantRow",
     "IssueRefused",
     "JobKey",
     "JtiClaim",

@@ -43,6 +43,7 @@ class AuditQueries(JobEndQueries):
         *,
         jti: JtiClaim | None = None,
         job: JobKey | None = None,
+        upstream: bytes | None = None,
     ) -> int:
         """Append one chained audit record in one transaction; its ``seq`` once committed.
 
@@ -52,7 +53,9 @@ class AuditQueries(JobEndQueries):
            was claimed already);
         2. ``job``: the job has not ended (``IssueRefused("job_completed")``), checked
            under the write lock, so a job end recorded meanwhile is seen;
-        3. the audit record and ``token``'s row.
+        3. the audit record and ``token``'s row;
+        4. ``upstream``: the sealed upstream token the job got with ``token`` (a GitHub
+           App installation token), kept for the proxy and for revoking it upstream.
 
         A refusal commits nothing of the transaction.
         """
@@ -93,6 +96,14 @@ class AuditQueries(JobEndQueries):
                         token.revoked_at,
                     ),
                 )
+                if upstream is not None:
+                    cur.execute(
+                        self._sql(
+                            "INSERT INTO job_upstream_tokens "
+                            "(token_id, connector, sealed, expires_at) VALUES (?, ?, ?, ?)"
+                        ),
+                        (token.token_id, token.connector, upstream, token.expires_at),
+                    )
             return seq
 
         result: int = self._run(True, body)

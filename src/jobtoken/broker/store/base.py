@@ -3,9 +3,10 @@
 (SQL text is assembled only from constants of this module; every value is a bound
 parameter — hence the ``noqa: S608`` markers.)
 
-:class:`SqlStore` holds the queries (with ``audit_queries.py``, ``job_ends.py`` and
-``sealed_queries.py``); a backend (``sqlite.py``, ``postgres.py``) supplies a write
-transaction, a read transaction, a placeholder style and its driver's error types.
+:class:`SqlStore` holds the queries (with ``audit_queries.py``, ``job_ends.py``,
+``sealed_queries.py`` and ``grant_queries.py``); a backend (``sqlite.py``,
+``postgres.py``) supplies a write transaction, a read transaction, a placeholder style
+and its driver's error types.
 
 - Every write runs on the store's :class:`~jobtoken.broker.store.writer.BatchWriter`:
   one thread, where concurrent writes share one transaction and one durable commit.
@@ -24,6 +25,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from jobtoken.broker.store.audit_queries import AuditBuilder, AuditQueries
+from jobtoken.broker.store.grant_queries import GrantQueries
 from jobtoken.broker.store.records import TOKEN_COLUMNS, Cursor, StoreError, TokenRecord
 from jobtoken.broker.store.schema import Migration, TableExists, ensure_schema
 from jobtoken.broker.store.sealed_queries import SealedQueries
@@ -38,7 +40,7 @@ REVOKE_BATCH = 500
 RevocationRecord = Callable[[TokenRecord], AuditBuilder]
 
 
-class SqlStore(AuditQueries, SealedQueries):
+class SqlStore(AuditQueries, SealedQueries, GrantQueries):
     """Every query of the broker. A backend provides the ``_*_transaction`` hooks and
     calls :meth:`_start` once its connections are ready."""
 

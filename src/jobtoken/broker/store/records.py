@@ -117,10 +117,55 @@ class AuditCheckpoint:
     file_sha256: str  # of the archive file, as written
 
 
+#: the tables holding sealed blobs: table -> (its key column, the prefix of the record
+#: id the blob is sealed under, ``sealing.Sealer``'s associated data)
+SEALED_TABLES = {
+    "connector_credentials": ("name", "connector"),
+    "signing_keys": ("kid", "signing-key"),
+    "upstream_grants": ("connector", "grant"),
+    "job_upstream_tokens": ("token_id", "job-upstream"),
+}
+
+
 @dataclass(frozen=True)
 class SealedRecord:
     """A row of a table holding sealed secrets, addressed for re-wrapping."""
 
-    table: str  # "connector_credentials" or "signing_keys"
+    table: str  # a key of SEALED_TABLES
     key: str
     sealed: bytes
+
+    @property
+    def record_id(self) -> str:
+        """The id the blob is sealed under."""
+        return f"{SEALED_TABLES[self.table][1]}:{self.key}"
+
+
+#: a grant's states: usable, or dead at the provider until an operator connects again
+GRANT_READY = "ready"
+GRANT_NEEDS_REAUTHORIZATION = "needs_reauthorization"
+
+
+@dataclass(frozen=True, repr=False)
+class GrantRow:
+    """A connector's OAuth grant at the provider: the sealed refresh and access tokens,
+    and the lease that makes one refresh at a time, across every broker process."""
+
+    connector: str
+    sealed: bytes
+    #: +1 at every refresh or connect: a caller that saw an access token of generation
+    #: g fail upstream asks for one newer than g
+    generation: int
+    state: str
+    access_expires_at: int
+    refreshed_at: int
+    lease_owner: str
+    lease_until_ms: int
+    #: after a failed refresh, none is tried before this
+    retry_at_ms: int
+
+
+GRANT_COLUMNS = (
+    "connector, sealed, generation, state, access_expires_at, refreshed_at, lease_owner, "
+    "lease_until_ms, retry_at_ms"
+)

@@ -114,10 +114,33 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
 )
 """
 
+_V4 = """
+CREATE TABLE IF NOT EXISTS upstream_grants (
+    connector         TEXT PRIMARY KEY,
+    sealed            {blob} NOT NULL,
+    generation        BIGINT NOT NULL,
+    state             TEXT NOT NULL,
+    access_expires_at BIGINT NOT NULL,
+    refreshed_at      BIGINT NOT NULL,
+    lease_owner       TEXT NOT NULL,
+    lease_until_ms    BIGINT NOT NULL,
+    retry_at_ms       BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS job_upstream_tokens (
+    token_id            TEXT PRIMARY KEY,
+    connector           TEXT NOT NULL,
+    sealed              {blob} NOT NULL,
+    expires_at          BIGINT NOT NULL,
+    revoked_upstream_at BIGINT
+);
+CREATE INDEX IF NOT EXISTS job_upstream_tokens_by_expiry ON job_upstream_tokens (expires_at)
+"""
+
 MIGRATIONS = (
     Migration(1, "tokens, jti replay, sealed credentials, signing keys, audit chain", _V1),
     Migration(2, "ended jobs, webhook deliveries, expiry indexes", _V2),
     Migration(3, "audit checkpoints (audit archive)", _V3),
+    Migration(4, "OAuth grants of connectors, per-job upstream tokens", _V4),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,4 +1,5 @@
-"""Sealed secrets at rest: connector credentials and signing keys (the blobs are
+"""Sealed secrets at rest: connector credentials, signing keys, OAuth grants and per-job
+upstream tokens (the blobs are
 ``sealing.Sealer`` envelopes; the store never sees a plaintext).
 
 Part of :class:`~jobtoken.broker.store.base.SqlStore`.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from jobtoken.broker.store.records import Cursor, SealedRecord, SigningKeyRow
+from jobtoken.broker.store.records import SEALED_TABLES, Cursor, SealedRecord, SigningKeyRow
 
 
 class SealedQueries:
@@ -77,10 +78,10 @@ class SealedQueries:
 
     def sealed_records(self) -> list[SealedRecord]:
         def body(cur: Cursor) -> list[SealedRecord]:
-            cur.execute("SELECT name, sealed FROM connector_credentials ORDER BY name")
-            out = [SealedRecord("connector_credentials", r[0], bytes(r[1])) for r in cur.fetchall()]
-            cur.execute("SELECT kid, sealed FROM signing_keys ORDER BY kid")
-            out += [SealedRecord("signing_keys", r[0], bytes(r[1])) for r in cur.fetchall()]
+            out: list[SealedRecord] = []
+            for table, (column, _) in SEALED_TABLES.items():
+                cur.execute(f"SELECT {column}, sealed FROM {table} ORDER BY {column}")  # noqa: S608
+                out += [SealedRecord(table, r[0], bytes(r[1])) for r in cur.fetchall()]
             return out
 
         result: list[SealedRecord] = self._run(False, body)
@@ -88,7 +89,7 @@ class SealedQueries:
 
     def replace_sealed(self, record: SealedRecord, new_sealed: bytes) -> bool:
         """Compare-and-swap one sealed blob; False if it changed meanwhile."""
-        column = {"connector_credentials": "name", "signing_keys": "kid"}[record.table]
+        column = SEALED_TABLES[record.table][0]
 
         def body(cur: Cursor) -> bool:
             cur.execute(

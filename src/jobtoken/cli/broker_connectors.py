@@ -1,0 +1,282 @@
+"""``jobtoken broker connector …`` and ``jobtoken broker connect``: a connector's
+long-lived credential and its OAuth grant.
+
+- ``connector set NAME --config FILE --credential-file PATH|-`` — seal and store the
+  connector's credential, read from a file or stdin (never from argv, where ``ps`` and
+  shell history would see it): the API key (``static``), the OAuth client secret
+  (``oauth2-*``) or the app's private key (``github-app``);
+- ``connector list --config FILE [--json]`` — each connector's kind, credential,
+  whether it is set, its grant's state, last refresh and access-token expiry;
+- ``connect NAME --config FILE [--port N] [--timeout S]`` — the authorization-code
+  flow with PKCE on a loopback redirect (``authorization_flow.py``): it prints the URL
+  to open, waits for the redirect, exchanges the code and stores the grant sealed;
+- ``connect NAME --config FILE --refresh-token-file PATH|-`` — headless: store a
+  refresh token got elsewhere, and refresh it once to prove it works.
+
+No command prints a token, a code or a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jobtoken.broker.assembly import open_configured_store, open_sealer
+from jobtoken.broker.audit import AuditLog
+from jobtoken.broker.authorization_flow import AuthorizationFailed, LoopbackAuthorization
+from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
+from jobtoken.broker.connectors import Connector
+from jobtoken.broker.metrics import Metrics
+from jobtoken.broker.oauth_client import ProviderClient, ProviderError, ProviderTokens
+from jobtoken.broker.sealing import Sealer, SealingError
+from jobtoken.broker.store import SqlStore, StoreError
+from jobtoken.broker.upstream_grants import GrantUnavailable, UpstreamGrants
+
+__all__ = ["register_connectors"]
+
+MAX_CREDENTIAL_BYTES = 64 * 1024
+_WHAT = {
+    "static": "API key",
+    "oauth2-refresh": "OAuth client secret",
+    "oauth2-client-credentials": "OAuth client secret",
+    "github-app": "GitHub App private key",
+}
+
+
+def register_connectors(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    connector = subparsers.add_parser("connector", help="manage connector credentials")
+    commands = connector.add_subparsers(dest="connector_command", required=True)
+    set_cmd = commands.add_parser("set", help="store a connector's credential", allow_abbrev=False)
+    set_cmd.add_argument("name")
+    _config_arg(set_cmd)
+    set_cmd.add_argument(
+        "--credential-file",
+        required=True,
+        metavar="PATH|-",
+        help="file holding the credential (API key, client secret or app key), or - for stdin",
+    )
+    set_cmd.set_defaults(handler=_connector_set)
+    list_cmd = commands.add_parser("list", help="each connector's credential and grant state")
+    _config_arg(list_cmd)
+    list_cmd.add_argument("--json", action="store_true", help="one JSON object per line")
+    list_cmd.set_defaults(handler=_connector_list)
+
+    connect = subparsers.add_parser(
+        "connect", help="connect an OAuth connector to an account (authorization code + PKCE)"
+    )
+    connect.add_argument("name")
+    _config_arg(connect)
+    connect.add_argument(
+        "--port", type=int, default=0, help="loopback callback port (default: any free one)"
+    )
+    connect.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the browser"
+    )
+    connect.add_argument(
+        "--refresh-token-file",
+        metavar="PATH|-",
+        help="headless: store this refresh token instead of opening a browser",
+    )
+    connect.set_defaults(handler=_connect)
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="the broker's TOML config")
+
+
+def _fail(message: str) -> int:
+    print(f"jobtoken broker: {message}", file=sys.stderr)
+    return 1
+
+
+def read_secret_file(source: str) -> bytes:
+    """A secret from a file or stdin ("-"): at most 64 KiB of UTF-8, stripped."""
+    if source == "-":
+        data = sys.stdin.buffer.read(MAX_CREDENTIAL_BYTES + 1)
+    else:
+        with open(source, "rb") as handle:
+            data = handle.read(MAX_CREDENTIAL_BYTES + 1)
+    if len(data) > MAX_CREDENTIAL_BYTES:
+        raise ValueError("the credential is larger than 64 KiB")
+    value = data.strip()
+    if not value:
+        raise ValueError("the credential is empty")
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("the credential must be UTF-8 text") from None
+    return value
+
+
+def _connector_set(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        connector = _connector(config, args.name)
+        raw = read_secret_file(args.credential_file)
+        sealer = open_sealer(config)
+        store = open_configured_store(config)
+    except (ConfigError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+    try:
+        store.put_credential(
+            args.name, sealer.seal(f"connector:{args.name}", raw), int(time.time())
+        )
+    finally:
+        store.close()
+    what = _WHAT[connector.credential]
+    print(f"stored the {what} of connector {args.name} (sealed under {sealer.current.key_id})")
+    if connector.credential == "oauth2-refresh":
+        print(f"next: jobtoken broker connect {args.name} --config {args.config}")
+    return 0
+
+
+def _connector_list(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        store = open_configured_store(config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        grants = {row.connector: row for row in store.grants()}
+        rows = []
+        for name, connector in sorted(config.connectors.items()):
+            grant = grants.get(name)
+            rows.append(
+                {
+                    "name": name,
+                    "kind": connector.kind,
+                    "credential": connector.credential,
+                    "credential_set": store.get_credential(name) is not None,
+                    "state": _state(connector, grant.state if grant else None),
+                    "last_refresh": _when(grant.refreshed_at) if grant else "",
+                    "access_expires": _when(grant.access_expires_at) if grant else "",
+                    "needs_reauthorization": bool(grant and grant.state != "ready"),
+                }
+            )
+    except StoreError as exc:
+        return _fail(str(exc))
+    finally:
+        store.close()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, sort_keys=True))
+        return 0
+    columns = (
+        "name", "kind", "credential", "credential_set", "state", "last_refresh", "access_expires"
+    )  # fmt: skip
+    table = [columns] + [tuple(_cell(row[c]) for c in columns) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    for line in table:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        connector = _connector(config, args.name)
+        if connector.oauth is None:
+            return _fail(f"connector {args.name} is not an OAuth connector (credential = ...)")
+        refresh_token = (
+            read_secret_file(args.refresh_token_file).decode() if args.refresh_token_file else ""
+        )
+        sealer = open_sealer(config)
+        store = open_configured_store(config)
+    except (ConfigError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+    provider = ProviderClient()
+    try:
+        grants = _grants(store, sealer, provider)
+        secret = _client_secret(store, sealer, connector, args.config)
+        if refresh_token:
+            grants.connect(connector, ProviderTokens("", 0, refresh_token), "refresh_token_file")
+            access = grants.access(connector)  # proves the refresh token works, and rotates it
+            expires = access.expires_at
+        else:
+            expires = _browser_flow(connector, secret, grants, provider, args)
+    except (AuthorizationFailed, ProviderError, GrantUnavailable) as exc:
+        return _fail(f"connector {args.name}: {exc}")
+    except (StoreError, SealingError, OSError) as exc:
+        return _fail(str(exc))
+    finally:
+        provider.close()
+        store.close()
+    print(
+        f"connected connector {args.name}: its refresh token is stored sealed under "
+        f"{sealer.current.key_id}; the current access token expires {_when(expires)}"
+    )
+    return 0
+
+
+def _browser_flow(
+    connector: Connector,
+    secret: str,
+    grants: UpstreamGrants,
+    provider: ProviderClient,
+    args: argparse.Namespace,
+) -> int:
+    assert connector.oauth is not None
+    flow = LoopbackAuthorization(connector.oauth, port=args.port)
+    print("Open this URL in a browser on this machine and approve the access:", flush=True)
+    print(f"  {flow.authorization_url}", flush=True)
+    print(f"waiting up to {args.timeout:g} s for the redirect to {flow.redirect_uri} …", flush=True)
+    code = flow.wait(args.timeout)
+    tokens = provider.authorization_code(
+        connector.oauth, secret, code=code, redirect_uri=flow.redirect_uri, verifier=flow.verifier
+    )
+    if connector.credential == "oauth2-refresh" and not tokens.refresh_token:
+        raise AuthorizationFailed(
+            "the provider gave no refresh token; check the connector's scopes and "
+            "authorize_params (some providers need offline access asked for)"
+        )
+    grants.connect(connector, tokens, "authorization_code")
+    return tokens.expires_at
+
+
+def _grants(store: SqlStore, sealer: Sealer, provider: ProviderClient) -> UpstreamGrants:
+    return UpstreamGrants(
+        store=store, sealer=sealer, audit=AuditLog(store), metrics=Metrics(), provider=provider
+    )
+
+
+def _client_secret(store: SqlStore, sealer: Sealer, connector: Connector, config: Path) -> str:
+    sealed = store.get_credential(connector.name)
+    if sealed is None:
+        raise AuthorizationFailed(
+            f"no client secret stored yet; run `jobtoken broker connector set {connector.name} "
+            f"--config {config} --credential-file FILE` first"
+        )
+    return sealer.open(f"connector:{connector.name}", sealed).decode("utf-8")
+
+
+def _connector(config: BrokerConfig, name: str) -> Connector:
+    connector = config.connectors.get(name)
+    if connector is None:
+        raise ValueError(f"connector {name!r} is not in [connectors] of {config.path}")
+    return connector
+
+
+def _state(connector: Connector, grant_state: str | None) -> str:
+    if connector.oauth is None:
+        return "-"
+    if grant_state is None:
+        return "not connected" if connector.credential == "oauth2-refresh" else "not used yet"
+    return grant_state.replace("_", " ")
+
+
+def _when(timestamp: int) -> str:
+    if timestamp <= 0:
+        return ""
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value) or "-"
