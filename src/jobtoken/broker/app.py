@@ -127,7 +127,11 @@ def create_app(broker: Broker) -> Starlette:
         Route("/livez", livez, methods=["GET"]),
         Route("/metrics", bind(metrics, limited=False), methods=["GET"]),
     ]
-    purge = ExpiryPurge(broker.store, retention=broker.config.tokens.retention_seconds)
+    purge = ExpiryPurge(
+        broker.store,
+        retention=broker.config.tokens.retention_seconds,
+        after_round=broker.app_tokens.sweep,
+    )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from jobtoken.broker.audit import AuditLog
 from jobtoken.broker.config import BrokerConfig, ConfigError
 from jobtoken.broker.connectors import Connector
+from jobtoken.broker.exchange_upstream import ExchangeUpstream
+from jobtoken.broker.job_upstream_tokens import JobUpstreamTokens
 from jobtoken.broker.jwks import TrustedIssuer
 from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.mint import Minter, SigningKeys
@@ -84,6 +86,7 @@ class Broker:
     clients: Mapping[str, IntrospectionClient]
     webhook_secret: bytes | None
     grants: UpstreamGrants
+    app_tokens: JobUpstreamTokens
     metrics_token: bytes | None = None
 
     @property
@@ -125,6 +128,7 @@ class Broker:
             metrics=metrics,
             provider=ProviderClient(timeout_seconds=float(config.proxy.timeout_seconds)),
         )
+        app_tokens = JobUpstreamTokens(store, sealer, audit, dict(config.connectors))
         exchange = TokenExchange(
             verifier=verifier,
             policy=policy,
@@ -134,14 +138,20 @@ class Broker:
             sealer=sealer,
             audit=audit,
             metrics=metrics,
-            grants=grants,
+            upstream=ExchangeUpstream(grants, app_tokens),
             default_ttl=config.tokens.default_ttl_seconds,
             max_ttl=config.tokens.max_ttl_seconds,
             repository_limit=RateLimiter(
                 config.limits.repository_rate, config.limits.repository_burst
             ),
         )
-        registry = TokenRegistry(store, audit, metrics, issuer=config.server.public_url)
+        registry = TokenRegistry(
+            store,
+            audit,
+            metrics,
+            issuer=config.server.public_url,
+            after_revoke=app_tokens.revoke_upstream,
+        )
         return cls(
             config=config,
             store=store,
@@ -156,6 +166,7 @@ class Broker:
             clients=clients,
             webhook_secret=webhook,
             grants=grants,
+            app_tokens=app_tokens,
             metrics_token=metrics_secret,
         )
 
@@ -176,6 +187,7 @@ class Broker:
         return client if client is not None and matches else None
 
     def close(self) -> None:
+        self.grants.close()
         self.store.close()
 
 

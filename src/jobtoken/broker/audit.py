@@ -129,10 +129,14 @@ class AuditLog:
         *,
         jti: JtiClaim | None = None,
         job: JobKey | None = None,
+        upstream: bytes | None = None,
     ) -> int:
-        """Commit ``entry`` (with the ``token`` row it issues, the ``jti`` claim and the
-        job check, atomically: ``SqlStore.append_audit``); returns its seq."""
-        return self._store.append_audit(self.builder(entry), token, jti=jti, job=job)
+        """Commit ``entry`` (with the ``token`` row it issues, the ``jti`` claim, the
+        job check and the job's sealed upstream token, atomically:
+        ``SqlStore.append_audit``); returns its seq."""
+        return self._store.append_audit(
+            self.builder(entry), token, jti=jti, job=job, upstream=upstream
+        )
 
     def builder(self, entry: AuditEntry) -> AuditBuilder:
         """How the store writes ``entry`` once it knows its place in the chain (for a

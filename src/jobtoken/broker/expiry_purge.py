@@ -9,7 +9,9 @@
 3. each delete is one short transaction of at most :data:`BATCH` rows (indexed on
    ``expires_at``), so an exchange never waits behind a long delete; a round stops
    after :data:`MAX_BATCHES` batches per table and the next round goes on;
-4. a store error ends the round with one log line, no traceback; the next round retries.
+4. a store error ends the round with one log line, no traceback; the next round retries;
+5. then ``after_round`` (the broker's: revocations of jobs' GitHub App tokens that
+   GitHub did not confirm are retried, ``job_upstream_tokens.JobUpstreamTokens.sweep``).
 
 :meth:`ExpiryPurge.run_forever` runs one round every ``interval`` seconds in a worker
 thread (the store blocks), until it is cancelled.
@@ -39,7 +41,9 @@ class ExpiryPurge:
         retention: int,
         interval: float = 60.0,
         clock: Callable[[], float] = time.time,
+        after_round: Callable[[], object] = lambda: None,
     ) -> None:
+        self._after_round = after_round
         self._store, self._retention, self._interval, self._clock = (
             store,
             retention,
@@ -53,6 +57,7 @@ class ExpiryPurge:
         try:
             jti_rows = self._batches(self._store.purge_expired_jti, now)
             tokens = self._batches(self._store.purge_expired_tokens, now - self._retention)
+            self._after_round()
         except StoreError as exc:
             _log.warning("expiry purge skipped this round: %s", exc)
             return 0, 0

@@ -72,6 +72,8 @@ class ProviderTemplate:
     headers: Mapping[str, str]
     routes: tuple[Route, ...]
     docs: tuple[str, ...] = field(default=())
+    #: the token request's body: "form" (RFC 6749) or "json" (Notion)
+    token_body: str = "form"  # noqa: S105 (a body format)
 
     def __post_init__(self) -> None:
         problem = check_connector_name(self.name)
@@ -94,6 +96,8 @@ class ProviderTemplate:
             raise ValueError(f"{where}: set exactly one of base_url and base_url_field")
         if self.base_url_field and not _FIELD.match(self.base_url_field):
             raise ValueError(f"{where}: base_url_field is not a plain field name")
+        if self.token_body not in ("form", "json"):
+            raise ValueError(f"{where}: token_body must be 'form' or 'json'")
         if self.scope_separator not in SCOPE_SEPARATORS:
             raise ValueError(f"{where}: scope_separator must be a space or a comma")
         if self.client_auth not in CLIENT_AUTH_METHODS:

@@ -13,19 +13,20 @@
    its error, naming the failing check;
 5. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
    broker ``max_ttl_seconds``);
-6. mint (``minted``) or lease the stored credential (``passthrough``). An OAuth
-   connector's grant must be connected and alive (``invalid_target``, reason
-   ``not_connected`` or ``needs_reauthorization``, naming the command that fixes it);
-   a passthrough lease of it is the grant's current access token, its TTL capped at
-   that token's remaining life (503 ``temporarily_unavailable`` while the provider
-   cannot refresh it);
+6. the upstream side (``exchange_upstream.py``): an OAuth connector's grant must be
+   connected and alive; a GitHub App connector mints this job's installation token;
+   either may cap the TTL. Then mint (``minted``) or lease the upstream token
+   (``passthrough``: the stored key, the grant's access token or the job's own
+   installation token);
 7. commit one durable transaction, and only then return the token. In it:
    claim the ID token's ``jti`` (``invalid_grant``, reason ``replayed``, if it was
    used); check that its job has not completed (recorded by the ``workflow_job``
    webhook; by ``check_run_id`` when the token has one, else any ended job of its run
    attempt counts — ``invalid_grant``, reason ``job_completed``); append the audit
-   record; insert the token row. A refusal commits none of it, and a crash before
-   the commit leaves the ID token unused, so a retry with it can succeed.
+   record; insert the token row (and the job's sealed upstream token). A refusal
+   commits none of it, and a crash before the commit leaves the ID token unused, so a
+   retry with it can succeed; an installation token minted for a refused exchange is
+   revoked at GitHub.
 
 Every refusal is audited too, with its reason code, before the error is returned.
 The store is down (``StoreError``): nothing is issued or audited, and the caller
@@ -47,6 +48,7 @@ from typing import Protocol
 
 from jobtoken.broker.audit import AuditEntry, AuditLog
 from jobtoken.broker.connectors import Connector
+from jobtoken.broker.exchange_upstream import ExchangeUpstream, UpstreamPart
 from jobtoken.broker.logs import log_event
 from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.mint import JobBinding, Minter
@@ -54,7 +56,6 @@ from jobtoken.broker.oauth import OAuthError
 from jobtoken.broker.rate_limits import RateLimited, RateLimiter
 from jobtoken.broker.sealing import Sealer, SealingError
 from jobtoken.broker.store import IssueRefused, JobKey, JtiClaim, SqlStore, TokenRecord
-from jobtoken.broker.upstream_grants import GrantUnavailable, UpstreamGrants
 from jobtoken.broker.verify import REPLAYED, IdTokenVerifier, InvalidIdToken, VerifiedClaims
 from jobtoken.policy.evaluate import PolicyDecision
 from jobtoken.wire.grammar import MAX_SCOPES, SCOPE
@@ -134,14 +135,15 @@ class TokenExchange:
         metrics: Metrics,
         default_ttl: int,
         max_ttl: int,
-        grants: UpstreamGrants | None = None,
+        upstream: ExchangeUpstream | None = None,
         repository_limit: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repository_limit = repository_limit or RateLimiter(0, 1)
         self._verifier, self._policy, self._connectors = verifier, policy, connectors
         self._minter, self._store, self._sealer, self._audit = minter, store, sealer, audit
-        self._metrics, self._grants = metrics, grants
+        self._metrics = metrics
+        self._upstream = upstream or ExchangeUpstream(None, None)
         self._default_ttl, self._max_ttl, self._clock = default_ttl, max_ttl, clock
 
     def exchange(self, request: TokenRequest) -> IssuedToken:
@@ -168,8 +170,18 @@ class TokenExchange:
             ttl = min(requested_ttl, outcome.max_ttl, connector.max_ttl, self._max_ttl)
             if ttl < 1:
                 raise OAuthError("invalid_request", "the token lifetime must be positive")
-            issued, record = self._issue(verified, connector, scopes, ttl)
-            self._commit(request, verified, issued, record)
+            issued, record, upstream = self._issue(verified, connector, scopes, ttl)
+            try:
+                self._commit(
+                    request,
+                    verified,
+                    issued,
+                    record,
+                    self._upstream.seal(record.token_id, upstream),
+                )
+            except BaseException:
+                self._upstream.discard(connector, upstream)
+                raise
         except RateLimited as exc:
             self._metrics.count("jobtoken_rate_limited_total", limit=exc.limit)
             if exc.report:  # the first of its window; the others are counted only
@@ -230,6 +242,7 @@ class TokenExchange:
         verified: VerifiedClaims,
         issued: IssuedToken,
         record: TokenRecord,
+        upstream: bytes | None,
     ) -> None:
         entry = AuditEntry(
             decision="issued",
@@ -248,7 +261,7 @@ class TokenExchange:
         single_use = JtiClaim(verified.iss, verified.jti, self._verifier.single_use_until(verified))
         job = JobKey(record.repository_id, record.run_id, record.run_attempt, record.check_run_id)
         try:
-            self._audit.record(entry, token=record, jti=single_use, job=job)
+            self._audit.record(entry, token=record, jti=single_use, job=job, upstream=upstream)
         except IssueRefused as refused:
             description = REPLAYED if refused.reason == "replayed" else _JOB_COMPLETED
             raise OAuthError("invalid_grant", description, reason=refused.reason) from None
@@ -283,7 +296,7 @@ class TokenExchange:
 
     def _issue(
         self, verified: VerifiedClaims, connector: Connector, scopes: tuple[str, ...], ttl: int
-    ) -> tuple[IssuedToken, TokenRecord]:
+    ) -> tuple[IssuedToken, TokenRecord, UpstreamPart]:
         now = int(self._clock())
         binding = JobBinding(
             repository_id=verified.repository_id,
@@ -291,9 +304,9 @@ class TokenExchange:
             run_attempt=verified.run_attempt,
             check_run_id=verified.check_run_id or "",
         )
-        upstream_token = ""
-        if connector.oauth is not None:
-            upstream_token, ttl = self._oauth_grant(connector, ttl, now)
+        repository = str(verified.claims.get("repository", ""))
+        upstream = self._upstream.prepare(connector, repository, scopes, ttl, now)
+        ttl = upstream.ttl
         if connector.kind == "minted":
             minted = self._minter.mint(
                 connector=connector.name,
@@ -305,7 +318,7 @@ class TokenExchange:
             )
             token, token_id, token_type = minted.token, minted.jti, JWT_TOKEN_TYPE
         else:
-            token = upstream_token or self._lease(connector)
+            token = upstream.token or self._lease(connector)
             token_id, token_type = secrets.token_urlsafe(18), ACCESS_TOKEN_TYPE
         record = TokenRecord(
             token_id=token_id,
@@ -322,31 +335,7 @@ class TokenExchange:
             expires_at=now + ttl,
         )
         issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl)
-        return issued, record
-
-    def _oauth_grant(self, connector: Connector, ttl: int, now: int) -> tuple[str, int]:
-        """Check an OAuth connector's grant; for a passthrough lease, also its current
-        access token and the TTL capped at that token's remaining life."""
-        if self._grants is None:
-            raise OAuthError(
-                "invalid_target", "this broker has no OAuth grants", reason="no_grants"
-            )
-        try:
-            if connector.kind == "minted":
-                self._grants.check_ready(connector)
-                return "", ttl
-            access = self._grants.access(connector)
-        except GrantUnavailable as exc:
-            if exc.reason == "provider_unavailable":
-                raise OAuthError(
-                    "temporarily_unavailable",
-                    exc.text,
-                    status=503,
-                    reason=exc.reason,
-                    headers={"Retry-After": str(exc.retry_after or 2)},
-                ) from None
-            raise OAuthError("invalid_target", exc.text, reason=exc.reason) from None
-        return access.access_token, min(ttl, access.expires_at - now)
+        return issued, record, upstream
 
     def _lease(self, connector: Connector) -> str:
         sealed = self._store.get_credential(connector.name)

@@ -10,7 +10,9 @@ answers exactly ``{"active": false}`` for any token that is unknown, expired or 
 A job's tokens are revoked together when GitHub reports the job completed
 (``webhook.py``). Every revocation and introspection is audited; a revocation commits
 in the same transaction as its audit record. Revocations are rows in the store, so
-they survive a restart.
+they survive a restart. After each revocation commits, ``after_revoke`` gets the
+revoked rows: a job's own upstream tokens (GitHub App installation tokens) are then
+revoked at GitHub (``job_upstream_tokens.py``).
 
 Public API: :class:`TokenRegistry`.
 """
@@ -40,9 +42,12 @@ class TokenRegistry:
         metrics: Metrics,
         issuer: str,
         clock: Callable[[], float] = time.time,
+        after_revoke: Callable[[list[TokenRecord]], object] | None = None,
     ) -> None:
         self._store, self._audit, self._metrics = store, audit, metrics
         self._issuer, self._clock = issuer, clock
+        #: called with the tokens each revocation committed (revokes their upstream tokens)
+        self._after_revoke = after_revoke or (lambda rows: None)
 
     def revoke(self, token: str, *, client_address: str = "", user_agent: str = "") -> None:
         if len(token) > MAX_TOKEN_CHARS:
@@ -53,6 +58,7 @@ class TokenRegistry:
             int(self._clock()),
             self._revocation_record("revoke_endpoint", client_address, user_agent),
         )
+        self._after_revoke(revoked)
         if not revoked:
             self._audit.record(
                 AuditEntry(
@@ -94,6 +100,7 @@ class TokenRegistry:
             )
             if revoked is not None:
                 self._metrics.count("jobtoken_revocations_total", path="revoke_endpoint")
+                self._after_revoke([revoked])
                 return
         self._audit.record(
             AuditEntry(
@@ -141,6 +148,7 @@ class TokenRegistry:
             )
             total += len(revoked)
             self._metrics.count("jobtoken_revocations_total", len(revoked), path="webhook")
+            self._after_revoke(revoked)
             if len(revoked) < REVOKE_BATCH:
                 return total
 

@@ -128,6 +128,9 @@ class UpstreamGrants:
         self._guard = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self._provider.close()
+
     def access(self, connector: Connector, *, newer_than: int = 0) -> UpstreamAccess:
         """A fresh access token of ``connector``, newer than generation ``newer_than``."""
         oauth = _oauth(connector)

@@ -110,7 +110,7 @@ def _oauth(o: Table, tpl: ProviderTemplate | None) -> OAuthSettings:
             base_url_field=o.text("base_url_field", tpl.base_url_field if tpl else ""),
             authorize_params=pairs or (tuple(tpl.authorize_params.items()) if tpl else ()),
             token_body=o.choice(
-                "token_body", getattr(tpl, "token_body", d.token_body), ("form", "json")
+                "token_body", tpl.token_body if tpl else d.token_body, ("form", "json")
             ),
             default_expires_in=o.integer(
                 "default_expires_in", d.default_expires_in, 60, 366 * 24 * 3600

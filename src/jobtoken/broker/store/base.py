@@ -219,7 +219,15 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
                 ),
                 (before, limit),
             )
-            return cur.rowcount
+            deleted = cur.rowcount
+            cur.execute(  # a job's upstream token lives no longer than its broker token
+                self._sql(
+                    "DELETE FROM job_upstream_tokens WHERE token_id IN "
+                    "(SELECT token_id FROM job_upstream_tokens WHERE expires_at < ? LIMIT ?)"
+                ),
+                (before, limit),
+            )
+            return deleted
 
         result: int = self._run(True, body)
         return result

@@ -1,0 +1,185 @@
+"""Upstream tokens of one job: GitHub App installation tokens, minted at the job's
+exchange and revoked at GitHub when the job's broker tokens are revoked.
+
+A ``github-app`` connector holds the app's private key (sealed, ``connector set``).
+:meth:`JobUpstreamTokens.mint` makes, for one exchange, an installation token limited
+to the job's repository and to the permissions its granted scopes name
+(``contents:read`` → ``{"contents": "read"}``), as octo-sts and
+create-github-app-token do, but bound to the job: the exchange stores it sealed with
+the broker token's row (``job_upstream_tokens``), the proxy injects it for that token
+only, and :meth:`revoke_upstream` calls ``DELETE /installation/token`` for each
+revoked broker token that had one — after the revocation committed, whichever path
+revoked it (the revoke step, the webhook at job end, an admin). A revocation GitHub
+did not confirm is retried by :meth:`sweep` (the expiry purge's loop) until the token
+expires. Each confirmed one is audited (``revoked_upstream``).
+
+Public API: :class:`JobUpstreamTokens`, :class:`AppTokenUnavailable`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from jobtoken.broker.audit import AuditEntry, AuditLog
+from jobtoken.broker.connectors import Connector
+from jobtoken.broker.logs import log_event
+from jobtoken.broker.sealing import Sealer, SealingError
+from jobtoken.broker.store import SqlStore, TokenRecord
+
+if TYPE_CHECKING:
+    from jobtoken.broker.github_app import GitHubApp, InstallationToken
+
+__all__ = ["AppTokenUnavailable", "JobUpstreamTokens"]
+
+#: most upstream revocations one sweep retries
+SWEEP_BATCH = 100
+
+
+class AppTokenUnavailable(Exception):
+    """No installation token for this exchange; ``reason`` is the audit code."""
+
+    def __init__(self, reason: str, text: str, *, status: int = 400) -> None:
+        super().__init__(text)
+        self.reason, self.text, self.status = reason, text, status
+
+
+class JobUpstreamTokens:
+    def __init__(
+        self,
+        store: SqlStore,
+        sealer: Sealer,
+        audit: AuditLog,
+        connectors: dict[str, Connector],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store, self._sealer, self._audit, self._clock = store, sealer, audit, clock
+        self._connectors = connectors
+        self._apps: dict[str, tuple[str, GitHubApp]] = {}
+        self._guard = threading.Lock()
+
+    def mint(
+        self, connector: Connector, repository: str, scopes: tuple[str, ...]
+    ) -> InstallationToken:
+        """An installation token for ``repository`` (owner/name) with ``scopes``."""
+        from jobtoken.broker.github_app import GitHubAppError, permissions_for_scopes
+
+        try:
+            permissions = permissions_for_scopes(scopes)
+        except ValueError as exc:
+            raise AppTokenUnavailable("unknown_scope", str(exc)) from None
+        owner, _, name = repository.partition("/")
+        if not owner or not name:
+            raise AppTokenUnavailable("no_repository", "the ID token names no repository")
+        app = self._app(connector)
+        try:
+            installation = app.installation_id(repository)
+            return app.create_installation_token(installation, (name,), permissions)
+        except GitHubAppError as exc:
+            status = 503 if exc.kind == "unreachable" else 502
+            raise AppTokenUnavailable(
+                "github_app_failed",
+                f"connector {connector.name}: GitHub did not issue an installation token "
+                f"({exc.text})",
+                status=status,
+            ) from None
+
+    def seal(self, token_id: str, token: str) -> bytes:
+        return self._sealer.seal(f"job-upstream:{token_id}", token.encode())
+
+    def discard(self, connector: Connector, token: str) -> None:
+        """Revoke an installation token the exchange minted but did not issue."""
+        self._revoke_at_github(connector, token)
+
+    def revoke_upstream(self, rows: Iterable[TokenRecord]) -> int:
+        """Revoke at GitHub the upstream tokens of these (just revoked) broker tokens;
+        how many GitHub confirmed. The others are left to :meth:`sweep`."""
+        confirmed = 0
+        for row in rows:
+            connector = self._connectors.get(row.connector)
+            if connector is None or not connector.per_job_upstream:
+                continue
+            found = self._store.job_upstream_token(row.token_id)
+            if found is None or found[2] is not None:
+                continue
+            confirmed += self._revoke_row(connector, row.token_id, found[0])
+        return confirmed
+
+    def sweep(self) -> int:
+        """Retry the upstream revocations not yet confirmed; how many now are."""
+        confirmed = 0
+        for token_id, name, sealed in self._store.unrevoked_upstream_tokens(
+            int(self._clock()), SWEEP_BATCH
+        ):
+            connector = self._connectors.get(name)
+            if connector is not None and connector.per_job_upstream:
+                confirmed += self._revoke_row(connector, token_id, sealed)
+        return confirmed
+
+    # -- internals -----------------------------------------------------------------------
+    def _revoke_row(self, connector: Connector, token_id: str, sealed: bytes) -> int:
+        try:
+            token = self._sealer.open(f"job-upstream:{token_id}", sealed).decode("utf-8")
+        except (SealingError, UnicodeDecodeError):
+            return 0
+        if not self._revoke_at_github(connector, token):
+            return 0
+        if self._store.mark_upstream_revoked(token_id, int(self._clock())):
+            self._audit.record(
+                AuditEntry(
+                    decision="revoked_upstream",
+                    reason="installation_token_deleted",
+                    connector=connector.name,
+                    token_id=token_id,
+                    token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+                )
+            )
+        return 1
+
+    def _revoke_at_github(self, connector: Connector, token: str) -> bool:
+        from jobtoken.broker.github_app import GitHubAppError
+
+        try:
+            self._app(connector).revoke_installation_token(token)
+        except (GitHubAppError, AppTokenUnavailable) as exc:
+            log_event(
+                "upstream revocation failed; retried later",
+                connector=connector.name,
+                cause=getattr(exc, "kind", getattr(exc, "reason", "")),
+            )
+            return False
+        return True
+
+    def _app(self, connector: Connector) -> GitHubApp:
+        from jobtoken.broker.github_app import GitHubApp
+
+        settings = connector.github_app
+        assert settings is not None
+        sealed = self._store.get_credential(connector.name)
+        if sealed is None:
+            raise AppTokenUnavailable(
+                "credential_missing",
+                f"connector {connector.name} has no app private key; an operator runs "
+                f"`jobtoken broker connector set {connector.name} --config FILE "
+                "--credential-file app-key.pem`",
+            )
+        version = hashlib.sha256(sealed).hexdigest()
+        with self._guard:
+            cached = self._apps.get(connector.name)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+        try:
+            key = self._sealer.open(f"connector:{connector.name}", sealed)
+            app = GitHubApp(settings.app_id, key, api_url=settings.api_url)
+        except (SealingError, ValueError):
+            raise AppTokenUnavailable(
+                "credential_unreadable",
+                f"connector {connector.name}'s app private key cannot be used",
+                status=503,
+            ) from None
+        with self._guard:
+            self._apps[connector.name] = (version, app)
+        return app
