@@ -223,7 +223,7 @@ def _notion(make: type[ProviderTemplate]) -> ProviderTemplate:
         # latest version it names is 2026-03-11. N_AUTHN: Bearer token on API calls.
         headers={"Notion-Version": "2026-03-11"},
         # the token and refresh requests take a JSON body (the create-a-token page above)
-        token_body="json",
+        token_body="json",  # noqa: S106 (a body format)
         routes=(
             Route("POST", "/v1/search", "search:read"),
             Route("GET", "/v1/pages/**", "pages:read", query=("filter_properties", *paging)),

@@ -85,7 +85,8 @@ app_id = "12345"
     assert dict(connectors["notion"].headers)["Notion-Version"]  # type: ignore[attr-defined]
     assert connectors["notion"].oauth.token_body == "json"  # type: ignore[attr-defined]
     gh = connectors["gh"]
-    assert gh.credential == "github-app" and gh.per_job_upstream  # type: ignore[attr-defined]
+    assert gh.credential == "github-app"
+    assert gh.per_job_upstream
     assert gh.github_app.api_url == "https://api.github.com"  # type: ignore[attr-defined]
 
 

@@ -62,13 +62,15 @@ class ScriptedProvider:
     def refresh(
         self, oauth: OAuthSettings, secret: str, refresh_token: str, *, timeout: float = 0
     ) -> ProviderTokens:
-        assert (oauth, secret) == (OAUTH, SECRET) and timeout > 0
+        assert (oauth, secret) == (OAUTH, SECRET)
+        assert timeout > 0
         return self._answer("refresh_token", refresh_token)
 
     def client_credentials(
         self, oauth: OAuthSettings, secret: str, *, timeout: float = 0
     ) -> ProviderTokens:
-        assert (oauth, secret) == (OAUTH, SECRET) and timeout > 0
+        assert (oauth, secret) == (OAUTH, SECRET)
+        assert timeout > 0
         return self._answer("client_credentials", "")
 
 
@@ -101,7 +103,7 @@ def connected(store: SqlStore, provider: ScriptedProvider) -> Iterator[UpstreamG
         )
     grants = grants_on(store, provider)
     grants.connect(REFRESHING, ProviderTokens("at-old", int(time.time()) - 1, "rt-0"), "test")
-    yield grants
+    return grants
 
 
 def audit_decisions(store: SqlStore) -> list[tuple[str, str]]:
@@ -125,7 +127,8 @@ def test_concurrent_callers_in_one_process_share_one_refresh(
     for thread in threads:
         thread.join()
     assert [grant for grant, _ in provider.calls] == ["refresh_token"]
-    assert len(results) == 20 and len(set(results)) == 1
+    assert len(results) == 20
+    assert len(set(results)) == 1
     assert audit_decisions(store) == [("connected", "test"), ("refreshed", "refresh_token")]
 
 
@@ -148,7 +151,8 @@ def test_two_brokers_on_one_store_share_one_refresh(
         for thread in threads:
             thread.join()
         assert len(provider.calls) == 1
-        assert len(results) == 10 and len(set(results)) == 1
+        assert len(results) == 10
+        assert len(set(results)) == 1
     finally:
         for opened in stores:
             opened.close()
@@ -203,7 +207,8 @@ def test_invalid_grant_marks_the_connector_for_reauthorization(
     assert refused.value.reason == "needs_reauthorization"
     assert "jobtoken broker connect crm" in refused.value.text
     grant = store.grant("crm")
-    assert grant is not None and grant.state == "needs_reauthorization"
+    assert grant is not None
+    assert grant.state == "needs_reauthorization"
     assert audit_decisions(store)[-1] == ("refresh_failed", "invalid_grant")
     calls = len(provider.calls)
     with pytest.raises(GrantUnavailable):
@@ -220,14 +225,17 @@ def test_a_provider_outage_is_retried_a_bounded_number_of_times_then_paused(
     provider.failures = [down, down, down, down]
     with pytest.raises(GrantUnavailable) as refused:
         connected.access(REFRESHING)
-    assert refused.value.reason == "provider_unavailable" and refused.value.retry_after >= 1
+    assert refused.value.reason == "provider_unavailable"
+    assert refused.value.retry_after >= 1
     assert len(provider.calls) == 3  # attempts
     for _ in range(5):  # no storm: within the cool-down nobody calls the provider
         with pytest.raises(GrantUnavailable):
             connected.access(REFRESHING)
     assert len(provider.calls) == 3
     grant = store.grant("crm")
-    assert grant is not None and grant.state == "ready" and grant.lease_owner == ""
+    assert grant is not None
+    assert grant.state == "ready"
+    assert grant.lease_owner == ""
     assert audit_decisions(store)[-1] == ("refresh_failed", "provider_unavailable")
 
 
@@ -273,7 +281,9 @@ def test_a_missing_client_secret_releases_the_lease(
     assert refused.value.reason == "credential_missing"
     assert "connector set crm" in refused.value.text
     grant = store.grant("crm")
-    assert grant is not None and grant.lease_owner == "" and provider.calls == []
+    assert grant is not None
+    assert grant.lease_owner == ""
+    assert provider.calls == []
 
 
 def test_tokens_are_sealed_in_the_store_and_hashed_in_the_audit(
