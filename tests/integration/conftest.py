@@ -4,9 +4,13 @@ connector, and every secret in files of a temp dir."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from support.broker_process import BrokerProcess, running_broker
 from support.contacts_api import ContactsApi
@@ -22,3 +26,17 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
         running_broker(tmp_path_factory.mktemp("broker"), issuer, contacts) as process,
     ):
         yield process
+
+
+@pytest.fixture
+def postgres_database(postgres_dsn: str) -> Iterator[str]:
+    """A fresh database on the session's cluster (its DSN), dropped after the test."""
+    dbname = "jt_" + secrets.token_hex(6)
+    name = sql.Identifier(dbname)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    try:
+        yield make_conninfo(postgres_dsn, dbname=dbname)
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))

@@ -84,6 +84,10 @@ class BrokerProcess:
     #: where the SQLite store lives (relative to ``workdir``, or absolute)
     sqlite_path: str = "broker.db"
     key_refresh_seconds: int = 10
+    #: TOML appended to the config (more connectors), and YAML appended to the policy's
+    #: ``connectors:`` map (indented two spaces)
+    extra_config: str = ""
+    extra_policy: str = ""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -126,7 +130,7 @@ class BrokerProcess:
             path.write_text(value)
             path.chmod(0o600)
         self.policy_path.parent.mkdir(parents=True, exist_ok=True)
-        self.policy_path.write_text(POLICY)
+        self.policy_path.write_text(POLICY + self.extra_policy)
         self.config_path.write_text(
             f"""\
 # Written by support.broker_process: every key is in examples/broker/broker.toml.
@@ -161,7 +165,7 @@ scope = "contacts.read"
 kind = "passthrough"
 allow_passthrough = true
 max_ttl_seconds = 300
-"""
+{self.extra_config}"""
         )
 
     def cli(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -228,6 +232,13 @@ max_ttl_seconds = 300
     def id_token(self, **overrides: object) -> str:
         """An ID token for this broker's audience, from the fake issuer."""
         return self.issuer.mint(audience=self.issuer_url, **overrides)
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """Every audit record, as ``jobtoken broker audit export`` writes them."""
+        done = self.cli("audit", "export", "--config", str(self.config_path))
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.decode()[-2000:])
+        return [json.loads(line) for line in done.stdout.decode().splitlines()]
 
     def exchange(self, scope: str = "contacts.read", **form: str) -> requests.Response:
         """``POST /token`` for a contacts token with a fresh ID token; ``form`` replaces

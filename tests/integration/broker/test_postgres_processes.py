@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import secrets
 import threading
 import time
 from collections import Counter
@@ -20,8 +19,6 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from support.broker_process import REPO, REPO_ID, BrokerProcess
 from support.contacts_api import ContactsApi
@@ -37,31 +34,17 @@ Brokers = tuple[BrokerProcess, BrokerProcess]
 
 
 @pytest.fixture
-def database(postgres_dsn: str) -> Iterator[str]:
-    """A fresh database on the session cluster, dropped after the test."""
-    dbname = "jt_" + secrets.token_hex(6)
-    name = sql.Identifier(dbname)
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    try:
-        yield make_conninfo(postgres_dsn, dbname=dbname)
-    finally:
-        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-
-
-@pytest.fixture
-def brokers(tmp_path: Path, database: str) -> Iterator[Brokers]:
+def brokers(tmp_path: Path, postgres_database: str) -> Iterator[Brokers]:
     """Two broker processes of two workers each, sharing the database and public URL."""
     with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
         issuer.claims.update(repository=REPO, repository_id=REPO_ID)
         first = BrokerProcess(
-            tmp_path / "a", issuer, contacts, store_dsn=database, workers=WORKERS,
+            tmp_path / "a", issuer, contacts, store_dsn=postgres_database, workers=WORKERS,
             key_refresh_seconds=KEY_REFRESH_SECONDS,
         )  # fmt: skip
         first.public_url = first.url
         second = BrokerProcess(
-            tmp_path / "b", issuer, contacts, store_dsn=database, workers=WORKERS,
+            tmp_path / "b", issuer, contacts, store_dsn=postgres_database, workers=WORKERS,
             key_refresh_seconds=KEY_REFRESH_SECONDS, public_url=first.url,
             master_key=first.master_key, client_secret=first.client_secret,
             webhook_secret=first.webhook_secret,
@@ -139,7 +122,7 @@ ROUNDS = 200
 
 
 def test_one_id_token_sent_to_both_processes_at_once_is_accepted_exactly_once(
-    brokers: Brokers, database: str
+    brokers: Brokers, postgres_database: str
 ) -> None:
     first = brokers[0]
     check_runs = [str(800_000 + i) for i in range(ROUNDS)]
@@ -169,9 +152,11 @@ def test_one_id_token_sent_to_both_processes_at_once_is_accepted_exactly_once(
         wins["first" if pair[0].status_code == 200 else "second"] += 1
     assert wrong == [], f"{len(wrong)} of {ROUNDS} tokens not accepted exactly once: {wrong[:5]}"
     assert sum(wins.values()) == ROUNDS
-    rows = query(database, "SELECT check_run_id, count(*) FROM tokens GROUP BY check_run_id")
+    rows = query(
+        postgres_database, "SELECT check_run_id, count(*) FROM tokens GROUP BY check_run_id"
+    )
     assert {str(c): n for c, n in rows} == dict.fromkeys(check_runs, 1)
-    decisions = Counter((r["decision"], r["reason"]) for _, r in audit_records(database))
+    decisions = Counter((r["decision"], r["reason"]) for _, r in audit_records(postgres_database))
     assert decisions == {("issued", "policy_allowed"): ROUNDS, ("denied", "replayed"): ROUNDS}
 
 
@@ -201,7 +186,7 @@ REQUESTS_PER_THREAD = 30
 
 
 def test_the_audit_chain_stays_verifiable_under_concurrent_writers(
-    brokers: Brokers, database: str
+    brokers: Brokers, postgres_database: str
 ) -> None:
     """Each thread sends, in turn: a fresh token, the same token again (a replay), and
     every fifth request a scope the policy does not allow."""
@@ -242,10 +227,10 @@ def test_the_audit_chain_stays_verifiable_under_concurrent_writers(
         done = broker.cli("audit", "verify", "--config", str(broker.config_path))
         assert done.returncode == 0, done.stderr.decode()
         assert done.stdout.decode().startswith(f"audit chain intact: {issued + denied} record(s)")
-    records = audit_records(database)
+    records = audit_records(postgres_database)
     assert [seq for seq, _ in records] == list(range(1, issued + denied + 1))
     assert Counter(r["decision"] for _, r in records) == {"issued": issued, "denied": denied}
-    assert query(database, "SELECT seq FROM audit_head") == [(issued + denied,)]
+    assert query(postgres_database, "SELECT seq FROM audit_head") == [(issued + denied,)]
 
 
 def test_a_signing_key_rotation_reaches_every_process_within_the_refresh_interval(

@@ -1,0 +1,188 @@
+"""OAuth connectors end to end: real broker processes, a real OAuth provider (Authlib's
+authorization server, rotating refresh tokens and refusing a reused one) and an API that
+takes only that provider's current access tokens.
+
+The race test: 200 proxied calls from 20 concurrent clients, spread over a run in which
+the 4-second access tokens expire several times, against 2 workers of one broker and
+again against 2 broker processes (2 workers each) on one PostgreSQL database. It
+asserts no upstream auth failure, no request sent with a stale token, no reused
+refresh token, and one refresh per expiry: the provider's refresh count equals the
+audit trail's, and no refresh came before the previous token reached its refresh
+point. ``JOBTOKEN_RACE_REPEAT=N`` runs it N times (the closing note's 20-run loop)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from support.broker_process import REPO, REPO_ID, BrokerProcess
+from support.contacts_api import ContactsApi
+from support.oauth_provider import OAuthProvider
+from support.oidc_issuer import FakeOidcIssuer
+
+LIFETIME = 4  # seconds an access token lives
+MARGIN = 1  # refresh_margin_seconds: refreshed once 3 s of its 4 are gone
+CALLS, CLIENTS = 200, 20
+POLICY = """\
+  crm:
+    - scopes: [contacts.read]
+      max_ttl: 10m
+"""
+REPEAT = int(os.environ.get("JOBTOKEN_RACE_REPEAT", "1"))
+
+
+def connect(broker: BrokerProcess, provider: OAuthProvider) -> None:
+    """What an operator runs: store the client secret, connect a refresh token."""
+    for args, secret in (
+        (("connector", "set", "crm", "--credential-file", "-"), provider.client_secret),
+        (("connect", "crm", "--refresh-token-file", "-"), provider.issue_refresh_token()),
+    ):
+        done = broker.cli(*args, "--config", str(broker.config_path), stdin=secret.encode())
+        assert done.returncode == 0, done.stderr.decode()
+        assert secret not in (done.stdout + done.stderr).decode()
+
+
+def broker_token(broker: BrokerProcess) -> str:
+    answer = broker.exchange(resource="crm")
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["access_token"]
+    return token
+
+
+def load(urls: list[str], token: str, seconds: float) -> list[int]:
+    """CALLS GETs of the contacts list through the proxy, from CLIENTS threads, spread
+    evenly over ``seconds`` and over ``urls``; their status codes."""
+    statuses: list[int] = []
+    lock = threading.Lock()
+    per_client = CALLS // CLIENTS
+    start = time.monotonic()
+
+    def client(index: int) -> None:
+        with requests.Session() as session:
+            for call in range(per_client):
+                due = start + seconds * (call + index / CLIENTS) / per_client
+                time.sleep(max(0.0, due - time.monotonic()))
+                url = urls[(index + call) % len(urls)]
+                answer = session.get(
+                    f"{url}/proxy/crm/v1/contacts",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30,
+                )
+                with lock:
+                    statuses.append(answer.status_code)
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(client, range(CLIENTS)))
+    return statuses
+
+
+def assert_one_refresh_per_expiry(broker: BrokerProcess, provider: OAuthProvider) -> int:
+    records = broker.audit_records()
+    refreshed = [
+        datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
+        for r in records
+        if r["decision"] == "refreshed"
+    ]
+    assert [r for r in records if r["decision"] == "refresh_failed"] == []
+    assert len(refreshed) == provider.refreshes
+    gaps = [later - earlier for earlier, later in itertools.pairwise(refreshed)]
+    # a token is refreshed only once it reached its refresh point (LIFETIME - MARGIN s,
+    # less the provider's whole-second expiry), never a second time for the same expiry
+    assert all(gap > LIFETIME - MARGIN - 1.01 for gap in gaps), gaps
+    return len(refreshed)
+
+
+def assert_no_stale_use(provider: OAuthProvider, statuses: list[int]) -> None:
+    assert statuses == [200] * CALLS
+    assert provider.api_auth_failures == 0
+    assert provider.stale_token_uses == {}
+    assert provider.reused_refresh_attempts == 0
+    assert provider.api_ok == CALLS
+
+
+@pytest.fixture
+def provider() -> Iterator[OAuthProvider]:
+    with OAuthProvider(access_token_seconds=LIFETIME) as running:
+        yield running
+
+
+@pytest.fixture
+def issuer() -> Iterator[FakeOidcIssuer]:
+    with FakeOidcIssuer() as running:
+        running.claims.update(repository=REPO, repository_id=REPO_ID)
+        yield running
+
+
+def start_broker(broker: BrokerProcess) -> BrokerProcess:
+    broker.workdir.mkdir(exist_ok=True)
+    broker.write_files()
+    return broker
+
+
+@pytest.mark.parametrize("run", range(REPEAT))
+def test_two_workers_refresh_once_per_expiry_under_load(
+    tmp_path: Path, provider: OAuthProvider, issuer: FakeOidcIssuer, run: int
+) -> None:
+    with ContactsApi() as contacts:
+        broker = start_broker(
+            BrokerProcess(
+                tmp_path / "broker", issuer, contacts, workers=2,
+                extra_config=provider.connector_toml(margin=MARGIN), extra_policy=POLICY,
+            )
+        )  # fmt: skip
+        connect(broker, provider)
+        broker.start()
+        try:
+            token = broker_token(broker)
+            statuses = load([broker.url], token, seconds=3 * LIFETIME)
+            assert_no_stale_use(provider, statuses)
+            refreshes = assert_one_refresh_per_expiry(broker, provider)
+            assert refreshes >= 3  # connect's, and the run's expiries
+        finally:
+            broker.stop()
+
+
+@pytest.mark.parametrize("run", range(REPEAT))
+def test_two_brokers_on_one_postgres_refresh_once_per_expiry(
+    tmp_path: Path,
+    provider: OAuthProvider,
+    issuer: FakeOidcIssuer,
+    postgres_database: str,
+    run: int,
+) -> None:
+    with ContactsApi() as contacts:
+        options = {
+            "store_dsn": postgres_database,
+            "workers": 2,
+            "extra_config": provider.connector_toml(margin=MARGIN),
+            "extra_policy": POLICY,
+        }
+        first = BrokerProcess(tmp_path / "a", issuer, contacts, **options)  # type: ignore[arg-type]
+        first.public_url = first.url
+        second = BrokerProcess(
+            tmp_path / "b", issuer, contacts, public_url=first.url,
+            master_key=first.master_key, client_secret=first.client_secret,
+            webhook_secret=first.webhook_secret, **options,  # type: ignore[arg-type]
+        )  # fmt: skip
+        start_broker(first)
+        start_broker(second)
+        connect(first, provider)
+        first.start()
+        second.start()
+        try:
+            token = broker_token(first)
+            statuses = load([first.url, second.url], token, seconds=3 * LIFETIME)
+            assert_no_stale_use(provider, statuses)
+            assert assert_one_refresh_per_expiry(first, provider) >= 3
+        finally:
+            first.stop()
+            second.stop()
