@@ -88,6 +88,7 @@ class BrokerProcess:
     #: ``connectors:`` map (indented two spaces)
     extra_config: str = ""
     extra_policy: str = ""
+    log_level: str = "info"
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -138,6 +139,7 @@ class BrokerProcess:
 host = "127.0.0.1"
 port = {self.port}
 public_url = "{self.issuer_url}"
+log_level = "{self.log_level}"
 [store]
 {store}
 [keys]
