@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from support.fake_broker import FakeBroker
+from support.leak_check import assert_no_leak
 from support.oidc_issuer import FakeOidcIssuer
 
 from .conftest import RunAct
-from support.leak_check import assert_no_leak
 
 pytestmark = pytest.mark.e2e
 
