@@ -55,7 +55,11 @@ __all__ = ["OAuthProvider", "browser_login_and_consent"]
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # its request lines carry codes
 
 SCOPES = "contacts.read contacts.write"
-CONTACTS = [{"id": "1", "name": "Ada Lovelace"}, {"id": "2", "name": "Grace Hopper"}]
+CONTACTS = [
+    {"id": "1", "name": "Ada Lovelace"},
+    {"id": "2", "name": "Grace Hopper"},
+    {"id": "3", "name": "Katherine Johnson"},
+]
 
 
 @dataclass
@@ -333,8 +337,9 @@ refresh_margin_seconds = {margin}
                     "<form method=post><input type=hidden name=confirm value=yes>"
                     "<button>Allow</button></form>"
                 )
+            grant = server.get_consent_grant(end_user=session["user"])
             grant_user = session["user"] if request.form.get("confirm") == "yes" else None
-            return server.create_authorization_response(grant_user=grant_user)
+            return server.create_authorization_response(grant=grant, grant_user=grant_user)
 
         @app.get("/login-page")
         def login_page() -> Any:
@@ -372,7 +377,7 @@ refresh_margin_seconds = {margin}
                 provider.api_ok += 1
             if request.method == "POST":
                 return jsonify(id=str(len(CONTACTS) + 1), **(request.get_json() or {})), 201
-            return jsonify(results=CONTACTS)
+            return jsonify(contacts=CONTACTS)
 
         return app
 

@@ -109,7 +109,7 @@ def test_connect_through_the_browser_flow_then_call_the_api(
     token = broker.exchange(resource="crm").json()["access_token"]
     answer = proxied(broker, token)
     assert answer.status_code == 200
-    assert answer.json()["results"][0]["name"] == "Ada Lovelace"
+    assert answer.json()["contacts"][0]["name"] == "Ada Lovelace"
     listed = run(broker, "connector", "list")
     assert re.search(r"crm\s+minted\s+oauth2-refresh\s+yes\s+ready", listed)
 
