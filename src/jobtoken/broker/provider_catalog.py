@@ -107,12 +107,12 @@ def _hubspot_routes() -> tuple[Route, ...]:
     routes: list[Route] = []
     for base in ("/crm/objects/2026-03/contacts", "/crm/v3/objects/contacts"):
         routes += [
-            Route("POST", f"{base}/search", "contacts:read"),
-            Route("POST", f"{base}/batch/read", "contacts:read"),
-            Route("GET", f"{base}/**", "contacts:read", query=_HUBSPOT_READ_QUERY),
-            Route("POST", f"{base}/**", "contacts:write"),
-            Route("PATCH", f"{base}/**", "contacts:write"),
-            Route("DELETE", f"{base}/**", "contacts:write"),
+            Route("POST", f"{base}/search", "crm.objects.contacts.read"),
+            Route("POST", f"{base}/batch/read", "crm.objects.contacts.read"),
+            Route("GET", f"{base}/**", "crm.objects.contacts.read", query=_HUBSPOT_READ_QUERY),
+            Route("POST", f"{base}/**", "crm.objects.contacts.write"),
+            Route("PATCH", f"{base}/**", "crm.objects.contacts.write"),
+            Route("DELETE", f"{base}/**", "crm.objects.contacts.write"),
         ]
     return tuple(routes)
 

@@ -77,7 +77,7 @@ def test_hubspot_uses_the_current_token_endpoint_not_v1() -> None:
     tpl = template("hubspot")
     assert "/oauth/v1/" not in tpl.token_url
     assert tpl.token_url == "https://api.hubapi.com/oauth/2026-03/token"
-    assert {"contacts:read", "contacts:write"} <= set(tpl.scopes())
+    assert {"crm.objects.contacts.read", "crm.objects.contacts.write"} <= set(tpl.scopes())
 
 
 def test_slack_quirks() -> None:
@@ -136,8 +136,8 @@ def test_hubspot_search_is_a_read_even_though_it_is_a_post() -> None:
     tpl = template("hubspot")
     connector = Connector(name="hs", base_url=tpl.base_url, routes=tpl.routes)
     search = ("crm", "v3", "objects", "contacts", "search")
-    assert connector.scope_for("POST", search) == "contacts:read"
-    assert connector.scope_for("POST", search[:-1]) == "contacts:write"
+    assert connector.scope_for("POST", search) == "crm.objects.contacts.read"
+    assert connector.scope_for("POST", search[:-1]) == "crm.objects.contacts.write"
 
 
 def _hubspot(**changes: object) -> ProviderTemplate:
