@@ -128,7 +128,10 @@ def _connector_set(args: argparse.Namespace) -> int:
     finally:
         store.close()
     what = _WHAT[connector.credential]
-    print(f"stored the {what} of connector {args.name} (sealed under {sealer.current.key_id})")
+    print(
+        f"stored the credential of connector {args.name} (its {what}, sealed under "
+        f"{sealer.current.key_id})"
+    )
     if connector.credential == "oauth2-refresh":
         print(f"next: jobtoken broker connect {args.name} --config {args.config}")
     return 0

@@ -6,6 +6,8 @@ secret the provider and the broker handled."""
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 import subprocess
 import sys
@@ -222,3 +224,27 @@ def test_no_secret_reaches_the_store_its_wal_or_the_debug_log(
     secrets = [provider.client_secret, *provider.issued_secrets]
     checked = assert_nothing_leaked(places, secrets)
     print(f"leak scan: {len(secrets)} secrets, {len(places)} places, {checked} checks, 0 found")
+
+
+def test_rotate_master_key_rewraps_the_grant_and_the_broker_keeps_refreshing(
+    broker: BrokerProcess, provider: OAuthProvider
+) -> None:
+    connect_headless(broker, provider)
+    old_key = broker.master_key
+    (broker.workdir / "old.key").write_text(old_key)
+    broker.master_key = base64.b64encode(os.urandom(32)).decode()
+    (broker.workdir / "master.key").write_text(broker.master_key)
+    text = broker.config_path.read_text()
+    broker.config_path.write_text(
+        text.replace('master_key_file = "master.key"',
+                     'master_key_file = "master.key"\nprevious_master_key_files = ["old.key"]')
+    )  # fmt: skip
+    rotated = run(broker, "rotate-master-key")
+    # 2 client secrets, 1 grant, the signing key(s)
+    moved = int(re.search(r"re-wrapped (\d+) record", rotated).group(1))  # type: ignore[union-attr]
+    assert moved >= 4
+    broker.config_path.write_text(text)  # the old key is gone from the config
+    broker.restart()
+    token = broker.exchange(resource="crm").json()["access_token"]
+    # the restarted broker opens the grant (access and refresh token) under the new key
+    assert proxied(broker, token).status_code == 200
