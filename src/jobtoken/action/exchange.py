@@ -192,7 +192,7 @@ def _write_results(
             ("scopes", " ".join(granted) or "-"),
             ("expires at", expires_at or "no expiry: a long-lived token (allow-no-expiry)"),
             ("token id", issued.token_id),
-            ("at job end", job_end_note(provider.name, issued.issued_token_type)),
+            ("at job end", job_end_note(provider.name, issued)),
         ]
         table = "".join(f"| {name} | {markdown_cell(value)} |\n" for name, value in rows)
         runtime.append_summary(f"### jobtoken\n\n| | |\n|---|---|\n{table}\n")
@@ -210,10 +210,17 @@ JOB_END_NOTES = {
     ),
 }
 OTHER_JOB_END_NOTE = "not revoked by a broker at job end: the revoke step and its expiry bound it"
+UPSTREAM_REVOKED_NOTE = (
+    "revoked at its upstream (e.g. GitHub) when this job's lease is revoked: by the revoke "
+    "step, or by the broker when the job ends"
+)
 
 
-def job_end_note(provider: str, issued_token_type: str | None) -> str:
-    return JOB_END_NOTES.get((provider, issued_token_type or ""), OTHER_JOB_END_NOTE)
+def job_end_note(provider: str, issued: IssuedToken) -> str:
+    if issued.upstream_revoked_at_job_end and provider == "broker":
+        return UPSTREAM_REVOKED_NOTE
+    key = (provider, issued.issued_token_type or "")
+    return JOB_END_NOTES.get(key, OTHER_JOB_END_NOTE)
 
 
 def _print_claims(runtime: Runtime, id_tokens: RunnerIdTokens | None, exc: ProviderError) -> None:

@@ -120,6 +120,7 @@ class IssuedToken:
         "scopes",
         "token_id",
         "token_type",
+        "upstream_revoked_at_job_end",
     )
 
     def __init__(
@@ -132,6 +133,7 @@ class IssuedToken:
         issued_token_type: str | None = None,
         extra_secrets: tuple[str, ...] = (),
         revoke_state: Mapping[str, str] | None = None,
+        upstream_revoked_at_job_end: bool = False,
     ) -> None:
         self.access_token: Final = access_token
         #: as the provider said it (RFC 6749 `token_type`), e.g. "Bearer"
@@ -149,6 +151,8 @@ class IssuedToken:
         #: what `revoke` needs besides the token (e.g. a lease id), short strings only;
         #: the action passes it to the revoke action inside the masked `revoke-handle` output
         self.revoke_state: Final[Mapping[str, str]] = {} if revoke_state is None else revoke_state
+        #: the broker said it revokes this upstream token upstream when the job's ends
+        self.upstream_revoked_at_job_end: Final = upstream_revoked_at_job_end
 
 
 class RevokeRequest:

@@ -109,9 +109,12 @@ class IssuedToken:
     scopes: tuple[str, ...]
     token_id: str
     expires_at: int
+    #: a passthrough lease whose upstream token the broker revokes upstream with it
+    #: (a GitHub App installation token); None for a minted token
+    upstream_revoked_at_job_end: bool | None = None
 
     def response(self) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "access_token": self.access_token,
             "issued_token_type": self.issued_token_type,
             "token_type": "Bearer",
@@ -119,6 +122,9 @@ class IssuedToken:
             "scope": " ".join(self.scopes),
             "token_id": self.token_id,
         }
+        if self.upstream_revoked_at_job_end is not None:
+            body["upstream_revoked_at_job_end"] = self.upstream_revoked_at_job_end
+        return body
 
 
 class TokenExchange:
@@ -334,7 +340,8 @@ class TokenExchange:
             issued_at=now,
             expires_at=now + ttl,
         )
-        issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl)
+        lease = None if connector.kind == "minted" else upstream.per_job
+        issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl, lease)
         return issued, record, upstream
 
     def _lease(self, connector: Connector) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from jobtoken.action.errors import InputError
 from jobtoken.action.exchange import encode_revoke_handle, job_end_note, run_exchange
+from jobtoken.action.provider import IssuedToken
 from jobtoken.action.revoke import decode_revoke_handle
 from support.fake_broker import FakeBroker
 from support.oidc_issuer import FakeOidcIssuer
@@ -183,11 +184,29 @@ def test_a_token_without_expiry_passes_only_when_allowed_and_the_summary_says_lo
     )
 
 
+def _issued(issued_token_type: str | None, *, upstream_revoked: bool = False) -> IssuedToken:
+    return IssuedToken(
+        "t", "Bearer", 60, None, "id", issued_token_type,
+        upstream_revoked_at_job_end=upstream_revoked,
+    )  # fmt: skip
+
+
 def test_the_summary_says_where_job_end_revocation_reaches_a_minted_jwt() -> None:
-    note = job_end_note("broker", "urn:ietf:params:oauth:token-type:jwt")
+    note = job_end_note("broker", _issued("urn:ietf:params:oauth:token-type:jwt"))
     assert "offline through the JWKS" in note
     assert "only its expiry bounds it" in note
-    assert "expiry bound it" in job_end_note("vault", None)
+    assert "expiry bound it" in job_end_note("vault", _issued(None))
+
+
+def test_the_summary_says_plainly_whether_a_passthrough_token_is_revoked_upstream() -> None:
+    lease = "urn:ietf:params:oauth:token-type:access_token"
+    assert "is not revoked upstream" in job_end_note("broker", _issued(lease))
+    revoked = job_end_note("broker", _issued(lease, upstream_revoked=True))
+    assert revoked.startswith("revoked at its upstream")
+    # only a broker can promise that
+    assert "revoked at its upstream" not in job_end_note(
+        "vault", _issued(lease, upstream_revoked=True)
+    )
 
 
 def test_a_ttl_capped_by_the_provider_is_reported_with_both_lifetimes(

@@ -7,6 +7,7 @@ import base64
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -128,9 +129,12 @@ def test_the_app_runs_the_purge_with_the_configured_retention_while_it_serves(
     started: list[ExpiryPurge] = []
 
     class _Fast(ExpiryPurge):
-        def __init__(self, store: SqlStore, *, retention: int) -> None:
+        def __init__(
+            self, store: SqlStore, *, retention: int, after_round: Callable[[], object]
+        ) -> None:
             assert retention == 0
-            super().__init__(store, retention=retention, interval=0.01)
+            assert after_round == broker.app_tokens.sweep  # GitHub App revocations retried
+            super().__init__(store, retention=retention, interval=0.01, after_round=after_round)
             started.append(self)
 
     monkeypatch.setattr(app_module, "ExpiryPurge", _Fast)

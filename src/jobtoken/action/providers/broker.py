@@ -114,6 +114,7 @@ def parse_token_response(body: dict[str, object]) -> IssuedToken:
         expires_in=expires_in if isinstance(expires_in, int) else None,
         scopes=scopes,
         token_id=token_id_of(body.get("token_id"), access_token),
+        upstream_revoked_at_job_end=body.get("upstream_revoked_at_job_end") is True,
     )
 
 

@@ -145,6 +145,15 @@ def test_other_failures_name_the_status(
         PROVIDER.exchange(exchange_request(broker, IdTokens(), timeout="3s"))
 
 
+def test_only_a_literal_true_says_the_upstream_token_dies_with_the_job() -> None:
+    said = parse_token_response({"access_token": "t", "upstream_revoked_at_job_end": True})
+    assert said.upstream_revoked_at_job_end is True
+    for value in (False, "true", 1, None):
+        body = {"access_token": "t", "upstream_revoked_at_job_end": value}
+        assert parse_token_response(body).upstream_revoked_at_job_end is False
+    assert parse_token_response({"access_token": "t"}).upstream_revoked_at_job_end is False
+
+
 def test_response_fields_of_the_wrong_type_fail_the_checks_later() -> None:
     issued = parse_token_response(
         {"access_token": 5, "token_type": None, "expires_in": "900", "scope": ["a"]}
