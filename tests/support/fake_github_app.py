@@ -24,7 +24,9 @@ Whatever breaks a rule is appended to ``problems`` (tests assert it stays empty)
 answered 401 or 422; an API call the tests make on purpose with a dead token (401/403)
 is not a problem. ``misbehave`` makes the token answer wrong on purpose:
 ``extra_permission``, ``extra_repository``, ``all_repositories``, ``bad_expires_at``,
-``duplicate_key``.
+``duplicate_key``; ``fail`` makes every request fail before it is served: ``huge``
+(a 2 MiB answer), ``redirect`` (302 elsewhere), ``slow`` (``slow_seconds`` of silence),
+``status_500``.
 
 Usage::
 
@@ -55,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 from support.loopback import LoopbackServer
 
-__all__ = ["MISBEHAVIOURS", "FakeGitHubApp", "IssuedToken", "RecordedRequest"]
+__all__ = ["FAILURES", "MISBEHAVIOURS", "FakeGitHubApp", "IssuedToken", "RecordedRequest"]
 
 ACCEPT = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
@@ -66,6 +68,7 @@ MISBEHAVIOURS = (
     "bad_expires_at",
     "duplicate_key",
 )
+FAILURES = ("huge", "redirect", "slow", "status_500")
 _RANK = {"read": 1, "write": 2}
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -105,6 +108,8 @@ class FakeGitHubApp(LoopbackServer):
     app_permissions: dict[str, str] = field(default_factory=_default_permissions)
     token_lifetime: int = 3600
     misbehave: str | None = None
+    fail: str | None = None
+    slow_seconds: float = 3.0
     requests: list[RecordedRequest] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     tokens: dict[str, IssuedToken] = field(default_factory=dict)
@@ -279,6 +284,8 @@ def _handler_for(api: FakeGitHubApp) -> type[BaseHTTPRequestHandler]:
             headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
             with api._lock:
                 api.requests.append(RecordedRequest(method, path, headers, body))
+            if api.fail is not None:
+                return self._failure(api.fail)
             authorization = self.headers.get("Authorization", "")
             if self.headers.get("Accept") != ACCEPT:
                 api.problem(f"{method} {path}: Accept is {self.headers.get('Accept')!r}")
@@ -326,6 +333,19 @@ def _handler_for(api: FakeGitHubApp) -> type[BaseHTTPRequestHandler]:
                 return None
             api.problem(f"{method} {path}: not an endpoint of this fake")
             return self._json(404, {"message": "Not Found"})
+
+        def _failure(self, failure: str) -> None:
+            if failure == "slow":
+                time.sleep(api.slow_seconds)
+            if failure == "redirect":
+                self.send_response(302)
+                self.send_header("Location", f"{api.url}/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if failure == "huge":
+                return self._send(200, b'{"token": "' + b"a" * (2 << 20) + b'"}')
+            return self._json(500 if failure == "status_500" else 200, {"message": "Server Error"})
 
         def _allowed(self, authorization: str, repository: str, permission: str) -> bool:
             issued = api.installation_token(authorization)

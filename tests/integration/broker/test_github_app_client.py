@@ -14,7 +14,7 @@ import jwt
 import pytest
 
 from jobtoken.broker.github_app import GitHubApp, GitHubAppError, permissions_for_scopes
-from support.fake_github_app import MISBEHAVIOURS, FakeGitHubApp
+from support.fake_github_app import FAILURES, MISBEHAVIOURS, FakeGitHubApp
 
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
@@ -133,6 +133,24 @@ def test_github_down_is_unreachable(github: FakeGitHubApp, app: GitHubApp) -> No
             call()
         assert e.value.kind == "unreachable"
         assert "ghs_" not in str(e.value)
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_bounds_an_oversized_redirected_slow_or_failing_answer(
+    github: FakeGitHubApp, failure: str
+) -> None:
+    github.fail, github.slow_seconds = failure, 2.0
+    app = GitHubApp(github.app_id, github.private_key_pem, api_url=github.url, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(GitHubAppError) as e:
+        app.create_installation_token(github.installation_id, ("app",), {"contents": "read"})
+    app.close()
+    assert time.monotonic() - started < 1.5
+    wanted = {"huge": "invalid_response", "redirect": "refused"}.get(failure, "unreachable")
+    assert e.value.kind == wanted
+    assert [r.path for r in github.requests] == [
+        f"/app/installations/{github.installation_id}/access_tokens"
+    ]  # the redirect is not followed
 
 
 def test_the_fake_catches_a_bad_jwt_and_a_bad_body(github: FakeGitHubApp) -> None:
