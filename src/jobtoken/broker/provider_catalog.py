@@ -364,7 +364,8 @@ def _github_app(make: type[ProviderTemplate]) -> ProviderTemplate:
         access_token_path=("token",),
         authorize_params={},
         upstream_scopes=(),
-        headers={},
+        # the REST API version every call names (https://docs.github.com/en/rest/about-the-rest-api/api-versions)
+        headers={"X-GitHub-Api-Version": "2022-11-28"},
         routes=(
             # GH_CONTENTS: get (GET), create or update (PUT) and delete (DELETE) a file
             Route("GET", f"{repo}/contents/**", "contents:read", query=("ref",)),
