@@ -12,7 +12,9 @@ the first):
 3. the policies: the policy directory exists and every ``<owner>/<name>.yml`` in it,
    and the organization file, parse (each error names its file and line);
 4. each connector whose tokens need the stored upstream credential (``passthrough``,
-   or a ``base_url`` to proxy to) has one, and it opens with the master key;
+   a ``base_url`` to proxy to, or an OAuth or GitHub App credential) has one, and it
+   opens with the master key; an ``oauth2-refresh`` connector is connected and its
+   grant is alive;
 5. settings that work but are likely a mistake: ``public_url`` still the
    example's, loopback test issuers, a wildcard ``event_name`` in a policy;
 6. with ``reach_issuers``: each trusted issuer's JWKS can be fetched now.
@@ -33,7 +35,7 @@ from jobtoken.broker.assembly import open_configured_store, open_sealer, verifie
 from jobtoken.broker.config import BrokerConfig, ConfigError
 from jobtoken.broker.jwks import JwksError
 from jobtoken.broker.sealing import SealingError
-from jobtoken.broker.store import StoreError
+from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, SqlStore, StoreError
 from jobtoken.broker.verify import IdTokenVerifier, InMemoryJtiStore
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.schema import RepositoryPolicy, load_policy_file
@@ -79,7 +81,11 @@ def _secrets(config: BrokerConfig) -> Iterator[Finding]:
 
 
 def _store_and_credentials(config: BrokerConfig) -> Iterator[Finding]:
-    needing = [c for c in config.connectors.values() if c.kind == "passthrough" or c.base_url]
+    needing = [
+        c
+        for c in config.connectors.values()
+        if c.kind == "passthrough" or c.base_url or c.credential != "static"
+    ]
     if config.store.kind == "sqlite" and not config.store.path.exists():
         for connector in needing:
             yield _missing_credential(config, connector.name)
@@ -108,10 +114,27 @@ def _store_and_credentials(config: BrokerConfig) -> Iterator[Finding]:
                         "the master key (set it again, or add the key it was sealed with to "
                         "previous_master_key_files)",
                     )
+        yield from _grants(config, store)
     except StoreError as exc:
         yield Finding("error", f"store: {exc}")
     finally:
         store.close()
+
+
+def _grants(config: BrokerConfig, store: SqlStore) -> Iterator[Finding]:
+    """An OAuth refresh connector never connected, or whose grant is dead."""
+    states = {row.connector: row.state for row in store.grants()}
+    for connector in config.connectors.values():
+        if connector.credential != "oauth2-refresh":
+            continue
+        state = states.get(connector.name)
+        if state is None or state == GRANT_NEEDS_REAUTHORIZATION:
+            what = "is not connected" if state is None else "needs re-authorization"
+            yield Finding(
+                "error",
+                f"connector {connector.name} {what}; jobs asking for it are refused until "
+                f"`jobtoken broker connect {connector.name} --config {config.path}`",
+            )
 
 
 def _missing_credential(config: BrokerConfig, name: str) -> Finding:

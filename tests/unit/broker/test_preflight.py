@@ -97,3 +97,41 @@ def test_bad_policies_and_a_credential_sealed_with_another_key_are_found(
     assert any(t.startswith("warning: policy:") and 'event_name "*"' in t for t in texts)
     assert len(findings) == 3, texts
     assert "ftp-secret" not in "".join(texts)
+
+
+def test_an_oauth_connector_not_connected_or_dead_is_an_error_naming_connect(
+    tmp_path: Path,
+) -> None:
+    key = _key_file(tmp_path / "master.key")
+    (tmp_path / "policies").mkdir()
+    oauth = (
+        '[connectors.{0}]\ncredential = "oauth2-refresh"\nbase_url = "https://api.example.com"\n'
+        '[connectors.{0}.oauth]\nclient_id = "c"\ntoken_url = "https://login.example.com/t"\n'
+    )
+    (tmp_path / "broker.toml").write_text(
+        '[server]\npublic_url = "https://tokens.corp.example"\n[keys]\n'
+        'master_key_file = "master.key"\n[store]\npath = "b.db"\n'
+        + oauth.format("crm")
+        + oauth.format("dead")
+        + oauth.format("fine")
+    )
+    store = open_store("sqlite", path=tmp_path / "b.db")
+    sealer = Sealer(key, ())
+    for name in ("crm", "dead", "fine"):
+        store.put_credential(name, sealer.seal(f"connector:{name}", b"client-secret"), 1)
+    build = lambda seq, prev: ("{}", "0" * 64)  # noqa: E731 (an audit record, not checked here)
+    for name in ("dead", "fine"):
+        store.put_grant(name, sealer.seal(f"grant:{name}", b"{}"), 0, 1, build)
+    owner = "test"
+    assert store.take_lease("dead", owner, 1, 0, 10**15)
+    store.release_lease("dead", owner, state="needs_reauthorization", retry_at_ms=0, audit=None)
+    store.close()
+
+    findings = preflight(load_config(tmp_path / "broker.toml"))
+    texts = [f"{f.level}: {f.text}" for f in findings if "connector" in f.text]
+    assert texts == [
+        "error: connector crm is not connected; jobs asking for it are refused until "
+        f"`jobtoken broker connect crm --config {tmp_path / 'broker.toml'}`",
+        "error: connector dead needs re-authorization; jobs asking for it are refused until "
+        f"`jobtoken broker connect dead --config {tmp_path / 'broker.toml'}`",
+    ]
