@@ -128,7 +128,7 @@ def test_an_oauth_connector_not_connected_or_dead_is_an_error_naming_connect(
     store.close()
 
     findings = preflight(load_config(tmp_path / "broker.toml"))
-    texts = [f"{f.level}: {f.text}" for f in findings if "connector" in f.text]
+    texts = [f"{f.level}: {f.text}" for f in findings if f.text.startswith("connector")]
     assert texts == [
         "error: connector crm is not connected; jobs asking for it are refused until "
         f"`jobtoken broker connect crm --config {tmp_path / 'broker.toml'}`",
