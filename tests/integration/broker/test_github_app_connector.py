@@ -17,6 +17,7 @@ import requests
 from support.broker_process import REPO, REPO_ID, BrokerProcess
 from support.contacts_api import ContactsApi
 from support.fake_github_app import FakeGitHubApp
+from support.leak_check import assert_nothing_leaked
 from support.oidc_issuer import FakeOidcIssuer
 
 OWNER = REPO.split("/")[0]
@@ -148,3 +149,21 @@ def test_github_down_is_503_and_nothing_is_issued(
     records = broker.audit_records()
     assert [r for r in records if r["decision"] == "issued"] == []
     assert github.live_tokens() == []
+
+
+def test_no_app_key_or_installation_token_reaches_the_store_its_wal_or_the_log(
+    broker: BrokerProcess, github: FakeGitHubApp
+) -> None:
+    minted = broker.exchange(resource="github", scope="issues:read").json()["access_token"]
+    assert call(broker, minted, f"/repos/{REPO}/issues").status_code == 200
+    broker.exchange(resource="github-direct", scope="issues:read")
+    requests.post(f"{broker.url}/revoke", data={"token": minted}, timeout=10)
+    places = {
+        "the broker's log": broker.log_path.read_bytes(),
+        "the store": broker.db_path.read_bytes(),
+        "the store's WAL": Path(f"{broker.db_path}-wal").read_bytes(),
+        "the audit export": "\n".join(map(str, broker.audit_records())).encode(),
+    }
+    secrets = [github.private_key_pem.decode(), *github.tokens]
+    assert len(secrets) == 3
+    assert assert_nothing_leaked(places, secrets) > 0
