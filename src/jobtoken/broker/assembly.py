@@ -121,14 +121,11 @@ class Broker:
         except SealingError as exc:
             raise ConfigError(str(exc)) from None
         minter = Minter(keys, issuer=config.server.public_url)
+        provider = ProviderClient(timeout_seconds=float(config.proxy.timeout_seconds))
         grants = UpstreamGrants(
-            store=store,
-            sealer=sealer,
-            audit=audit,
-            metrics=metrics,
-            provider=ProviderClient(timeout_seconds=float(config.proxy.timeout_seconds)),
+            store=store, sealer=sealer, audit=audit, metrics=metrics, provider=provider
         )
-        app_tokens = JobUpstreamTokens(store, sealer, audit, dict(config.connectors))
+        app_tokens = JobUpstreamTokens(store, sealer, audit, dict(config.connectors), provider)
         exchange = TokenExchange(
             verifier=verifier,
             policy=policy,

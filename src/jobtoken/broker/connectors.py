@@ -236,8 +236,18 @@ class Connector:
 
     @property
     def per_job_upstream(self) -> bool:
-        """Every exchange gets an upstream token of its own (revoked with the job's)."""
-        return self.credential == "github-app"
+        """Every exchange gets an upstream token of its own, revoked upstream with the
+        job's where the upstream can: a GitHub App's installation tokens, and a
+        client-credentials connector's passthrough leases (RFC 7009 ``revoke_url``)."""
+        client_credentials = self.credential == "oauth2-client-credentials"
+        return self.credential == "github-app" or (client_credentials and self.kind != "minted")
+
+    @property
+    def upstream_revocable(self) -> bool:
+        """Its per-job upstream tokens can be revoked upstream."""
+        if self.credential == "github-app":
+            return True
+        return self.per_job_upstream and self.oauth is not None and bool(self.oauth.revoke_url)
 
     def route_for(self, method: str, segments: tuple[str, ...]) -> Route | None:
         """The first route that allows a proxied request, or None."""

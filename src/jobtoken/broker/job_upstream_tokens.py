@@ -1,5 +1,7 @@
-"""Upstream tokens of one job: GitHub App installation tokens, minted at the job's
-exchange and revoked at GitHub when the job's broker tokens are revoked.
+"""Upstream tokens of one job, minted at its exchange and revoked upstream when the
+job's broker tokens are revoked: GitHub App installation tokens, and the access tokens
+of a client-credentials connector's passthrough leases (revoked at its RFC 7009
+``revoke_url``).
 
 A ``github-app`` connector holds the app's private key (sealed, ``connector set``).
 :meth:`JobUpstreamTokens.mint` makes, for one exchange, an installation token limited
@@ -12,6 +14,11 @@ revoked broker token that had one — after the revocation committed, whichever 
 revoked it (the revoke step, the webhook at job end, an admin). A revocation GitHub
 did not confirm is retried by :meth:`sweep` (the expiry purge's loop) until the token
 expires. Each confirmed one is audited (``revoked_upstream``).
+
+A client-credentials passthrough lease is the same story with an OAuth provider: a
+``client_credentials`` grant for this job alone (not the connector's shared access
+token), revoked with RFC 7009 at job end; without a ``revoke_url`` only its lifetime
+bounds it, and the exchange's answer says so (``upstream_revoked_at_job_end``).
 
 Public API: :class:`JobUpstreamTokens`, :class:`AppTokenUnavailable`.
 """
@@ -27,6 +34,7 @@ from typing import TYPE_CHECKING
 from jobtoken.broker.audit import AuditEntry, AuditLog
 from jobtoken.broker.connectors import Connector
 from jobtoken.broker.logs import log_event
+from jobtoken.broker.oauth_client import ProviderClient, ProviderError
 from jobtoken.broker.sealing import Sealer, SealingError
 from jobtoken.broker.store import SqlStore, TokenRecord
 
@@ -54,14 +62,38 @@ class JobUpstreamTokens:
         sealer: Sealer,
         audit: AuditLog,
         connectors: dict[str, Connector],
+        provider: ProviderClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store, self._sealer, self._audit, self._clock = store, sealer, audit, clock
-        self._connectors = connectors
+        self._connectors, self._provider = connectors, provider or ProviderClient()
         self._apps: dict[str, tuple[str, GitHubApp]] = {}
         self._guard = threading.Lock()
 
     def mint(
+        self, connector: Connector, repository: str, scopes: tuple[str, ...]
+    ) -> tuple[str, int]:
+        """(token, expires_at) of a new upstream token for this job alone."""
+        if connector.oauth is not None:
+            return self._client_credentials(connector)
+        installation = self._installation_token(connector, repository, scopes)
+        return installation.token, installation.expires_at
+
+    def _client_credentials(self, connector: Connector) -> tuple[str, int]:
+        assert connector.oauth is not None
+        try:
+            tokens = self._provider.client_credentials(
+                connector.oauth, self._client_secret(connector)
+            )
+        except ProviderError as exc:
+            raise AppTokenUnavailable(
+                "provider_unavailable" if exc.kind == "unavailable" else "provider_refused",
+                f"connector {connector.name}: the provider issued no token ({exc.text})",
+                status=503 if exc.kind == "unavailable" else 502,
+            ) from None
+        return tokens.access_token, tokens.expires_at
+
+    def _installation_token(
         self, connector: Connector, repository: str, scopes: tuple[str, ...]
     ) -> InstallationToken:
         """An installation token for ``repository`` (owner/name) with ``scopes``."""
@@ -91,8 +123,8 @@ class JobUpstreamTokens:
         return self._sealer.seal(f"job-upstream:{token_id}", token.encode())
 
     def discard(self, connector: Connector, token: str) -> None:
-        """Revoke an installation token the exchange minted but did not issue."""
-        self._revoke_at_github(connector, token)
+        """Revoke an upstream token the exchange minted but did not issue."""
+        self._revoke_upstream(connector, token)
 
     def revoke_upstream(self, rows: Iterable[TokenRecord]) -> int:
         """Revoke at GitHub the upstream tokens of these (just revoked) broker tokens;
@@ -125,13 +157,14 @@ class JobUpstreamTokens:
             token = self._sealer.open(f"job-upstream:{token_id}", sealed).decode("utf-8")
         except (SealingError, UnicodeDecodeError):
             return 0
-        if not self._revoke_at_github(connector, token):
+        if not self._revoke_upstream(connector, token):
             return 0
         if self._store.mark_upstream_revoked(token_id, int(self._clock())):
+            how = "rfc7009" if connector.oauth is not None else "installation_token_deleted"
             self._audit.record(
                 AuditEntry(
                     decision="revoked_upstream",
-                    reason="installation_token_deleted",
+                    reason=how,
                     connector=connector.name,
                     token_id=token_id,
                     token_sha256=hashlib.sha256(token.encode()).hexdigest(),
@@ -139,12 +172,20 @@ class JobUpstreamTokens:
             )
         return 1
 
-    def _revoke_at_github(self, connector: Connector, token: str) -> bool:
+    def _revoke_upstream(self, connector: Connector, token: str) -> bool:
+        """Revoke one upstream token; False (logged) if the upstream did not confirm, or
+        cannot revoke (a provider without ``revoke_url``: its lifetime bounds it)."""
         from jobtoken.broker.github_app import GitHubAppError
 
+        if not connector.upstream_revocable:
+            return False
         try:
-            self._app(connector).revoke_installation_token(token)
-        except (GitHubAppError, AppTokenUnavailable) as exc:
+            if connector.oauth is not None:
+                secret = self._client_secret(connector)
+                self._provider.revoke(connector.oauth, secret, token, "access_token")
+            else:
+                self._app(connector).revoke_installation_token(token)
+        except (GitHubAppError, ProviderError, AppTokenUnavailable) as exc:
             log_event(
                 "upstream revocation failed; retried later",
                 connector=connector.name,
@@ -152,6 +193,19 @@ class JobUpstreamTokens:
             )
             return False
         return True
+
+    def _client_secret(self, connector: Connector) -> str:
+        sealed = self._store.get_credential(connector.name)
+        try:
+            return self._sealer.open(f"connector:{connector.name}", sealed or b"").decode()
+        except (SealingError, UnicodeDecodeError):
+            raise AppTokenUnavailable(
+                "credential_missing",
+                f"connector {connector.name} has no usable client secret; an operator runs "
+                f"`jobtoken broker connector set {connector.name} --config FILE "
+                "--credential-file F`",
+                status=503,
+            ) from None
 
     def _app(self, connector: Connector) -> GitHubApp:
         from jobtoken.broker.github_app import GitHubApp

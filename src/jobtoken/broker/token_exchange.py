@@ -183,7 +183,7 @@ class TokenExchange:
                     verified,
                     issued,
                     record,
-                    self._upstream.seal(record.token_id, upstream),
+                    self._upstream.seal(connector, record.token_id, upstream),
                 )
             except BaseException:
                 self._upstream.discard(connector, upstream)
@@ -340,7 +340,7 @@ class TokenExchange:
             issued_at=now,
             expires_at=now + ttl,
         )
-        lease = None if connector.kind == "minted" else upstream.per_job
+        lease = None if connector.kind == "minted" else connector.upstream_revocable
         issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl, lease)
         return issued, record, upstream
 

@@ -31,6 +31,9 @@ POLICY = """\
   crm-direct:
     - scopes: [contacts.read]
       max_ttl: 10m
+  batch:
+    - scopes: [contacts.read]
+      max_ttl: 10m
 """
 
 
@@ -44,8 +47,12 @@ def provider() -> Iterator[OAuthProvider]:
 def broker(tmp_path: Path, provider: OAuthProvider) -> Iterator[BrokerProcess]:
     """A broker with two connectors on the provider, ``crm`` (minted, proxied) and
     ``crm-direct`` (passthrough), their client secret stored, nothing connected yet."""
-    config = provider.connector_toml("crm") + provider.connector_toml(
-        "crm-direct", kind="passthrough"
+    config = (
+        provider.connector_toml("crm")
+        + provider.connector_toml("crm-direct", kind="passthrough")
+        + provider.connector_toml(
+            "batch", credential="oauth2-client-credentials", kind="passthrough"
+        )
     )
     with FakeOidcIssuer() as issuer, ContactsApi() as contacts:
         issuer.claims.update(repository=REPO, repository_id=REPO_ID)
@@ -54,7 +61,7 @@ def broker(tmp_path: Path, provider: OAuthProvider) -> Iterator[BrokerProcess]:
             log_level="debug",
         )  # fmt: skip
         process.write_files()
-        for name in ("crm", "crm-direct"):
+        for name in ("crm", "crm-direct", "batch"):
             run(process, "connector", "set", name, "--credential-file", "-",
                 stdin=provider.client_secret)  # fmt: skip
         process.start()
@@ -248,3 +255,19 @@ def test_rotate_master_key_rewraps_the_grant_and_the_broker_keeps_refreshing(
     token = broker.exchange(resource="crm").json()["access_token"]
     # the restarted broker opens the grant (access and refresh token) under the new key
     assert proxied(broker, token).status_code == 200
+
+
+def test_a_client_credentials_lease_is_the_jobs_own_and_revoked_at_the_provider(
+    broker: BrokerProcess, provider: OAuthProvider
+) -> None:
+    first = broker.exchange(resource="batch").json()
+    second = broker.exchange(resource="batch").json()
+    assert provider.client_credentials_grants == 2  # one grant per job, not a shared token
+    assert first["access_token"] != second["access_token"]
+    assert first["upstream_revoked_at_job_end"] is True
+    assert first["access_token"] in provider.current_access_tokens()
+    requests.post(f"{broker.url}/revoke", data={"token": first["access_token"]}, timeout=10)
+    assert first["access_token"] not in provider.current_access_tokens()  # RFC 7009
+    assert second["access_token"] in provider.current_access_tokens()
+    decisions = [(r["decision"], r["reason"]) for r in broker.audit_records()]
+    assert ("revoked_upstream", "rfc7009") in decisions
