@@ -1,9 +1,10 @@
-"""SQLite's disk fills up under a real broker: /token answers 503
+"""SQLite's disk fills up, or turns read-only, under a real broker: /token answers 503
 ``temporarily_unavailable`` with ``Retry-After``, nothing is issued, the log has one
 line for the outage and no traceback; when space returns the next request succeeds,
 and every token issued has its audit record in an intact chain.
 
-The store lives on a small tmpfs mounted for the test (root only: CI runs as root).
+The full disk is a small tmpfs mounted for the test, the read-only store files made
+immutable with ``chattr +i`` (both root only: CI runs as root).
 """
 
 from __future__ import annotations
@@ -85,3 +86,35 @@ def test_a_full_disk_is_answered_503_and_space_returning_ends_it(
     # the first token, those the full disk still let through (pages free in the WAL),
     # and the one after: each has its record
     assert f"intact: {2 + issued_during} record(s)".encode() in verified.stdout
+
+
+def _immutable(files: list[Path], on: bool) -> None:
+    """``chattr +i``: not even root may write to the files (their open descriptors
+    included), as with a store whose disk turned read-only under the broker."""
+    done = subprocess.run(
+        ["chattr", "+i" if on else "-i", *map(str, files)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot make files immutable here (needs root on ext4): {done.stderr}")
+
+
+def test_a_read_only_store_is_answered_503_and_writable_again_ends_it(tmp_path: Path) -> None:
+    with serving_broker(tmp_path) as broker:
+        assert broker.exchange().status_code == 200
+        files = [broker.db_path, Path(f"{broker.db_path}-wal")]
+        _immutable(files, True)
+        try:
+            during = [broker.exchange() for _ in range(5)]
+        finally:
+            _immutable(files, False)
+        for response in during:
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "temporarily_unavailable"
+            assert response.headers["Retry-After"] == "2"
+        after = broker.exchange()
+        assert after.status_code == 200, after.text
+        assert "Traceback" not in broker.log_path.read_text()
+        verified = broker.cli("audit", "verify", "--config", str(broker.config_path))
+        assert verified.returncode == 0, verified.stderr
+        assert b"intact: 2 record(s)" in verified.stdout  # before and after; none during
