@@ -14,10 +14,12 @@ How it behaves, as a provider that rotates refresh tokens strictly:
 - one confidential client (``client_id``, ``client_secret``, random per instance) that
   authenticates with ``client_secret_basic`` or ``client_secret_post``;
 - any ``http://127.0.0.1:<port>/callback`` is a valid redirect (RFC 8252 §7.3), nothing else;
-- a refresh revokes the refresh token it used *and* the access token issued with it,
-  and issues a new pair; a used or revoked refresh token presented again is
-  ``invalid_grant`` and counted in ``reused_refresh_attempts``; an authorization code
-  is good once, for ``CODE_SECONDS``;
+- a refresh revokes the refresh token it used and issues a new pair; the access token
+  issued with the old one stays good until it expires (as at HubSpot, Slack and
+  Google), unless ``revoke_access_on_refresh`` revokes it too; a used or revoked
+  refresh token presented again is ``invalid_grant`` and counted in
+  ``reused_refresh_attempts``; an authorization code is good once, for
+  ``CODE_SECONDS``;
 - access tokens live ``access_token_seconds``;
 - ``GET {api_url}/v1/contacts`` needs a current token with ``contacts.read``, ``POST``
   one with ``contacts.write``: an absent, unknown, expired or revoked token is 401 with

@@ -147,6 +147,10 @@ class ProviderState:
     down: bool = False
     #: seconds each token request waits before it is answered
     delay: float = 0.0
+    #: a refresh also revokes the access token issued with the refresh token it used
+    #: (off: outstanding access tokens stay good until they expire, as at HubSpot, Slack
+    #: and Google; on: a stricter provider, where calls in flight with it get a 401)
+    revoke_access_on_refresh: bool = False
     #: successful grants, by grant type
     refreshes: int = 0
     code_grants: int = 0
@@ -351,8 +355,11 @@ def refresh_grant(state: ProviderState) -> type[grants.RefreshTokenGrant]:
             return credential.user
 
         def revoke_old_credential(self, credential: Token) -> None:
-            with state._lock:  # the old pair: its refresh token was claimed, its access token goes
-                credential.refresh_revoked = credential.access_revoked = True
+            with state._lock:  # the used refresh token goes; its access token, if told so
+                credential.refresh_revoked = True
+                credential.access_revoked = credential.access_revoked or (
+                    state.revoke_access_on_refresh
+                )
 
     return RefreshGrant
 
