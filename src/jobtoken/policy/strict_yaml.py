@@ -11,7 +11,9 @@ YAML document or raises ``PolicyError`` with the line of the problem. It is
   plain decimal integers are integers (no octal ``0755``, sexagesimal
   ``1:30``, ``0x``, ``1_000``), ``null``/``~``/empty is null, everything else
   is a string (no floats, no timestamps, no ``<<`` merge keys);
-- at most ``MAX_POLICY_BYTES`` (64 KiB) of UTF-8 text.
+- at most ``MAX_POLICY_BYTES`` (64 KiB) of UTF-8 text, nested at most
+  ``MAX_DEPTH`` collections deep (PyYAML's composer recurses once a level: a
+  file of ``[[[[…`` would otherwise end in ``RecursionError``, not ``PolicyError``).
 
 Callers walk the nodes (``ScalarNode.tag`` is one of the ``*_TAG`` constants)
 and report problems with ``node.start_mark.line + 1``.
@@ -25,9 +27,19 @@ import yaml
 
 from jobtoken.policy.errors import PolicyError
 
-__all__ = ["BOOL_TAG", "INT_TAG", "MAX_POLICY_BYTES", "NULL_TAG", "STR_TAG", "compose_strict"]
+__all__ = [
+    "BOOL_TAG",
+    "INT_TAG",
+    "MAX_DEPTH",
+    "MAX_POLICY_BYTES",
+    "NULL_TAG",
+    "STR_TAG",
+    "compose_strict",
+]
 
 MAX_POLICY_BYTES = 64 * 1024
+#: deepest nesting of nodes (a policy needs 7: policy, connectors, rules, rule, when, list, value)
+MAX_DEPTH = 32
 BOOL_TAG = "tag:yaml.org,2002:bool"
 INT_TAG = "tag:yaml.org,2002:int"
 NULL_TAG = "tag:yaml.org,2002:null"
@@ -35,16 +47,24 @@ STR_TAG = "tag:yaml.org,2002:str"
 
 
 class _StrictLoader(yaml.SafeLoader):
+    depth = 0
+
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
         line = event.start_mark.line + 1 if event.start_mark else 0
+        if self.depth >= MAX_DEPTH:
+            raise PolicyError(self.name, line, f"nested more than {MAX_DEPTH} levels deep")
         if isinstance(event, yaml.AliasEvent):
             raise PolicyError(self.name, line, "YAML aliases (*name) are not allowed")
         if getattr(event, "anchor", None) is not None:
             raise PolicyError(self.name, line, "YAML anchors (&name) are not allowed")
         if getattr(event, "tag", None) is not None:
             raise PolicyError(self.name, line, "YAML tags (!…) are not allowed")
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 _StrictLoader.yaml_implicit_resolvers = {}
@@ -63,7 +83,13 @@ def compose_strict(text: bytes | str, source: str) -> yaml.Node:
         decoded = raw.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         raise PolicyError(source, raw.count(b"\n", 0, exc.start) + 1, "not UTF-8") from None
-    loader = _StrictLoader(decoded)
+    try:
+        loader = _StrictLoader(decoded)  # reads the whole text: refuses control characters
+    except yaml.reader.ReaderError as exc:
+        line = decoded.count("\n", 0, exc.position) + 1
+        raise PolicyError(
+            source, line, f"not valid YAML: the character U+{exc.character:04X} is not allowed"
+        ) from None
     loader.name = source
     try:
         node = loader.get_single_node()

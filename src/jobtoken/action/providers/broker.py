@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 
+from jobtoken.action.checks import MIN_TOKEN_LENGTH
 from jobtoken.action.errors import HttpError, ProviderError
 from jobtoken.action.http.client import Request, Response, describe_url, fetch, form_request
 from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, RevokeRequest
@@ -122,9 +123,16 @@ def token_id_of(given: object, access_token: str) -> str:
     """The broker's `token_id`, else the `jti` of a JWT token, else `sha256:` + 32 hex.
 
     Never derived reversibly from the token: a SHA-256 prefix identifies it
-    (the broker's audit store keys tokens by SHA-256) without revealing it.
+    (the broker's audit store keys tokens by SHA-256) without revealing it. A
+    `token_id` that holds the whole token is not an identifier but the secret: it
+    is printed in the log and the summary, where `neutralize` may alter it
+    (``::`` becomes ``: :``) so that the mask no longer matches; it is replaced.
     """
-    if isinstance(given, str) and TOKEN_ID.match(given):
+    # (a token shorter than MIN_TOKEN_LENGTH is refused by the checks anyway)
+    holds_token = (
+        len(access_token) >= MIN_TOKEN_LENGTH and isinstance(given, str) and access_token in given
+    )
+    if isinstance(given, str) and TOKEN_ID.match(given) and not holds_token:
         return given
     import hashlib  # only for a broker that does not say
 
