@@ -45,6 +45,7 @@ from jobtoken.broker.blocking import blocking
 from jobtoken.broker.config import load_config
 from jobtoken.broker.expiry_purge import ExpiryPurge
 from jobtoken.broker.logs import configure_logging
+from jobtoken.broker.metrics import SHARE_ENV
 from jobtoken.broker.oauth import (
     NO_STORE,
     OAuthError,
@@ -144,6 +145,7 @@ def create_app(broker: Broker) -> Starlette:
             with suppress(asyncio.CancelledError):
                 await task
             await upstreams.aclose()
+            broker.metrics.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.upstreams = upstreams  # the proxy's upstream clients, for tests and probes
@@ -154,7 +156,11 @@ def create_app(broker: Broker) -> Starlette:
 def create_app_from_env() -> Starlette:
     config = load_config(Path(os.environ[CONFIG_ENV]))
     configure_logging(config.server.log_level)
-    return create_app(Broker.from_config(config))
+    broker = Broker.from_config(config)
+    shared = os.environ.get(SHARE_ENV)
+    if shared:  # `serve --workers N`: every worker's series in every scrape
+        broker.metrics.share(Path(shared))
+    return create_app(broker)
 
 
 async def token(request: Request, broker: Broker) -> Response:

@@ -26,6 +26,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -113,6 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
     from jobtoken.broker.app import CONFIG_ENV, create_app
     from jobtoken.broker.assembly import Broker
     from jobtoken.broker.logs import configure_logging, log_event
+    from jobtoken.broker.metrics import SHARE_ENV
     from jobtoken.broker.preflight import preflight
 
     if args.workers < 1 or args.workers > 64:
@@ -153,12 +155,14 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         broker.close()
         os.environ[CONFIG_ENV] = str(args.config.resolve())
-        uvicorn.run(
-            "jobtoken.broker.app:create_app_from_env",
-            factory=True,
-            workers=args.workers,
-            **common,
-        )
+        with tempfile.TemporaryDirectory(prefix="jobtoken-metrics-") as shared:
+            os.environ[SHARE_ENV] = shared  # the workers add up their metrics here
+            uvicorn.run(
+                "jobtoken.broker.app:create_app_from_env",
+                factory=True,
+                workers=args.workers,
+                **common,
+            )
     return 0
 
 
