@@ -91,14 +91,19 @@ def proxied(broker: BrokerProcess, token: str) -> requests.Response:
     )
 
 
+def start_connect(broker: BrokerProcess, timeout: int) -> subprocess.Popen[str]:
+    """``jobtoken broker connect crm`` in the background, as an operator runs it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobtoken.cli", "broker", "connect", "crm",
+         "--config", str(broker.config_path), "--timeout", str(timeout)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def test_connect_through_the_browser_flow_then_call_the_api(
     broker: BrokerProcess, provider: OAuthProvider
 ) -> None:
-    command = subprocess.Popen(
-        [sys.executable, "-m", "jobtoken.cli", "broker", "connect", "crm",
-         "--config", str(broker.config_path), "--timeout", "30"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    command = start_connect(broker, 30)
     assert command.stdout is not None
     url = ""
     while not url:
@@ -126,11 +131,7 @@ def test_connect_through_the_browser_flow_then_call_the_api(
 def test_a_forged_callback_is_refused_and_the_wait_goes_on(
     broker: BrokerProcess, provider: OAuthProvider
 ) -> None:
-    command = subprocess.Popen(
-        [sys.executable, "-m", "jobtoken.cli", "broker", "connect", "crm",
-         "--config", str(broker.config_path), "--timeout", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    command = start_connect(broker, 5)
     assert command.stdout is not None
     line = ""
     while "waiting up to" not in line:
