@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from jobtoken.broker.audit import AuditLog
 from jobtoken.broker.config import BrokerConfig, ConfigError
+from jobtoken.broker.connector_credentials import ConnectorCredentials
 from jobtoken.broker.connectors import Connector
 from jobtoken.broker.exchange_upstream import ExchangeUpstream
 from jobtoken.broker.job_upstream_tokens import JobUpstreamTokens
@@ -87,6 +88,7 @@ class Broker:
     webhook_secret: bytes | None
     grants: UpstreamGrants
     app_tokens: JobUpstreamTokens
+    credentials: ConnectorCredentials
     metrics_token: bytes | None = None
 
     @property
@@ -122,10 +124,20 @@ class Broker:
             raise ConfigError(str(exc)) from None
         minter = Minter(keys, issuer=config.server.public_url)
         provider = ProviderClient(timeout_seconds=float(config.proxy.timeout_seconds))
+        # one per process: every use of a connector's credential (and the audit of each
+        # sealed file opened) goes through it
+        credentials = ConnectorCredentials(store, sealer, audit)
         grants = UpstreamGrants(
-            store=store, sealer=sealer, audit=audit, metrics=metrics, provider=provider
+            store=store,
+            sealer=sealer,
+            audit=audit,
+            metrics=metrics,
+            provider=provider,
+            credentials=credentials,
         )
-        app_tokens = JobUpstreamTokens(store, sealer, audit, dict(config.connectors), provider)
+        app_tokens = JobUpstreamTokens(
+            store, sealer, audit, dict(config.connectors), provider, credentials=credentials
+        )
         exchange = TokenExchange(
             verifier=verifier,
             policy=policy,
@@ -141,6 +153,7 @@ class Broker:
             repository_limit=RateLimiter(
                 config.limits.repository_rate, config.limits.repository_burst
             ),
+            credentials=credentials,
         )
         registry = TokenRegistry(
             store,
@@ -164,6 +177,7 @@ class Broker:
             webhook_secret=webhook,
             grants=grants,
             app_tokens=app_tokens,
+            credentials=credentials,
             metrics_token=metrics_secret,
         )
 

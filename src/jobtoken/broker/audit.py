@@ -2,8 +2,8 @@
 
 Every decision — a token issued, a request denied (with its reason code), a token
 revoked, a token introspected, a connector's grant connected or refreshed (or its
-refresh failed) — becomes one record. Each record carries its sequence
-number and the hash of the record before it, and its own hash is
+refresh failed), a sealed credential file opened — becomes one record. Each record
+carries its sequence number and the hash of the record before it, and its own hash is
 ``SHA-256(prev_hash || "\\n" || canonical JSON)``; the newest (seq, hash) is also kept
 as the chain head. :func:`verify_chain` therefore detects a record altered (its hash no
 longer matches), removed (a gap in ``seq`` or, at the end, a head that points past the
@@ -68,6 +68,8 @@ DECISIONS = (
     "refresh_failed",
     # a job's own upstream token (a GitHub App installation token) revoked at GitHub
     "revoked_upstream",
+    # a connector's sealed credential file opened for use (connector_credentials.py)
+    "credential_opened",
 )
 
 
@@ -88,13 +90,19 @@ class AuditEntry:
     user_agent: str = ""
     client_id: str = ""  # the authenticated client (introspection), if any
     request_id: str = ""  # the broker's id of the request (its log line, X-Request-Id)
+    #: a sealed credential file opened (``credential_opened``): its path and SHA-256;
+    #: in the record only when set
+    file: str = ""
+    file_sha256: str = ""
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
             raise ValueError(f"unknown audit decision {self.decision!r}")
 
     def to_fields(self) -> dict[str, Any]:
+        files = {"file": _bounded(self.file), "file_sha256": self.file_sha256}
         return {
+            **(files if self.file_sha256 else {}),
             "decision": self.decision,
             "reason": _bounded(self.reason),
             "claims": {

@@ -16,7 +16,8 @@ Two kinds:
 Where the broker's access to the upstream comes from is the connector's ``credential``,
 a choice separate from how the job receives access:
 
-- ``static`` (default): one long-lived key, stored sealed (``connector set``);
+- ``static`` (default): one long-lived key, stored sealed (``connector set``), or in a
+  file sealed to the broker's seal key (``credential_sealed_file``, for GitOps);
 - ``oauth2-refresh``: an OAuth refresh token got by ``jobtoken broker connect`` (the
   authorization-code flow), refreshed once for every worker and broker
   (``upstream_grants.py``); the client secret is stored sealed;
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from jobtoken.wire.grammar import SCOPE, check_connector_name
@@ -184,6 +186,9 @@ class Connector:
     github_app: GitHubAppSettings | None = None
     #: static headers the proxy adds to every call (Notion-Version)
     headers: tuple[tuple[str, str], ...] = ()
+    #: the credential in a file sealed to the broker's seal key (``jobtoken seal``),
+    #: instead of one stored by ``connector set`` (``connector_credentials.py``)
+    credential_sealed_file: Path | None = None
 
     def __post_init__(self) -> None:
         problem = check_connector_name(self.name)

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from jobtoken.broker.audit import AuditEntry, AuditLog
+from jobtoken.broker.connector_credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors import Connector
 from jobtoken.broker.logs import log_event
 from jobtoken.broker.oauth_client import ProviderClient, ProviderError
@@ -64,8 +65,10 @@ class JobUpstreamTokens:
         connectors: dict[str, Connector],
         provider: ProviderClient | None = None,
         clock: Callable[[], float] = time.time,
+        credentials: ConnectorCredentials | None = None,
     ) -> None:
         self._store, self._sealer, self._audit, self._clock = store, sealer, audit, clock
+        self._credentials = credentials or ConnectorCredentials(store, sealer, audit)
         self._connectors, self._provider = connectors, provider or ProviderClient()
         self._apps: dict[str, tuple[str, GitHubApp]] = {}
         self._guard = threading.Lock()
@@ -195,15 +198,14 @@ class JobUpstreamTokens:
         return True
 
     def _client_secret(self, connector: Connector) -> str:
-        sealed = self._store.get_credential(connector.name)
         try:
-            return self._sealer.open(f"connector:{connector.name}", sealed or b"").decode()
-        except (SealingError, UnicodeDecodeError):
+            return self._credentials.get(connector).decode()
+        except (CredentialUnusable, UnicodeDecodeError):
             raise AppTokenUnavailable(
                 "credential_missing",
                 f"connector {connector.name} has no usable client secret; an operator runs "
                 f"`jobtoken broker connector set {connector.name} --config FILE "
-                "--credential-file F`",
+                "--credential-file F` or names a credential_sealed_file",
                 status=503,
             ) from None
 
@@ -212,23 +214,29 @@ class JobUpstreamTokens:
 
         settings = connector.github_app
         assert settings is not None
-        sealed = self._store.get_credential(connector.name)
-        if sealed is None:
+        try:
+            key = self._credentials.get(connector)
+        except CredentialUnusable as exc:
+            if exc.reason != "credential_missing":  # the details are in the broker's log
+                raise AppTokenUnavailable(
+                    exc.reason,
+                    f"connector {connector.name}'s app private key cannot be used",
+                    status=503,
+                ) from None
             raise AppTokenUnavailable(
                 "credential_missing",
                 f"connector {connector.name} has no app private key; an operator runs "
                 f"`jobtoken broker connector set {connector.name} --config FILE "
-                "--credential-file app-key.pem`",
-            )
-        version = hashlib.sha256(sealed).hexdigest()
+                "--credential-file app-key.pem` or names a credential_sealed_file",
+            ) from None
+        version = hashlib.sha256(key).hexdigest()
         with self._guard:
             cached = self._apps.get(connector.name)
             if cached is not None and cached[0] == version:
                 return cached[1]
         try:
-            key = self._sealer.open(f"connector:{connector.name}", sealed)
             app = GitHubApp(settings.app_id, key, api_url=settings.api_url)
-        except (SealingError, ValueError):
+        except ValueError:
             raise AppTokenUnavailable(
                 "credential_unreadable",
                 f"connector {connector.name}'s app private key cannot be used",

@@ -13,8 +13,9 @@ the first):
    and the organization file, parse (each error names its file and line);
 4. each connector whose tokens need the stored upstream credential (``passthrough``,
    a ``base_url`` to proxy to, or an OAuth or GitHub App credential) has one, and it
-   opens with the master key; an ``oauth2-refresh`` connector is connected and its
-   grant is alive;
+   opens with the master key; a ``credential_sealed_file`` opens with the broker's
+   seal key (opened to check, neither kept nor audited); an ``oauth2-refresh``
+   connector is connected and its grant is alive;
 5. settings that work but are likely a mistake: ``public_url`` still the
    example's, loopback test issuers, a wildcard ``event_name`` in a policy;
 6. with ``reach_issuers``: each trusted issuer's JWKS can be fetched now.
@@ -32,9 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_sealer, verifier_config
+from jobtoken.broker.audit import AuditLog
 from jobtoken.broker.config import BrokerConfig, ConfigError
+from jobtoken.broker.connector_credentials import ConnectorCredentials, CredentialUnusable
+from jobtoken.broker.connectors import Connector
 from jobtoken.broker.jwks import JwksError
-from jobtoken.broker.sealing import SealingError
 from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, SqlStore, StoreError
 from jobtoken.broker.verify import IdTokenVerifier, InMemoryJtiStore
 from jobtoken.policy.errors import PolicyError
@@ -84,11 +87,14 @@ def _store_and_credentials(config: BrokerConfig) -> Iterator[Finding]:
     needing = [
         c
         for c in config.connectors.values()
-        if c.kind == "passthrough" or c.base_url or c.credential != "static"
+        if c.kind == "passthrough"
+        or c.base_url
+        or c.credential != "static"
+        or c.credential_sealed_file is not None
     ]
     if config.store.kind == "sqlite" and not config.store.path.exists():
         for connector in needing:
-            yield _missing_credential(config, connector.name)
+            yield _missing_credential(config, connector)
         return
     try:
         store = open_configured_store(config)
@@ -100,25 +106,39 @@ def _store_and_credentials(config: BrokerConfig) -> Iterator[Finding]:
     except ConfigError:
         sealer = None  # reported with the secrets
     try:
+        credentials = ConnectorCredentials(store, sealer, AuditLog(store)) if sealer else None
         for connector in needing:
-            sealed = store.get_credential(connector.name)
-            if sealed is None:
-                yield _missing_credential(config, connector.name)
-            elif sealer is not None:
-                try:
-                    sealer.open(f"connector:{connector.name}", sealed)
-                except SealingError:
-                    yield Finding(
-                        "error",
-                        f"connector {connector.name}: its stored credential does not open with "
-                        "the master key (set it again, or add the key it was sealed with to "
-                        "previous_master_key_files)",
-                    )
+            if credentials is not None:
+                yield from _credential(config, credentials, connector)
+            elif connector.credential_sealed_file is None and not store.get_credential(
+                connector.name
+            ):
+                yield _missing_credential(config, connector)
         yield from _grants(config, store)
     except StoreError as exc:
         yield Finding("error", f"store: {exc}")
     finally:
         store.close()
+
+
+def _credential(
+    config: BrokerConfig, credentials: ConnectorCredentials, connector: Connector
+) -> Iterator[Finding]:
+    """The connector's credential does not open (opened to check, not kept or audited)."""
+    try:
+        credentials.check(connector)
+    except CredentialUnusable as exc:
+        if exc.reason == "credential_missing":
+            yield _missing_credential(config, connector)
+        elif connector.credential_sealed_file is not None:
+            yield Finding("error", exc.text)
+        else:
+            yield Finding(
+                "error",
+                f"connector {connector.name}: its stored credential does not open with "
+                "the master key (set it again, or add the key it was sealed with to "
+                "previous_master_key_files)",
+            )
 
 
 def _grants(config: BrokerConfig, store: SqlStore) -> Iterator[Finding]:
@@ -137,11 +157,20 @@ def _grants(config: BrokerConfig, store: SqlStore) -> Iterator[Finding]:
             )
 
 
-def _missing_credential(config: BrokerConfig, name: str) -> Finding:
+def _missing_credential(config: BrokerConfig, connector: Connector) -> Finding:
+    name, sealed_file = connector.name, connector.credential_sealed_file
+    if sealed_file is not None:
+        return Finding(
+            "error",
+            f"connector {name}: its credential_sealed_file {sealed_file} cannot be opened: "
+            f"the broker has no seal key yet; run `jobtoken broker seal-key --config "
+            f"{config.path}` and seal the credential with `jobtoken seal --key KEY`",
+        )
     return Finding(
         "error",
         f"connector {name}: no credential stored; jobs asking for it are refused until "
-        f"`jobtoken broker connector set {name} --config {config.path} --credential-file -`",
+        f"`jobtoken broker connector set {name} --config {config.path} --credential-file -` "
+        "(or name a credential_sealed_file)",
     )
 
 

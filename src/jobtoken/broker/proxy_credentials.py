@@ -1,6 +1,7 @@
 """The credential the proxy injects into a connector call, by the connector's ``credential``:
 
-- ``static``: the sealed key (``connector set``);
+- ``static``: the connector's key (``connector_credentials.py``: stored by ``connector
+  set``, or its sealed credential file);
 - ``oauth2-refresh`` / ``oauth2-client-credentials``: the grant's current access
   token (``upstream_grants.UpstreamGrants``, refreshed once for every worker and
   broker), and with it its *generation*: after an upstream 401 the proxy asks once
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass
 
 from jobtoken.broker.assembly import Broker
+from jobtoken.broker.connector_credentials import CredentialUnusable
 from jobtoken.broker.connectors import OAUTH_CREDENTIALS, Connector
 from jobtoken.broker.sealing import SealingError
 from jobtoken.broker.upstream_grants import GrantUnavailable
@@ -59,10 +61,9 @@ def upstream_credential(
         return UpstreamCredential(access.access_token, access.generation, access.base_url)
     if connector.per_job_upstream:
         return _job_token(broker, connector, token_id)
-    sealed = broker.store.get_credential(connector.name)
     try:
-        value = broker.sealer.open(f"connector:{connector.name}", sealed or b"").decode("utf-8")
-    except (SealingError, UnicodeDecodeError):
+        value = broker.credentials.get(connector).decode("utf-8")
+    except (CredentialUnusable, UnicodeDecodeError):  # the details are in the broker's log
         raise CredentialUnavailable(
             503, "temporarily_unavailable", "connector credential unavailable"
         ) from None

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from jobtoken.broker.audit import AuditEntry, AuditLog
+from jobtoken.broker.connector_credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors import Connector
 from jobtoken.broker.exchange_upstream import ExchangeUpstream, UpstreamPart
 from jobtoken.broker.logs import log_event
@@ -54,7 +55,7 @@ from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.mint import JobBinding, Minter
 from jobtoken.broker.oauth import OAuthError
 from jobtoken.broker.rate_limits import RateLimited, RateLimiter
-from jobtoken.broker.sealing import Sealer, SealingError
+from jobtoken.broker.sealing import Sealer
 from jobtoken.broker.store import IssueRefused, JobKey, JtiClaim, SqlStore, TokenRecord
 from jobtoken.broker.verify import REPLAYED, IdTokenVerifier, InvalidIdToken, VerifiedClaims
 from jobtoken.policy.evaluate import PolicyDecision
@@ -144,7 +145,9 @@ class TokenExchange:
         upstream: ExchangeUpstream | None = None,
         repository_limit: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        credentials: ConnectorCredentials | None = None,
     ) -> None:
+        self._credentials = credentials or ConnectorCredentials(store, sealer, audit)
         self._repository_limit = repository_limit or RateLimiter(0, 1)
         self._verifier, self._policy, self._connectors = verifier, policy, connectors
         self._minter, self._store, self._sealer, self._audit = minter, store, sealer, audit
@@ -345,18 +348,20 @@ class TokenExchange:
         return issued, record, upstream
 
     def _lease(self, connector: Connector) -> str:
-        sealed = self._store.get_credential(connector.name)
-        if sealed is None:
+        try:
+            return self._credentials.get(connector).decode("utf-8")
+        except CredentialUnusable as exc:
+            missing = exc.reason == "credential_missing"
+        except UnicodeDecodeError:
+            missing = False
+        if missing:
             raise OAuthError(
                 "invalid_target",
                 f"connector {connector.name} has no credential yet; ask the broker operators",
                 reason="credential_missing",
             )
-        try:
-            return self._sealer.open(f"connector:{connector.name}", sealed).decode("utf-8")
-        except (SealingError, UnicodeDecodeError):
-            raise OAuthError(
-                "invalid_target",
-                f"connector {connector.name} is unavailable; ask the broker operators",
-                reason="credential_unreadable",
-            ) from None
+        raise OAuthError(  # the details are in the broker's log
+            "invalid_target",
+            f"connector {connector.name} is unavailable; ask the broker operators",
+            reason="credential_unreadable",
+        )

@@ -45,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobtoken.broker.audit import AuditEntry, AuditLog
+from jobtoken.broker.connector_credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors import Connector, OAuthSettings
 from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.oauth_client import ProviderClient, ProviderError, ProviderTokens
@@ -112,8 +113,10 @@ class UpstreamGrants:
         attempts: int = 3,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        credentials: ConnectorCredentials | None = None,
     ) -> None:
         self._store, self._sealer, self._audit, self._metrics = store, sealer, audit, metrics
+        self._credentials = credentials or ConnectorCredentials(store, sealer, audit)
         self._provider = provider
         self._deadline, self._poll, self._cooldown = (
             deadline_seconds,
@@ -215,7 +218,7 @@ class UpstreamGrants:
         name, grant_type = connector.name, _grant_type(connector)
         current = _access_of(row, payload)
         try:
-            secret = self._client_secret(name)
+            secret = self._client_secret(connector)
             tokens = self._call_provider(connector, oauth, secret, payload, give_up)
         except ProviderError as exc:
             return self._failed(connector, owner, current, exc)
@@ -321,20 +324,24 @@ class UpstreamGrants:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
 
-    def _client_secret(self, name: str) -> str:
-        sealed = self._store.get_credential(name)
-        if sealed is None:
+    def _client_secret(self, connector: Connector) -> str:
+        name = connector.name
+        try:
+            return self._credentials.get(connector).decode("utf-8")
+        except CredentialUnusable as exc:
+            missing = exc.reason == "credential_missing"
+        except UnicodeDecodeError:
+            missing = False
+        if missing:
             raise GrantUnavailable(
                 "credential_missing",
                 f"connector {name} has no client secret; an operator runs "
-                f"`jobtoken broker connector set {name} --config FILE --credential-file F`",
+                f"`jobtoken broker connector set {name} --config FILE --credential-file F` "
+                "or names a credential_sealed_file",
             )
-        try:
-            return self._sealer.open(f"connector:{name}", sealed).decode("utf-8")
-        except (SealingError, UnicodeDecodeError):
-            raise GrantUnavailable(
-                "credential_unreadable", f"connector {name}'s client secret cannot be opened"
-            ) from None
+        raise GrantUnavailable(  # the details are in the broker's log
+            "credential_unreadable", f"connector {name}'s client secret cannot be opened"
+        )
 
     def _seal(self, name: str, payload: dict[str, str]) -> bytes:
         return self._sealer.seal(grant_record_id(name), json.dumps(payload).encode())

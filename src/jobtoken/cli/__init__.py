@@ -3,8 +3,9 @@
 Each command group is a module of this package (`jobtoken.cli.broker`,
 `jobtoken.cli.policy`) that exposes ``register(subparsers)``; each parser sets
 ``handler`` to a function taking the parsed arguments and returning the exit code.
-Groups are imported lazily so that `jobtoken policy check` does not need the
-broker's libraries.
+A single command (`jobtoken seal`) is a module exposing ``configure(parser)``.
+Groups and commands are imported lazily so that `jobtoken policy check` and
+`jobtoken seal` do not need the broker's libraries.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ GROUPS: dict[str, tuple[str, str]] = {
     "broker": ("jobtoken.cli.broker", "run and administer the reference broker"),
     "policy": ("jobtoken.cli.policy", "check and explain repository policies"),
 }
+#: single command -> (module that configures it, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "seal": ("jobtoken.cli.seal", "seal a connector credential to a broker's seal key"),
+}
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -28,7 +33,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         prog="jobtoken", description="Short-lived, job-scoped connector tokens."
     )
     parser.add_argument("--version", action="version", version=f"jobtoken {__version__}")
-    groups = parser.add_subparsers(dest="group", metavar="{" + ",".join(GROUPS) + "}")
+    names = [*GROUPS, *COMMANDS]
+    groups = parser.add_subparsers(dest="group", metavar="{" + ",".join(names) + "}")
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in GROUPS.items():
         group = groups.add_parser(name, help=help_text)
@@ -36,6 +42,10 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             importlib.import_module(module).register(
                 group.add_subparsers(dest="command", metavar="COMMAND", required=True)
             )
+    for name, (module, help_text) in COMMANDS.items():
+        command = groups.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            importlib.import_module(module).configure(command)
     return parser
 
 

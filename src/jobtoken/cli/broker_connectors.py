@@ -4,7 +4,8 @@ long-lived credential and its OAuth grant.
 - ``connector set NAME --config FILE --credential-file PATH|-`` — seal and store the
   connector's credential, read from a file or stdin (never from argv, where ``ps`` and
   shell history would see it): the API key (``static``), the OAuth client secret
-  (``oauth2-*``) or the app's private key (``github-app``);
+  (``oauth2-*``) or the app's private key (``github-app``); refused for a connector
+  whose config names a ``credential_sealed_file`` (that file is its credential);
 - ``connector list --config FILE [--json]`` — each connector's kind, credential,
   whether it is set, its grant's state, last refresh and access-token expiry;
 - ``connect NAME --config FILE [--port N] [--timeout S]`` — the authorization-code
@@ -29,16 +30,17 @@ from jobtoken.broker.assembly import open_configured_store, open_sealer
 from jobtoken.broker.audit import AuditLog
 from jobtoken.broker.authorization_flow import AuthorizationFailed, LoopbackAuthorization
 from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
+from jobtoken.broker.connector_credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors import Connector
 from jobtoken.broker.metrics import Metrics
 from jobtoken.broker.oauth_client import ProviderClient, ProviderError, ProviderTokens
 from jobtoken.broker.sealing import Sealer, SealingError
 from jobtoken.broker.store import SqlStore, StoreError
 from jobtoken.broker.upstream_grants import GrantUnavailable, UpstreamGrants
+from jobtoken.cli.secret_input import read_secret_file
 
 __all__ = ["register_connectors"]
 
-MAX_CREDENTIAL_BYTES = 64 * 1024
 _WHAT = {
     "static": "API key",
     "oauth2-refresh": "OAuth client secret",
@@ -93,29 +95,17 @@ def _fail(message: str) -> int:
     return 1
 
 
-def read_secret_file(source: str) -> bytes:
-    """A secret from a file or stdin ("-"): at most 64 KiB of UTF-8, stripped."""
-    if source == "-":
-        data = sys.stdin.buffer.read(MAX_CREDENTIAL_BYTES + 1)
-    else:
-        with open(source, "rb") as handle:
-            data = handle.read(MAX_CREDENTIAL_BYTES + 1)
-    if len(data) > MAX_CREDENTIAL_BYTES:
-        raise ValueError("the credential is larger than 64 KiB")
-    value = data.strip()
-    if not value:
-        raise ValueError("the credential is empty")
-    try:
-        value.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("the credential must be UTF-8 text") from None
-    return value
-
-
 def _connector_set(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         connector = _connector(config, args.name)
+        if connector.credential_sealed_file is not None:
+            raise ValueError(
+                f"connector {args.name} names credential_sealed_file = "
+                f'"{connector.credential_sealed_file}", which the broker uses instead of a '
+                "stored credential: seal the new credential with `jobtoken seal` and "
+                "replace that file, or remove the setting first"
+            )
         raw = read_secret_file(args.credential_file)
         sealer = open_sealer(config)
         store = open_configured_store(config)
@@ -153,7 +143,9 @@ def _connector_list(args: argparse.Namespace) -> int:
                     "name": name,
                     "kind": connector.kind,
                     "credential": connector.credential,
-                    "credential_set": store.get_credential(name) is not None,
+                    "credential_set": _sealed_file_exists(connector)
+                    or store.get_credential(name) is not None,
+                    "credential_source": _source(connector),
                     "state": _state(connector, grant.state if grant else None),
                     "last_refresh": _when(grant.refreshed_at) if grant else "",
                     "access_expires": _when(grant.access_expires_at) if grant else "",
@@ -248,13 +240,15 @@ def _grants(store: SqlStore, sealer: Sealer, provider: ProviderClient) -> Upstre
 
 
 def _client_secret(store: SqlStore, sealer: Sealer, connector: Connector, config: Path) -> str:
-    sealed = store.get_credential(connector.name)
-    if sealed is None:
+    try:
+        return ConnectorCredentials(store, sealer, AuditLog(store)).get(connector).decode()
+    except CredentialUnusable as exc:
+        if exc.reason != "credential_missing":
+            raise AuthorizationFailed(exc.text) from None
         raise AuthorizationFailed(
             f"no client secret stored yet; run `jobtoken broker connector set {connector.name} "
             f"--config {config} --credential-file FILE` first"
-        )
-    return sealer.open(f"connector:{connector.name}", sealed).decode("utf-8")
+        ) from None
 
 
 def _connector(config: BrokerConfig, name: str) -> Connector:
@@ -270,6 +264,17 @@ def _state(connector: Connector, grant_state: str | None) -> str:
     if grant_state is None:
         return "not connected" if connector.credential == "oauth2-refresh" else "not used yet"
     return grant_state.replace("_", " ")
+
+
+def _sealed_file_exists(connector: Connector) -> bool:
+    path = connector.credential_sealed_file
+    return path is not None and path.is_file()
+
+
+def _source(connector: Connector) -> str:
+    """Where the connector's credential comes from: ``store`` or the sealed file."""
+    path = connector.credential_sealed_file
+    return "store" if path is None else f"sealed file {path}"
 
 
 def _when(timestamp: int) -> str:

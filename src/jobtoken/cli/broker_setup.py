@@ -5,19 +5,27 @@ that starts, and every problem of a config before the first request.
   ``public_url`` edited, a 0600 master key and introspection secret, one commented
   policy; it prints the next three commands;
 - ``check --config FILE [--reach-issuers]`` — the start-up checks
-  (``broker.preflight``), every finding at once; exit 1 on an error.
+  (``broker.preflight``), every finding at once; exit 1 on an error;
+- ``seal-key --config FILE`` — the broker's public seal key (base64, alone on stdout),
+  the key pair created on first use and kept in the store sealed under the master key
+  (``broker.seal_key``): admins seal connector credentials to it with ``jobtoken seal``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import shlex
 import sys
 from pathlib import Path
 
+from jobtoken.broker.assembly import open_configured_store, open_sealer
 from jobtoken.broker.config import ConfigError, load_config
+from jobtoken.broker.credential_box import SealedFileError
 from jobtoken.broker.preflight import preflight
+from jobtoken.broker.seal_key import SealKeys
 from jobtoken.broker.starter import StarterError, write_starter
+from jobtoken.broker.store import StoreError
 
 __all__ = ["register_setup"]
 
@@ -35,6 +43,12 @@ def register_setup(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="also fetch each trusted issuer's signing keys (network)",
     )
     check.set_defaults(handler=_check)
+
+    seal_key = subparsers.add_parser(
+        "seal-key", help="print the public key admins seal connector credentials to"
+    )
+    seal_key.add_argument("--config", type=Path, required=True, help="the broker's TOML config")
+    seal_key.set_defaults(handler=_seal_key)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -70,3 +84,32 @@ def _check(args: argparse.Namespace) -> int:
     warnings = len(findings) - errors
     print(f"{args.config}: {errors} error(s), {warnings} warning(s)")
     return 1 if errors else 0
+
+
+def _seal_key(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        sealer = open_sealer(config)
+        store = open_configured_store(config)
+    except ConfigError as exc:
+        print(f"jobtoken broker: {exc}", file=sys.stderr)
+        return 1
+    try:
+        created = not store.seal_keys()
+        key_id, public_key = SealKeys(store, sealer).ensure_current()
+    except (SealedFileError, StoreError) as exc:
+        print(f"jobtoken broker: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(base64.b64encode(public_key).decode("ascii"))
+    state = "created now" if created else "the current one"
+    print(
+        f"seal key {key_id} ({state}; its private key is in the store, sealed under "
+        f"{sealer.current.key_id}). Seal a credential to it on any machine with:\n"
+        "  jobtoken seal --key KEY --input - --output connector.sealed\n"
+        "then commit the file and name it in the connector's table: credential_sealed_file = "
+        '"connector.sealed"',
+        file=sys.stderr,
+    )
+    return 0

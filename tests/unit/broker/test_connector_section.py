@@ -121,3 +121,9 @@ def test_connector_tables_refuse_with_the_place_named(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         _load(tmp_path, "[connectors.c]\n" + text)
+
+
+def test_a_sealed_credential_file_is_relative_to_the_config(tmp_path: Path) -> None:
+    connectors = _load(tmp_path, '[connectors.api]\ncredential_sealed_file = "sealed/api.box"\n')
+    assert connectors["api"].credential_sealed_file == tmp_path / "sealed" / "api.box"  # type: ignore[attr-defined]
+    assert _load(tmp_path, "[connectors.api]\n")["api"].credential_sealed_file is None  # type: ignore[attr-defined]

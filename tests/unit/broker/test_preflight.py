@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from jobtoken.broker.config import load_config
-from jobtoken.broker.preflight import preflight
+from jobtoken.broker.preflight import Finding, preflight
 from jobtoken.broker.sealing import MasterKey, Sealer
 from jobtoken.broker.store import open_store
 
@@ -135,3 +135,50 @@ def test_an_oauth_connector_not_connected_or_dead_is_an_error_naming_connect(
         "error: connector dead needs re-authorization; jobs asking for it are refused until "
         f"`jobtoken broker connect dead --config {tmp_path / 'broker.toml'}`",
     ]
+
+
+def _sealed_file_config(tmp_path: Path) -> Path:
+    _key_file(tmp_path / "master.key")
+    (tmp_path / "policies").mkdir()
+    path = tmp_path / "broker.toml"
+    path.write_text(
+        '[server]\npublic_url = "https://tokens.corp.example"\n[keys]\n'
+        'master_key_file = "master.key"\n[store]\npath = "b.db"\n'
+        '[connectors.api]\ncredential_sealed_file = "api.sealed"\n'
+    )
+    return path
+
+
+def test_a_sealed_credential_file_that_does_not_open_is_an_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    from nacl.public import PrivateKey
+
+    from jobtoken.broker.credential_box import seal_credential
+    from jobtoken.broker.seal_key import SealKeys
+
+    config = load_config(_sealed_file_config(tmp_path))
+
+    def about_connectors() -> list[Finding]:
+        return [f for f in preflight(config) if not f.text.startswith("policy:")]
+
+    (finding,) = about_connectors()  # no store yet: no seal key
+    assert finding.level == "error"
+    assert "api.sealed" in finding.text
+    assert "jobtoken broker seal-key" in finding.text
+
+    store = open_store("sqlite", path=tmp_path / "b.db")
+    sealer = Sealer(MasterKey.from_text((tmp_path / "master.key").read_text(), origin="t"))
+    _, public = SealKeys(store, sealer).ensure_current()
+    sealed = tmp_path / "api.sealed"
+    sealed.write_text(seal_credential(b"sk_live_x", bytes(PrivateKey.generate().public_key)))
+    (finding,) = about_connectors()
+    assert finding.level == "error"
+    assert finding.text.startswith("connector api:")
+    assert str(sealed) in finding.text
+    assert "another broker" in finding.text
+
+    sealed.write_text(seal_credential(b"sk_live_x", public))
+    assert about_connectors() == []
+    assert list(store.audit_rows()) == []  # checked, not used: nothing opened for use
+    store.close()

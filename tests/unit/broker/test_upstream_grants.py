@@ -296,3 +296,22 @@ def test_tokens_are_sealed_in_the_store_and_hashed_in_the_audit(
         assert secret.encode() not in grant.sealed
         assert all(secret not in row.record for row in store.audit_rows())
     assert repr(access).count("at-") == 0
+
+
+def test_the_client_secret_can_come_from_a_sealed_credential_file(
+    store: SqlStore, provider: ScriptedProvider, tmp_path: Path
+) -> None:
+    """credential_sealed_file holds an OAuth connector's client secret (GitOps)."""
+    from dataclasses import replace
+
+    from jobtoken.broker.credential_box import seal_credential
+    from jobtoken.broker.seal_key import SealKeys
+
+    _, public = SealKeys(store, SEALER).ensure_current()
+    (tmp_path / "batch.sealed").write_text(seal_credential(SECRET.encode(), public))
+    connector = replace(CLIENT_CREDENTIALS, credential_sealed_file=tmp_path / "batch.sealed")
+    access = grants_on(store, provider).access(connector)  # the provider asserts the secret
+    assert access.access_token.startswith("at-")
+    assert provider.calls == [("client_credentials", "")]
+    decisions = [json.loads(r.record)["decision"] for r in store.audit_rows()]
+    assert "credential_opened" in decisions

@@ -137,3 +137,47 @@ def test_audit_archive_moves_old_records_and_verify_starts_at_the_checkpoint(
                "--output", str(archive))  # fmt: skip
     assert bad.returncode == 2
     assert b"is not a date" in bad.stderr
+
+
+def test_rotate_master_key_rewraps_the_seal_key_and_sealed_files_still_open(
+    tmp_path: Path,
+) -> None:
+    from jobtoken.broker.sealing import MasterKey, Sealer
+    from jobtoken.broker.store import open_store
+
+    old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+    (tmp_path / "master.key").write_text(old)
+    (tmp_path / "policies").mkdir()
+    config = tmp_path / "broker.toml"
+    connector = '[connectors.api]\ncredential_sealed_file = "api.sealed"\n'
+    config.write_text(
+        f'[keys]\nmaster_key_file = "master.key"\n[store]\npath = "b.db"\n{connector}'
+    )
+    public = _run("seal-key", "--config", str(config)).stdout.decode().strip()
+    sealed = subprocess.run(
+        [sys.executable, "-m", "jobtoken.cli", "seal", "--key", public,
+         "--output", str(tmp_path / "api.sealed")],
+        input=b"sk_live_ROTATE", capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert sealed.returncode == 0, sealed.stderr
+
+    (tmp_path / "old.key").write_text(old)
+    (tmp_path / "master.key").write_text(new)
+    config.write_text(
+        '[keys]\nmaster_key_file = "master.key"\nprevious_master_key_files = ["old.key"]\n'
+        f'[store]\npath = "b.db"\n{connector}'
+    )
+    rotated = _run("rotate-master-key", "--config", str(config))
+    assert rotated.returncode == 0, rotated.stderr
+    new_id = MasterKey.from_text(new, origin="t").key_id
+    store = open_store("sqlite", path=tmp_path / "b.db")
+    (row,) = store.seal_keys()
+    store.close()
+    assert Sealer(MasterKey.from_text(new, origin="t")).key_id_of(row.sealed) == new_id
+
+    config.write_text(
+        f'[keys]\nmaster_key_file = "master.key"\n[store]\npath = "b.db"\n{connector}'
+    )
+    check = _run("check", "--config", str(config))
+    assert b"connector api" not in check.stdout, check.stdout  # opens without the old key
+    assert _run("seal-key", "--config", str(config)).stdout.decode().strip() == public

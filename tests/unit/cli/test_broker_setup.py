@@ -58,3 +58,30 @@ def test_check_of_a_config_that_does_not_load_names_its_error(tmp_path: Path) ->
     assert done.returncode == 1
     assert done.stderr.startswith("error: ")
     assert "prot" in done.stderr
+
+
+def test_seal_key_creates_the_key_pair_once_and_prints_only_the_public_key(
+    tmp_path: Path,
+) -> None:
+    import base64
+
+    _run("init", str(tmp_path / "b"))
+    config = str(tmp_path / "b" / "broker.toml")
+    first = _run("seal-key", "--config", config)
+    assert first.returncode == 0, first.stderr
+    public = first.stdout.strip()
+    assert len(base64.b64decode(public, validate=True)) == 32
+    assert first.stdout == public + "\n"  # stdout is the key alone: KEY=$(… seal-key …)
+    assert "created now" in first.stderr
+    assert "jobtoken seal --key" in first.stderr
+    again = _run("seal-key", "--config", config)
+    assert again.stdout == first.stdout
+    assert "the current one" in again.stderr
+
+
+def test_seal_key_without_a_master_key_says_what_to_set(tmp_path: Path) -> None:
+    (tmp_path / "broker.toml").write_text('[store]\npath = "b.db"\n')
+    done = _run("seal-key", "--config", str(tmp_path / "broker.toml"))
+    assert done.returncode == 1
+    assert "master_key_file" in done.stderr
+    assert done.stdout == ""

@@ -1,5 +1,7 @@
 """``[connectors.NAME]``: a connector, its proxy routes, and where its upstream
-access comes from (``credential``, with an ``[oauth]`` or ``[github_app]`` table).
+access comes from (``credential``, with an ``[oauth]`` or ``[github_app]`` table; the
+credential itself is stored by ``connector set``, or is the file named by
+``credential_sealed_file``, relative to the config file).
 
 ``template = "hubspot"`` (``provider_templates.py``) fills every value the table
 does not set: the provider's documented endpoints, scope separator and response
@@ -82,6 +84,7 @@ def _connector(c: Table, name: str) -> Connector:
         oauth=oauth,
         github_app=github_app,
         headers=header_pairs or (tuple(tpl.headers.items()) if tpl else ()),
+        credential_sealed_file=c.path("credential_sealed_file", None),
     )
 
 

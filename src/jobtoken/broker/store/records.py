@@ -97,6 +97,17 @@ class SigningKeyRow:
     sealed: bytes
 
 
+@dataclass(frozen=True, repr=False)
+class SealKeyRow:
+    """The broker's X25519 key pair for sealed credential files (``seal_key.py``):
+    ``sealed`` is its private key under the master key."""
+
+    key_id: str
+    state: str  # "current"; older keys would be "previous"
+    created_at: int
+    sealed: bytes
+
+
 @dataclass(frozen=True)
 class AuditRow:
     seq: int
@@ -124,6 +135,7 @@ SEALED_TABLES = {
     "signing_keys": ("kid", "signing-key"),
     "upstream_grants": ("connector", "grant"),
     "job_upstream_tokens": ("token_id", "job-upstream"),
+    "seal_keys": ("key_id", "seal-key"),
 }
 
 

@@ -136,11 +136,23 @@ CREATE TABLE IF NOT EXISTS job_upstream_tokens (
 CREATE INDEX IF NOT EXISTS job_upstream_tokens_by_expiry ON job_upstream_tokens (expires_at)
 """
 
+_V5 = """
+CREATE TABLE IF NOT EXISTS seal_keys (
+    key_id     TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    sealed     {blob} NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS seal_keys_one_current ON seal_keys (state)
+    WHERE state = 'current'
+"""
+
 MIGRATIONS = (
     Migration(1, "tokens, jti replay, sealed credentials, signing keys, audit chain", _V1),
     Migration(2, "ended jobs, webhook deliveries, expiry indexes", _V2),
     Migration(3, "audit checkpoints (audit archive)", _V3),
     Migration(4, "OAuth grants of connectors, per-job upstream tokens", _V4),
+    Migration(5, "the broker's seal key (X25519) for sealed credential files", _V5),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

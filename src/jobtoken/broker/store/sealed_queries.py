@@ -1,5 +1,5 @@
-"""Sealed secrets at rest: connector credentials, signing keys, OAuth grants and per-job
-upstream tokens (the blobs are
+"""Sealed secrets at rest: connector credentials, signing keys, OAuth grants, per-job
+upstream tokens and the broker's seal key (the blobs are
 ``sealing.Sealer`` envelopes; the store never sees a plaintext).
 
 Part of :class:`~jobtoken.broker.store.base.SqlStore`.
@@ -10,11 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from jobtoken.broker.store.records import SEALED_TABLES, Cursor, SealedRecord, SigningKeyRow
+from jobtoken.broker.store.records import (
+    SEALED_TABLES,
+    Cursor,
+    SealedRecord,
+    SealKeyRow,
+    SigningKeyRow,
+)
 
 
 class SealedQueries:
-    """The queries on ``connector_credentials`` and ``signing_keys``."""
+    """The queries on ``connector_credentials``, ``signing_keys`` and ``seal_keys``, and on
+    every table of ``SEALED_TABLES`` for re-wrapping."""
 
     def _sql(self, text: str) -> str:
         raise NotImplementedError
@@ -74,6 +81,37 @@ class SealedQueries:
             return [SigningKeyRow(r[0], r[1], r[2], int(r[3]), bytes(r[4])) for r in cur.fetchall()]
 
         result: list[SigningKeyRow] = self._run(False, body)
+        return result
+
+    def add_seal_key(self, row: SealKeyRow) -> bool:
+        """Make ``row`` the current seal key unless there is one already (two processes
+        creating it at once: one wins, the unique index on the current state decides);
+        True when ``row`` was stored."""
+
+        def body(cur: Cursor) -> bool:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO seal_keys (key_id, state, created_at, sealed) "
+                    "VALUES (?, 'current', ?, ?) ON CONFLICT DO NOTHING"
+                ),
+                (row.key_id, row.created_at, row.sealed),
+            )
+            return cur.rowcount == 1
+
+        result: bool = self._run(True, body)
+        return result
+
+    def seal_keys(self) -> list[SealKeyRow]:
+        """Every seal key, the current one first."""
+
+        def body(cur: Cursor) -> list[SealKeyRow]:
+            cur.execute(
+                "SELECT key_id, state, created_at, sealed FROM seal_keys "
+                "ORDER BY CASE WHEN state = 'current' THEN 0 ELSE 1 END, created_at DESC"
+            )
+            return [SealKeyRow(r[0], r[1], int(r[2]), bytes(r[3])) for r in cur.fetchall()]
+
+        result: list[SealKeyRow] = self._run(False, body)
         return result
 
     def sealed_records(self) -> list[SealedRecord]:
