@@ -313,12 +313,16 @@ def test_the_job_end_webhook_leaks_nothing(stack: Stack, tally: Tally) -> None:
 # -- the secret-manager providers ---------------------------------------------------------
 
 
+PROVIDERS = ["vault", "aws", "gcp", "azure"]
+
+
 def _provider_workflow(inputs: dict[str, str]) -> str:
     steps: list[dict[str, Any]] = [
         CAPTURE,
         {"id": "exchange", "uses": "owner/jobtoken@v1", "with": inputs},
         {
             "id": "use",
+            "if": "steps.exchange.outputs.token != ''",
             "shell": "bash",
             "env": {"TOKEN": "${{ steps.exchange.outputs.token }}"},
             "run": 'echo "calling the connector with $TOKEN (${#TOKEN} characters)"',
@@ -359,36 +363,51 @@ def _cloud_secrets(server: Any) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("provider", ["vault", "aws", "gcp", "azure"])
-def test_secret_manager_provider_exchange_use_and_revoke_leak_nothing(
+@pytest.mark.parametrize(
+    ("provider", "case"),
+    [(p, "ok") for p in PROVIDERS] + [(p, "bad") for p in PROVIDERS],
+)
+def test_secret_manager_provider_leaks_nothing(
     provider: str,
+    case: str,
     request: pytest.FixtureRequest,
     run_act: RunAct,
     e2e_issuer: FakeOidcIssuer,
     capture: tuple[Path, dict[str, str]],
     tally: Tally,
 ) -> None:
+    """``ok``: exchange, use, revoke. ``bad``: a token with a space, a line break and a
+    workflow command in it, which the action refuses (and revokes) without an output."""
     server, deployed = request.getfixturevalue(f"{provider}_deployed")
     assert isinstance(deployed, Deployed)
     if isinstance(server, MotoServer):
         server.enforce_auth(unchecked=1)
     directory, env = capture
-    inputs = {**deployed.inputs["ok"], "scopes": "crm.read", "ttl": "15m"}
+    inputs = {**deployed.inputs[case], "scopes": "crm.read", "ttl": "15m"}
     run = run_act(_provider_workflow(inputs), issuer=e2e_issuer, env=env, step_debug=True)
 
-    for step in ("exchange", "use", "revoke"):
-        assert run.steps[step].outcome == "success", run.log
     outputs = run.steps["exchange"].outputs
-    assert outputs["token"] == deployed.tokens["ok"]
-    handle = outputs.get("revoke-handle", "")
-    places = job_places(run, directory, {"token": outputs["token"], "revoke-handle": handle})
+    if case == "ok":
+        for step in ("exchange", "use", "revoke"):
+            assert run.steps[step].outcome == "success", run.log
+        assert outputs["token"] == deployed.tokens["ok"]
+        handle = outputs.get("revoke-handle", "")
+        intended = {"token": outputs["token"], "revoke-handle": handle}
+    else:
+        assert run.steps["exchange"].outcome == "failure", run.log
+        assert run.steps["use"].outcome == "skipped"
+        assert "contains spaces, line breaks, control or non-ASCII characters" in run.log
+        assert outputs.get("token", "") == ""
+        handle, intended = "", {}
+    places = job_places(run, directory, intended)
     for place, content in places.items():
         assert not AWS_CREDENTIAL.search(content), f"AWS temporary credentials in {place}"
     secrets = [
+        *deployed.tokens.values(),  # the connector tokens, whole and each piece
         *(part for token in deployed.tokens.values() for part in token.split()),
         *_handle_secrets(handle),  # the Vault token
         *_cloud_secrets(server),
         *e2e_issuer.issued,
         e2e_issuer.request_token,
     ]
-    tally.scan(f"provider {provider}", places, secrets)
+    tally.scan(f"provider {provider}, {case} secret", places, secrets)
