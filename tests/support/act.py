@@ -115,7 +115,8 @@ def run_workflow(
 
     ``issuer`` provides the job's OIDC: leave it out to run a job without
     ``id-token: write`` (no runner variables at all). ``env`` adds variables
-    to the job; ``step_debug`` turns on ``ACTIONS_STEP_DEBUG`` and keeps the
+    to the job; ``step_debug`` turns on ``ACTIONS_STEP_DEBUG`` and ``RUNNER_DEBUG=1``
+    (what GitHub sets for a run re-run with debug logging) and keeps the
     ``::debug::`` lines in the log. ``action_root`` is what
     ``owner/jobtoken@REF`` resolves to (for ``v1`` and every ref the workflow
     names): by default a fresh copy of what the action ships from this working tree.
@@ -130,8 +131,9 @@ def run_workflow(
         job_env = {**_github_env(claims, event_name), **(env or {})}
         if issuer is not None:
             job_env.update(issuer.runner_env())
-        if step_debug:
+        if step_debug:  # as GitHub sets both when a run is re-run with debug logging
             job_env["ACTIONS_STEP_DEBUG"] = "true"
+            job_env["RUNNER_DEBUG"] = "1"
         event_path = root / "event.json"
         event_path.write_text(json.dumps(_event(claims)))
         argv = [
