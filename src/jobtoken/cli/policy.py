@@ -1,16 +1,25 @@
-"""``jobtoken policy check FILE…`` and ``jobtoken policy explain …``.
+"""``jobtoken policy check FILE…``, ``policy explain …`` (and ``policy diff``, in
+``jobtoken.cli.policy_diff``).
 
-``check`` validates repository and organization policy files; it prints one
-line per file and exits 1 if any is invalid. Inside GitHub Actions
-(``GITHUB_ACTIONS=true``) errors are ``::error file=…,line=…::…``
-annotations, escaped so that file content can never form another workflow
-command.
+``check`` validates repository and organization policy files and reports
+every error of each file (``error: FILE:LINE: message`` on stderr), then the
+warnings of each valid one (``warning: FILE:LINE: message``, from
+``jobtoken.policy.lint``) and ``FILE: ok (…)``. It exits 1 if any file is
+invalid, 0 otherwise (warnings included). Inside GitHub Actions
+(``GITHUB_ACTIONS=true``) errors and warnings are also
+``::error file=…,line=…::…`` / ``::warning …`` annotations on stdout, the
+message neutralized (``jobtoken.wire.text.neutralize``: no control
+characters, no ``::``) and escaped as the runner expects, so that file
+content can never form another workflow command.
 
 ``explain --policy FILE --claims claims.json --connector C --scopes "S …"
 [--ttl SECONDS] [--org-policy FILE]`` evaluates one request offline, exactly
 as the broker would, and prints the decision, the rule that granted or why
-each rule did not apply. Exit 0 when allowed, 1 when denied, 2 when an input
-file is unusable.
+each rule did not apply. It names the claims a rule for the connector (or
+the organization cap) conditions on that the input lacks, and which of them
+the broker's audit trail does not keep (``AUDITED_CLAIMS``), so a denial
+caused by a missing claim reads as such. Exit 0 when allowed, 1 when denied,
+2 when an input file is unusable.
 """
 
 from __future__ import annotations
@@ -20,14 +29,45 @@ import os
 import sys
 from pathlib import Path
 
+from jobtoken.cli import policy_diff
+from jobtoken.policy.conditions import Condition
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.evaluate import evaluate
-from jobtoken.policy.schema import OrgPolicy, RepositoryPolicy, load_policy_file
+from jobtoken.policy.lint import broad_grants
+from jobtoken.policy.schema import (
+    OrgPolicy,
+    RepositoryPolicy,
+    check_policy_file,
+    load_policy_file,
+)
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
+from jobtoken.wire.text import neutralize
 
-__all__ = ["register"]
+__all__ = ["AUDITED_CLAIMS", "annotation", "register"]
 
 MAX_CLAIMS_BYTES = 64 * 1024
+#: the claims the broker's audit trail keeps (``jobtoken.broker.audit.AUDITED_CLAIMS``,
+#: copied so that the policy tools need no broker install; a test keeps them equal)
+AUDITED_CLAIMS = frozenset(
+    {
+        "iss",
+        "sub",
+        "repository",
+        "repository_id",
+        "repository_owner_id",
+        "workflow_ref",
+        "job_workflow_ref",
+        "sha",
+        "ref",
+        "event_name",
+        "environment",
+        "run_id",
+        "run_attempt",
+        "check_run_id",
+        "runner_environment",
+        "actor_id",
+    }
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,26 +87,44 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     explain.add_argument("--ttl", type=int, help="requested lifetime in seconds")
     explain.set_defaults(handler=run_explain)
+    policy_diff.register(subparsers)
 
 
 def run_check(args: argparse.Namespace) -> int:
     in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
     failed = 0
     for path in args.files:
-        try:
-            policy = load_policy_file(path)
-        except PolicyError as exc:
-            failed += 1
+        checked = check_policy_file(path)
+        for error in sorted(checked.errors, key=lambda e: e.line):
+            print(f"error: {error}", file=sys.stderr)
             if in_actions:
-                props = f"file={_escape_property(exc.source)}"
-                if exc.line:
-                    props += f",line={exc.line}"
-                print(f"::error {props}::{_escape_data(exc.message)}")
-            else:
-                print(f"error: {exc}", file=sys.stderr)
+                print(annotation("error", error.source, error.line, error.message))
+        if checked.policy is None:
+            failed += 1
+            count = len(checked.errors)
+            print(f"{path}: invalid ({count} error{'s' if count > 1 else ''})", file=sys.stderr)
             continue
-        print(f"{path}: ok ({_summary(policy)})")
+        warnings = broad_grants(checked.policy)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+            if in_actions:
+                print(annotation("warning", warning.source, warning.line, warning.message))
+        noted = f", {len(warnings)} warning{'s' if len(warnings) > 1 else ''}" if warnings else ""
+        print(f"{path}: ok ({_summary(checked.policy)}{noted})")
     return 1 if failed else 0
+
+
+def annotation(command: str, file: str, line: int, message: str) -> str:
+    """One ``::error``/``::warning`` workflow command; nothing in it can start another.
+
+    The message is neutralized (control characters to spaces, ``::`` broken) and
+    then escaped as the runner unescapes it (as @actions/core and
+    ``jobtoken.action.runtime`` do; the action's module is not imported here).
+    """
+    props = f"file={_escape_property(file)}"
+    if line:
+        props += f",line={line}"
+    return f"::{command} {props}::{_escape_data(neutralize(message, limit=2000))}"
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -95,7 +153,35 @@ def run_explain(args: argparse.Namespace) -> int:
         print(f"oauth error: {decision.oauth_error}")
     for line in decision.trace:
         print(f"  - {line}")
+    for line in _missing_claims(policy, org, args.connector, claims):
+        print(line)
     return 0 if decision.allowed else 1
+
+
+def _missing_claims(
+    policy: RepositoryPolicy, org: OrgPolicy | None, connector: str, claims: dict[str, object]
+) -> list[str]:
+    """One line per claim that a condition for ``connector`` tests and the input lacks."""
+    conditions: list[tuple[str, Condition]] = [
+        (f"connectors.{connector}[{rule.index}]", c)
+        for rule in policy.connectors.get(connector, ())
+        for c in rule.conditions
+    ]
+    cap = org.connectors.get(connector) if org is not None else None
+    if cap is not None and org is not None:
+        conditions += [(f"the organization cap {org.source}", c) for c in cap.conditions]
+    users: dict[str, list[str]] = {}
+    for label, condition in conditions:
+        if condition.claim not in claims:
+            users.setdefault(condition.claim, []).append(f"{label} line {condition.line}")
+    lines = []
+    for claim, where in sorted(users.items()):
+        kept = "" if claim in AUDITED_CLAIMS else "; the audit trail does not keep it"
+        lines.append(
+            f"missing claim: {claim} is not in the input{kept} "
+            f"(conditioned on by {', '.join(where)})"
+        )
+    return lines
 
 
 class _OnePolicy:

@@ -20,7 +20,8 @@ requested_ttl, rule max_ttl, cap max_ttl))``; the broker then applies its own
 maximum. Descriptions speak only of the requesting repository's own policy
 and the organization's cap, never of another repository's policy.
 ``decision.trace`` lists, rule by rule, why each did or did not apply (for
-``jobtoken policy explain`` and the audit log).
+``jobtoken policy explain`` and the audit log); a condition that failed
+because its claim is absent says "but the claim X is missing".
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def evaluate(
             return _deny(
                 "org_conditions_not_met",
                 f"the organization policy requires the claim {failed.claim!r} to be "
-                f"{_show(failed)} for connector {connector!r}",
+                f"{_show(failed)} for connector {connector!r}{_absent(failed, claims)}",
             )
         beyond = [s for s in scopes if s not in cap.scopes]
         if beyond:
@@ -189,7 +190,7 @@ def evaluate(
 def _why_not(rule: Rule, claims: Mapping[str, object]) -> str | None:
     failed = _first_failed(rule.conditions, claims)
     if failed is not None:
-        return f"needs {failed.claim} {_show(failed)} (line {failed.line})"
+        return f"needs {failed.claim} {_show(failed)} (line {failed.line}){_absent(failed, claims)}"
     event = claims.get("event_name")
     if isinstance(event, str) and event in GATED_EVENTS:
         named = any(c.claim == "event_name" and c.names_exactly(event) for c in rule.conditions)
@@ -202,6 +203,11 @@ def _first_failed(
     conditions: Iterable[Condition], claims: Mapping[str, object]
 ) -> Condition | None:
     return next((c for c in conditions if not c.matches(claims)), None)
+
+
+def _absent(condition: Condition, claims: Mapping[str, object]) -> str:
+    """Says so when a condition failed because its claim is missing altogether."""
+    return "" if condition.claim in claims else f", but the claim {condition.claim} is missing"
 
 
 def _show(condition: Condition) -> str:

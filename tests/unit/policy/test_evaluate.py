@@ -179,9 +179,20 @@ def test_required_environment_absent_is_denied() -> None:
     claims = {k: v for k, v in CLAIMS.items() if k != "environment"}
     decision = evaluate(StaticSource(), None, claims, "hubspot", ["contacts.write"])
     assert (decision.allowed, decision.reason) == (False, "scope_not_allowed")
-    assert "needs environment 'production'" in decision.trace[0]
+    assert decision.trace[0].endswith(
+        "needs environment 'production' (line 11), but the claim environment is missing"
+    )
     staging = decide(claims={"environment": "staging"}, scopes=("contacts.write",))
     assert not staging.allowed
+    assert "missing" not in staging.trace[0], "a claim with another value is not missing"
+
+
+def test_a_cap_condition_failing_on_a_missing_claim_says_so() -> None:
+    claims = {k: v for k, v in CLAIMS.items() if k != "runner_environment"}
+    org = load_org_policy(ORG, "org.yml")
+    decision = evaluate(StaticSource(), org, claims, "slack", ["chat:write"])
+    assert decision.reason == "org_conditions_not_met"
+    assert decision.description.endswith(", but the claim runner_environment is missing")
 
 
 def test_connector_without_rules_is_an_invalid_target() -> None:

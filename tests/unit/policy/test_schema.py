@@ -10,6 +10,8 @@ from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.schema import (
     OrgPolicy,
     RepositoryPolicy,
+    check_policy_file,
+    check_policy_text,
     load_org_policy,
     load_policy_file,
     load_repository_policy,
@@ -158,3 +160,82 @@ def test_load_policy_file_detects_the_kind_and_reports_unreadable_files(tmp_path
     (tmp_path / "huge.yml").write_text("# " + "x" * (1024 * 1024))
     with pytest.raises(PolicyError, match="larger than"):
         load_policy_file(tmp_path / "huge.yml")
+
+
+MANY_MISTAKES = """\
+version: 2
+repository: octo-org/app
+repository_id: 123
+extra: 1
+connectors:
+  hubspot:
+    - scopes: [contacts.read, "two words"]
+      max_ttl: 0
+      when:
+        bogus: x
+        ref: "refs/**"
+    - scopes: []
+  slack:
+    - scopes: [chat:write]
+      max_ttl: 5m
+      when: {event_name: push}
+"""
+
+
+def test_check_gathers_every_error_of_a_file_with_its_line() -> None:
+    checked = check_policy_text(MANY_MISTAKES, "jobtoken.yml")
+    assert checked.policy is None
+    found = [(error.line, error.message.split(" (")[0]) for error in checked.errors]
+    assert sorted(found) == [
+        (1, "version must be 1"),
+        (3, 'repository_id must be a quoted string of digits, e.g. "123"'),
+        (4, "unknown key 'extra' in the policy"),
+        (7, "connectors.hubspot[0].scopes must be 1 to 128 printable ASCII characters except "
+            'space, " and \\'),
+        (8, "connectors.hubspot[0].max_ttl must be between 1 s and 86400 s"),
+        (10, "unknown claim 'bogus' in connectors.hubspot[0].when"),
+        (11, "connectors.hubspot[0].when.ref: '**' is not a pattern here: '*' never crosses "
+             "'/' or ':'"),
+        (12, "connectors.hubspot[1] needs the key 'max_ttl'"),
+        (12, "connectors.hubspot[1].scopes must hold 1 to 100 items"),
+    ]  # fmt: skip
+    assert all(error.source == "jobtoken.yml" for error in checked.errors)
+
+
+def test_loading_raises_the_first_error_check_gathers(tmp_path: Path) -> None:
+    """The broker's loaders still stop at one error: the first a walk of the file meets."""
+    checked = check_policy_text(MANY_MISTAKES, "jobtoken.yml")
+    with pytest.raises(PolicyError) as caught:
+        load_repository_policy(MANY_MISTAKES, "jobtoken.yml")
+    assert (
+        str(caught.value)
+        == str(checked.errors[0])
+        == "jobtoken.yml:4: unknown key "
+        + ("'extra' in the policy (known: connectors, repository, repository_id, version)")
+    )
+    path = tmp_path / "jobtoken.yml"
+    path.write_text(MANY_MISTAKES)
+    with pytest.raises(PolicyError, match="unknown key 'extra'"):
+        load_policy_file(path)
+    assert check_policy_file(path).errors[0].message == checked.errors[0].message
+
+
+def test_check_of_a_valid_file_has_the_policy_and_no_errors(tmp_path: Path) -> None:
+    path = tmp_path / "org.yml"
+    path.write_text(ORG)
+    checked = check_policy_file(path)
+    assert checked.errors == ()
+    assert isinstance(checked.policy, OrgPolicy)
+    assert (
+        check_policy_file(tmp_path / "absent.yml")
+        .errors[0]
+        .message.startswith("cannot read the file")
+    )
+
+
+def test_check_gathers_errors_of_an_organization_policy() -> None:
+    text = ORG.replace("max_ttl: 1h", "max_ttl: 0").replace(
+        "runner_environment: github-hosted", "runner: x"
+    )
+    checked = check_policy_text(text, "org.yml")
+    assert [e.line for e in checked.errors] == [7, 9]
