@@ -218,7 +218,7 @@ def _summary(policy: RepositoryPolicy | OrgPolicy) -> str:
     if isinstance(policy, OrgPolicy):
         return f"organization policy of {policy.organization}, {len(policy.connectors)} connectors"
     rules = sum(len(r) for r in policy.connectors.values())
-    return f"repository policy of {policy.repository}, {rules} rules"
+    return f"repository policy of {policy.repository}, {rules} rule{'s' if rules > 1 else ''}"
 
 
 def _escape_data(text: str) -> str:

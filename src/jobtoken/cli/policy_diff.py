@@ -1,7 +1,8 @@
-"""``jobtoken policy diff OLD NEW [--summary FILE] [--fail-on-widen]``.
+"""``jobtoken policy diff OLD NEW [--name NAME] [--summary FILE] [--fail-on-widen]``.
 
 Says what access a policy change grants or removes (``jobtoken.policy.diff``):
-one line per change on stdout, ``KIND  CONNECTOR RULE: detail``, then a
+a heading (``policy diff NAME``, NAME defaulting to ``OLD -> NEW``), one line
+per change on stdout, ``KIND  CONNECTOR RULE (line N): detail``, then a
 verdict line. With ``--summary FILE``, or when ``GITHUB_STEP_SUMMARY`` is set
 (a GitHub Actions step), it also appends a Markdown table to that file (the
 job summary). An empty OLD or NEW file (or ``/dev/null``) is "no policy": a
@@ -30,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     diff.add_argument("old", type=Path, metavar="OLD", help="the policy before (empty: none)")
     diff.add_argument("new", type=Path, metavar="NEW", help="the policy after (empty: none)")
     diff.add_argument(
+        "--name", help="how the output names the policy, e.g. its path (default: OLD -> NEW)"
+    )
+    diff.add_argument(
         "--summary",
         type=Path,
         metavar="FILE",
@@ -48,7 +52,8 @@ def run_diff(args: argparse.Namespace) -> int:
     except (PolicyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"policy diff {args.old} -> {args.new}")
+    name = args.name or f"{args.old} -> {args.new}"
+    print(f"policy diff {name}")
     for change in changes:
         print(f"{change.kind:<9}{_subject(change)}: {change.detail}")
     verdict = _verdict(changes)
@@ -59,7 +64,7 @@ def run_diff(args: argparse.Namespace) -> int:
     if summary is not None:
         try:
             with summary.open("a", encoding="utf-8") as handle:
-                handle.write(markdown(args.new, changes, verdict))
+                handle.write(markdown(name, changes, verdict))
         except OSError as exc:
             print(f"error: cannot write the summary {summary}: {exc.strerror}", file=sys.stderr)
             return 1
@@ -67,9 +72,9 @@ def run_diff(args: argparse.Namespace) -> int:
     return 2 if args.fail_on_widen and widened else 0
 
 
-def markdown(new: Path, changes: list[Change], verdict: str) -> str:
+def markdown(name: str, changes: list[Change], verdict: str) -> str:
     """The job-summary section: a heading, the verdict and a table of the changes."""
-    lines = [f"### Policy diff: `{_cell(str(new))}`", "", _cell(verdict), ""]
+    lines = [f"### Policy diff: {_cell(name)}", "", _cell(verdict), ""]
     if changes:
         lines += ["| change | connector | rule | what |", "|---|---|---|---|"]
         for change in changes:
@@ -112,5 +117,7 @@ def _verdict(changes: list[Change]) -> str:
 
 def _cell(text: str) -> str:
     """Text from a policy file as one Markdown table cell (no HTML, no breaking out)."""
-    cleaned = neutralize(text, limit=300).replace("\\", "\\\\").replace("|", "\\|")
+    cleaned = neutralize(text, limit=300).replace("\\", "\\\\")
+    for markup in "|*_[]":  # table cells, emphasis, links: shown as typed
+        cleaned = cleaned.replace(markup, "\\" + markup)
     return cleaned.replace("`", "'").replace("<", "&lt;").replace(">", "&gt;")

@@ -61,9 +61,9 @@ from jobtoken.policy.strict_yaml import MAX_POLICY_BYTES, compose_strict
 
 __all__ = [
     "MAX_TTL_SECONDS",
+    "CheckedPolicyFile",
     "ConnectorCap",
     "OrgPolicy",
-    "PolicyCheck",
     "RepositoryPolicy",
     "Rule",
     "check_policy_file",
@@ -142,7 +142,7 @@ def load_policy_file(path: Path) -> RepositoryPolicy | OrgPolicy:
 
 
 @dataclass(frozen=True)
-class PolicyCheck:
+class CheckedPolicyFile:
     """Every problem of one policy file; ``policy`` is None unless there is none.
 
     ``errors`` are in the order the loader meets them: the first is the one
@@ -154,7 +154,7 @@ class PolicyCheck:
     errors: tuple[PolicyError, ...]
 
 
-def check_policy_file(path: Path) -> PolicyCheck:
+def check_policy_file(path: Path) -> CheckedPolicyFile:
     """Read a policy file of either kind and gather every error in it (never raises)."""
     source = str(path)
     try:
@@ -162,21 +162,21 @@ def check_policy_file(path: Path) -> PolicyCheck:
             data = handle.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
         error = PolicyError(source, 0, f"cannot read the file ({exc.strerror})")
-        return PolicyCheck(source, None, (error,))
+        return CheckedPolicyFile(source, None, (error,))
     return check_policy_text(data, source)
 
 
-def check_policy_text(text: bytes | str, source: str) -> PolicyCheck:
+def check_policy_text(text: bytes | str, source: str) -> CheckedPolicyFile:
     try:
         root = compose_strict(text, source)
     except PolicyError as exc:  # the YAML itself: nothing to walk
-        return PolicyCheck(source, None, (exc,))
+        return CheckedPolicyFile(source, None, (exc,))
     is_org = isinstance(root, yaml.MappingNode) and any(
         isinstance(key, yaml.ScalarNode) and key.value == "organization" for key, _ in root.value
     )
     reader = NodeReader(source)
     policy, errors = _read_org(root, reader) if is_org else _read_repository(root, reader)
-    return PolicyCheck(source, policy, errors)
+    return CheckedPolicyFile(source, policy, errors)
 
 
 _Read = tuple[_T | None, tuple[PolicyError, ...]]

@@ -151,7 +151,7 @@ def test_warnings_alone_exit_0(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"warning: {policy}:6: connectors.hubspot[0] has no conditions" in result.stderr
     assert f"warning: {policy}:6: connectors.hubspot[0].max_ttl is 7200 s" in result.stderr
-    assert result.stdout == f"{policy}: ok (repository policy of o/r, 1 rules, 2 warnings)\n"
+    assert result.stdout == f"{policy}: ok (repository policy of o/r, 1 rule, 2 warnings)\n"
 
 
 @pytest.mark.parametrize(

@@ -73,17 +73,34 @@ def test_summary_table_goes_to_the_file_or_the_job_summary(tmp_path: Path) -> No
     summary = tmp_path / "summary.md"
     assert run_diff(str(old), str(new), "--summary", str(summary)).returncode == 0
     table = summary.read_text()
-    assert table.startswith(f"### Policy diff: `{new}`\n\naccess widens (3 widened, 1 narrowed)\n")
+    assert table.startswith(
+        f"### Policy diff: {old} -&gt; {new}\n\naccess widens (3 widened, 1 narrowed)\n".replace(
+            "_", "\\_"
+        )
+    )
     assert "| change | connector | rule | what |\n|---|---|---|---|\n" in table
     assert (
         "| widened | hubspot | 'nightly-contact-sync' | now grants the scope "
         "crm.objects.deals.read |"
+    ) in table
+    assert (
+        "| widened | hubspot | 'read-only-from-release-branches' | ref was "
+        "'refs/heads/release-\\*', now 'refs/heads/\\*' |"
     ) in table
     step_summary = tmp_path / "step-summary.md"
     step_summary.write_text("earlier step\n")
     result = run_diff(str(old), str(new), env={"GITHUB_STEP_SUMMARY": str(step_summary)})
     assert result.returncode == 0
     assert step_summary.read_text() == "earlier step\n" + table
+
+
+def test_name_names_the_policy_in_the_words_and_the_table(tmp_path: Path) -> None:
+    old, new = widened_copy(tmp_path)
+    summary = tmp_path / "summary.md"
+    args = ("--name", "policies/octo-org/octo-repo.yml", "--summary", str(summary))
+    result = run_diff(str(old), str(new), *args)
+    assert result.stdout.splitlines()[0] == "policy diff policies/octo-org/octo-repo.yml"
+    assert summary.read_text().startswith("### Policy diff: policies/octo-org/octo-repo.yml\n")
 
 
 def test_a_policy_cell_cannot_break_the_table(tmp_path: Path) -> None:
