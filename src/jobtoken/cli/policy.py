@@ -46,6 +46,8 @@ from jobtoken.wire.text import neutralize
 __all__ = ["AUDITED_CLAIMS", "annotation", "register"]
 
 MAX_CLAIMS_BYTES = 64 * 1024
+#: most errors (and, apart, warnings) printed for one file; the rest are counted
+MAX_REPORTED = 100
 #: the claims the broker's audit trail keeps (``jobtoken.broker.audit.AUDITED_CLAIMS``,
 #: copied so that the policy tools need no broker install; a test keeps them equal)
 AUDITED_CLAIMS = frozenset(
@@ -95,17 +97,20 @@ def run_check(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         checked = check_policy_file(path)
-        for error in sorted(checked.errors, key=lambda e: e.line):
+        errors = sorted(checked.errors, key=lambda e: e.line)
+        for error in errors[:MAX_REPORTED]:
             print(f"error: {error}", file=sys.stderr)
             if in_actions:
                 print(annotation("error", error.source, error.line, error.message))
+        if len(errors) > MAX_REPORTED:
+            print(f"error: {path}: {len(errors) - MAX_REPORTED} more errors", file=sys.stderr)
         if checked.policy is None:
             failed += 1
-            count = len(checked.errors)
+            count = len(errors)
             print(f"{path}: invalid ({count} error{'s' if count > 1 else ''})", file=sys.stderr)
             continue
         warnings = broad_grants(checked.policy)
-        for warning in warnings:
+        for warning in warnings[:MAX_REPORTED]:
             print(f"warning: {warning}", file=sys.stderr)
             if in_actions:
                 print(annotation("warning", warning.source, warning.line, warning.message))

@@ -13,9 +13,12 @@ Contract for the broker (``POST /token``), after ``IdTokenVerifier.verify``::
     ttl = min(decision.max_ttl, broker_max_ttl)
 
 ``evaluate`` never raises for a bad request, a missing, invalid or unreachable
-policy: it returns a denial. Modules: ``schema`` (file format, loading),
-``strict_yaml`` (the YAML subset), ``conditions`` (claim matching),
-``evaluate`` (the decision), ``sources`` (``PolicySource``, directory). The
+policy: it returns a denial. Modules: ``schema`` (file format, loading;
+``check_policy_file`` gathers every error), ``nodes`` (typed values read from
+YAML nodes), ``strict_yaml`` (the YAML subset), ``conditions`` (claim
+matching), ``evaluate`` (the decision), ``sources`` (``PolicySource``,
+directory), ``lint`` (warnings about over-broad grants), ``diff`` (what a
+change grants or removes). The
 policy imports nothing of the broker; the broker's GitHub contents-API source
 and the ``jobtoken policy`` commands (``jobtoken.cli.policy``) build on it.
 """

@@ -141,6 +141,16 @@ def test_check_in_github_actions_annotates_every_error_and_warning(tmp_path: Pat
     assert lines[5] == "broad.yml: ok (repository policy of octo-org/octo-repo, 3 rules, 1 warning)"
 
 
+def test_a_file_of_many_mistakes_prints_a_bounded_report(tmp_path: Path) -> None:
+    policy = tmp_path / "many.yml"
+    policy.write_text("".join(f"key{n}: 1\n" for n in range(150)))
+    result = run_policy("check", str(policy))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 102
+    assert lines[-2:] == [f"error: {policy}: 54 more errors", f"{policy}: invalid (154 errors)"]
+
+
 def test_warnings_alone_exit_0(tmp_path: Path) -> None:
     policy = tmp_path / "open.yml"
     policy.write_text(
