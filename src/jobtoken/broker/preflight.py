@@ -40,10 +40,13 @@ from jobtoken.broker.connectors import Connector
 from jobtoken.broker.jwks import JwksError
 from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, SqlStore, StoreError
 from jobtoken.broker.verify import IdTokenVerifier, InMemoryJtiStore
-from jobtoken.policy.errors import PolicyError
-from jobtoken.policy.schema import RepositoryPolicy, load_policy_file
+from jobtoken.policy.lint import broad_grants
+from jobtoken.policy.schema import check_policy_file
 
 __all__ = ["PLACEHOLDER_PUBLIC_URL", "Finding", "preflight"]
+
+#: most errors and warnings reported of one policy file
+MAX_POLICY_FINDINGS = 100
 
 #: the ``public_url`` of the example config and of ``broker init``
 PLACEHOLDER_PUBLIC_URL = "https://tokens.example.com"
@@ -195,23 +198,12 @@ def _policies(config: BrokerConfig) -> Iterator[Finding]:
     if config.policy.organization_file is not None:
         files.append(config.policy.organization_file)
     for path in files:
-        try:
-            policy = load_policy_file(path)
-        except PolicyError as exc:
-            yield Finding("error", f"policy: {exc}")
-            continue
-        conditions = (
-            [c for rules in policy.connectors.values() for r in rules for c in r.conditions]
-            if isinstance(policy, RepositoryPolicy)
-            else [c for cap in policy.connectors.values() for c in cap.conditions]
-        )
-        for condition in conditions:
-            if condition.claim == "event_name" and "*" in condition.values:
-                yield Finding(
-                    "warning",
-                    f'policy: {path} line {condition.line}: event_name "*" admits every '
-                    "event, pull_request_target included; list the events instead",
-                )
+        checked = check_policy_file(path)  # every error of the file, not the first only
+        for error in sorted(checked.errors, key=lambda e: e.line)[:MAX_POLICY_FINDINGS]:
+            yield Finding("error", f"policy: {error}")
+        if checked.policy is not None:
+            for warning in broad_grants(checked.policy)[:MAX_POLICY_FINDINGS]:
+                yield Finding("warning", f"policy: {warning}")
 
 
 def _likely_mistakes(config: BrokerConfig) -> Iterator[Finding]:

@@ -93,9 +93,15 @@ def test_bad_policies_and_a_credential_sealed_with_another_key_are_found(
     assert any(
         t.startswith("error: connector ftp: its stored credential does not open") for t in texts
     )
-    assert any(t.startswith("error: policy:") and "broken.yml" in t for t in texts)
-    assert any(t.startswith("warning: policy:") and 'event_name "*"' in t for t in texts)
-    assert len(findings) == 3, texts
+    # every error of the broken file, in line order, not only the first
+    broken = [t for t in texts if t.startswith("error: policy:") and "broken.yml" in t]
+    assert [t.split("broken.yml:")[1].split(":")[0] for t in broken] == ["1", "1", "3"]
+    assert "needs the key 'repository_id'" in " ".join(broken)
+    assert any(
+        t.startswith("warning: policy:") and "event_name: '*' matches every event" in t
+        for t in texts
+    )
+    assert len(findings) == 5, texts
     assert "ftp-secret" not in "".join(texts)
 
 
