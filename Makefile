@@ -41,6 +41,7 @@ lint: $(STAMP)
 	    || echo "apt-get could not install shellcheck"; \
 	fi
 	$(BIN)/python tests/support/lint_actions.py $(ACTIONS)
+	$(BIN)/hadolint deploy/container/Containerfile
 	@if command -v shellcheck >/dev/null 2>&1; then \
 	  echo "$(BIN)/actionlint $(WORKFLOWS)"; \
 	  $(BIN)/actionlint $(WORKFLOWS); \

@@ -1,11 +1,13 @@
 """Fixtures for the real-process tests: a real broker process (``jobtoken broker serve``)
 on a free loopback port with a fake OIDC issuer, a contacts API as its upstream
-connector, and every secret in files of a temp dir."""
+connector, and every secret in files of a temp dir; and the project's wheelhouse (the
+built wheel and its dependencies), built once a session."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 from support.broker_process import BrokerProcess, running_broker
 from support.contacts_api import ContactsApi
 from support.oidc_issuer import FakeOidcIssuer
+from support.wheelhouse import build_wheelhouse
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +43,10 @@ def postgres_database(postgres_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The jobtoken wheel, built from this tree, and a wheel of every dependency of
+    ``jobtoken[broker,postgres]`` (pip's cache first, the registry otherwise)."""
+    return build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
