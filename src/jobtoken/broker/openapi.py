@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from jobtoken import __version__
 from jobtoken.broker.openapi_components import COMPONENTS
-from jobtoken.broker.openapi_operations import PATHS
+from jobtoken.broker.openapi_operations import PATHS, PROXY_RESPONSES
 
 __all__ = ["DOCUMENT", "OPENAPI_JSON", "serve_openapi"]
 
@@ -47,7 +47,10 @@ DOCUMENT: Json = {
         {"name": "operations", "description": "Probes, metrics and this document."},
     ],
     "paths": PATHS,
-    "components": COMPONENTS,
+    "components": {
+        **COMPONENTS,
+        "responses": {**COMPONENTS["responses"], **PROXY_RESPONSES},
+    },
 }
 
 #: what GET /openapi.json serves and docs/openapi.json holds, byte for byte

@@ -4,7 +4,7 @@ Written by hand from what each handler reads and answers: ``app.py`` (token, rev
 introspect, metadata, JWKS, probes, metrics), ``proxy.py`` and ``webhook.py``. The
 shared bodies, headers and error responses are in ``openapi_components.py``.
 
-Public API: :data:`PATHS`.
+Public API: :data:`PATHS`, :data:`PROXY_RESPONSES`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from jobtoken.broker.openapi_components import (
     response,
 )
 
-__all__ = ["PATHS"]
+__all__ = ["PATHS", "PROXY_RESPONSES"]
 
 Json = dict[str, Any]
 
@@ -36,75 +36,93 @@ _RETRY_AFTER = {"Retry-After": ref("headers", "RetryAfter")}
 _PROXY_METHODS = ("get", "head", "post", "put", "patch", "delete")
 
 
-def _proxy_operation(method: str) -> Json:
-    return {
-        "operationId": f"proxy_{method}",
-        "summary": "Call a connector's API with a broker token",
-        "description": "The broker checks the token (signature, `aud` = this connector, "
-        "issued here and not revoked, its job binding), that the path is plain and that "
-        "a route of the connector maps this method and path to a scope the token holds; "
-        "then forwards the call to the connector's `base_url` + path with the upstream "
-        "credential injected. Only the route's query parameters and an allowlist of "
-        "headers pass; redirects are not followed. Not audited: counted in "
-        "`jobtoken_proxy_requests_total`. The statuses listed are the broker's own "
-        "refusals (a `ProxyError` body); the connector's API may answer any status.",
-        "tags": ["proxy"],
-        "security": [{"brokerToken": []}],
-        "parameters": [
-            {
-                "name": "connector",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
-            },
-            {
-                "name": "path",
-                "in": "path",
-                "required": True,
-                "description": "The rest of the URL path, slashes included; no empty, `.` "
-                "or `..` segment, no `;`, no encoded `/` or `\\`.",
-                "schema": {"type": "string"},
-            },
-        ],
-        **({} if method in ("get", "head", "delete") else {"requestBody": _PROXY_BODY}),
-        "responses": {
-            "default": response(
-                "The connector's answer, its status and body as they came; only "
-                "content-type, etag, last-modified, cache-control, retry-after and "
-                "location pass.",
-                {"*/*": {"schema": {}}},
-            ),
-            "400": _proxy_error("Unsafe path, or a query parameter the route does not list."),
-            "401": _proxy_error(
-                "No broker token, or one that is invalid, expired, revoked or not issued here.",
-                **{"WWW-Authenticate": {"schema": {"const": 'Bearer error="invalid_token"'}}},
-            ),
-            "403": _proxy_error("No route allows this call, or the token lacks its scope."),
-            "404": _proxy_error("No proxied connector of that name."),
-            "413": _proxy_error("The body is over `[proxy] max_request_bytes`."),
-            "502": _proxy_error(
-                "The connector's API failed (too slow, answer too large, unreachable) or "
-                "its OAuth provider refused the broker."
-            ),
-            "503": _proxy_error(
-                "The store, the connector's credential or its OAuth provider is "
-                "unavailable; `Retry-After` when the cause is temporary.",
-                **{"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
-            ),
-            **_LIMITED,
+_PROXY_PATH: Json = {
+    "summary": "Call a connector's API with a broker token",
+    "description": "The broker checks the token (signature, `aud` = this connector, "
+    "issued here and not revoked, its job binding), that the path is plain and that "
+    "a route of the connector maps this method and path to a scope the token holds; "
+    "then forwards the call to the connector's `base_url` + path with the upstream "
+    "credential injected. Only the route's query parameters and an allowlist of "
+    "headers pass; redirects are not followed. Not audited: counted in "
+    "`jobtoken_proxy_requests_total`. The statuses listed are the broker's own "
+    "refusals (a `ProxyError` body); the connector's API may answer any status.",
+    "parameters": [
+        {
+            "name": "connector",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
         },
-    }
+        {
+            "name": "path",
+            "in": "path",
+            "required": True,
+            "description": "The rest of the URL path, slashes included; no empty, `.` "
+            "or `..` segment, no `;`, no encoded `/` or `\\`.",
+            "schema": {"type": "string"},
+        },
+    ],
+}
 
 
 def _proxy_error(description: str, **headers: Json) -> Json:
     return response(description, json_body(ref("schemas", "ProxyError")), **headers)
 
 
+#: the proxy's answers, shared by its six operations (``components/responses``)
+PROXY_RESPONSES: Json = {
+    "ProxyForwarded": response(
+        "The connector's answer, its status and body as they came; only content-type, "
+        "etag, last-modified, cache-control, retry-after and location pass.",
+        {"*/*": {"schema": {}}},
+    ),
+    "ProxyBadRequest": _proxy_error("Unsafe path, or a query parameter the route does not list."),
+    "ProxyInvalidToken": _proxy_error(
+        "No broker token, or one that is invalid, expired, revoked or not issued here.",
+        **{"WWW-Authenticate": {"schema": {"const": 'Bearer error="invalid_token"'}}},
+    ),
+    "ProxyForbidden": _proxy_error("No route allows this call, or the token lacks its scope."),
+    "ProxyNotFound": _proxy_error("No proxied connector of that name."),
+    "ProxyBodyTooLarge": _proxy_error("The body is over `[proxy] max_request_bytes`."),
+    "ProxyBadGateway": _proxy_error(
+        "The connector's API failed (too slow, answer too large, unreachable) or its "
+        "OAuth provider refused the broker."
+    ),
+    "ProxyUnavailable": _proxy_error(
+        "The store, the connector's credential or its OAuth provider is unavailable; "
+        "`Retry-After` when the cause is temporary.",
+        **{"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    ),
+}
+_PROXY_STATUSES = {
+    "default": "ProxyForwarded",
+    "400": "ProxyBadRequest",
+    "401": "ProxyInvalidToken",
+    "403": "ProxyForbidden",
+    "404": "ProxyNotFound",
+    "413": "ProxyBodyTooLarge",
+    "502": "ProxyBadGateway",
+    "503": "ProxyUnavailable",
+}
 _PROXY_BODY: Json = {
     "description": "Forwarded as it is, up to `[proxy] max_request_bytes`.",
     "required": False,
     "content": {"*/*": {"schema": {}}},
 }
+
+
+def _proxy_operation(method: str) -> Json:
+    return {
+        "operationId": f"proxy_{method}",
+        "tags": ["proxy"],
+        "security": [{"brokerToken": []}],
+        **({} if method in ("get", "head", "delete") else {"requestBody": _PROXY_BODY}),
+        "responses": {
+            **{status: ref("responses", name) for status, name in _PROXY_STATUSES.items()},
+            **_LIMITED,
+        },
+    }
+
 
 _TOKEN: Json = {
     "operationId": "token_exchange",
@@ -362,6 +380,9 @@ PATHS: Json = {
     "/revoke": {"post": _REVOKE},
     "/introspect": {"post": _INTROSPECT},
     "/webhooks/github": {"post": _WEBHOOK},
-    "/proxy/{connector}/{path}": {m: _proxy_operation(m) for m in _PROXY_METHODS},
+    "/proxy/{connector}/{path}": {
+        **_PROXY_PATH,
+        **{m: _proxy_operation(m) for m in _PROXY_METHODS},
+    },
     **{path: {"get": operation} for path, operation in _GET_ROUTES.items()},
 }
