@@ -10,7 +10,8 @@ Routes (standards first, so that any OAuth client can talk to the broker):
 - ``POST /webhooks/github`` — ``workflow_job`` completed → revoke (``webhook.py``);
 - ``ANY /proxy/<connector>/<path>`` — connector calls with a broker token (``proxy.py``);
 - ``GET /healthz`` (readiness: the store answers), ``GET /livez`` (liveness),
-  ``GET /metrics`` (Prometheus text).
+  ``GET /metrics`` (Prometheus text);
+- ``GET /openapi.json`` — this API as an OpenAPI 3.1 document (``openapi.py``).
 
 The app's lifespan runs the expiry purge and opens the proxy's upstream clients (one
 pooled ``httpx.AsyncClient`` per proxied connector) at start, and closes them at stop.
@@ -54,6 +55,7 @@ from jobtoken.broker.oauth import (
     oauth_json,
     read_form,
 )
+from jobtoken.broker.openapi import serve_openapi
 from jobtoken.broker.proxy import handle_proxy
 from jobtoken.broker.proxy_upstream import UpstreamPool
 from jobtoken.broker.rate_limits import RateLimiter
@@ -96,7 +98,10 @@ def create_app(broker: Broker) -> Starlette:
                 if refused is not None:
                     broker.metrics.count("jobtoken_rate_limited_total", limit="client")
                     if refused.report:  # the first of its window; the others are counted only
-                        entry = AuditEntry("denied", "rate_limited", client_address=client)
+                        rid = request_id(request)
+                        entry = AuditEntry(
+                            "denied", "rate_limited", client_address=client, request_id=rid
+                        )
                         await blocking(broker.audit.record, entry)
                     raise refused
                 response = await handler(request, broker)
@@ -127,6 +132,7 @@ def create_app(broker: Broker) -> Starlette:
         Route("/healthz", bind(healthz, limited=False), methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/metrics", bind(metrics, limited=False), methods=["GET"]),
+        Route("/openapi.json", bind(serve_openapi), methods=["GET"]),
     ]
     purge = ExpiryPurge(
         broker.store,
@@ -249,14 +255,16 @@ def _token_request(form: dict[str, str], client: str, user_agent: str) -> TokenR
 async def revoke(request: Request, broker: Broker) -> Response:
     """RFC 7009 by possession (``token``), or ``token_id`` + a fresh ID token of the job."""
     client = request.client.host if request.client else ""
-    user_agent = request.headers.get("user-agent", "")
+    user_agent, rid = request.headers.get("user-agent", ""), request_id(request)
     token_id = ""
     try:
         form = await read_form(request, broker.config.server.max_body_bytes)
         token, token_id = form.get("token", ""), form.get("token_id", "")
         if token:
             await blocking(
-                lambda: broker.registry.revoke(token, client_address=client, user_agent=user_agent)
+                lambda: broker.registry.revoke(
+                    token, client_address=client, user_agent=user_agent, request_id=rid
+                )
             )
             return Response(status_code=200, headers=NO_STORE)
         if not token_id:
@@ -275,7 +283,11 @@ async def revoke(request: Request, broker: Broker) -> Response:
         reason = refusal.reason
         await blocking(
             lambda: broker.registry.refuse(
-                reason, token_id=token_id, client_address=client, user_agent=user_agent
+                reason,
+                token_id=token_id,
+                client_address=client,
+                user_agent=user_agent,
+                request_id=rid,
             )
         )
         raise
@@ -289,12 +301,14 @@ async def revoke(request: Request, broker: Broker) -> Response:
             claims=claims.claims,
             client_address=client,
             user_agent=user_agent,
+            request_id=rid,
         )
     )
     return Response(status_code=200, headers=NO_STORE)
 
 
 async def introspect(request: Request, broker: Broker) -> Response:
+    client_address, rid = request.client.host if request.client else "", request_id(request)
     credentials = basic_credentials(request)
     client = broker.authenticate_client(*credentials) if credentials else None
     if client is None:
@@ -311,15 +325,17 @@ async def introspect(request: Request, broker: Broker) -> Response:
             raise OAuthError("invalid_request", "token is missing", reason="missing_token")
     except OAuthError as refusal:
         reason = refusal.reason
-        client_address = request.client.host if request.client else ""
-        await blocking(lambda: broker.registry.refuse(reason, client_address=client_address))
+        await blocking(
+            lambda: broker.registry.refuse(reason, client_address=client_address, request_id=rid)
+        )
         raise
     body = await blocking(
         lambda: broker.registry.introspect(
             token,
             client_id=client.id,
             client_connectors=client.connectors,
-            client_address=request.client.host if request.client else "",
+            client_address=client_address,
+            request_id=rid,
         )
     )
     return oauth_json(body)

@@ -3,8 +3,10 @@ path without its query string, never a header or a body), and a bare 500
 ``server_error`` for an unexpected failure, logged by type and place only.
 
 Each request gets a random id: in its log line, in the ``X-Request-Id`` response
-header, and (``request_id(request)``) in the audit record of a ``/token`` decision,
-so that a log line, a user's report and an audit record can be matched.
+header, and (``request_id(request)``) in the audit record of the decision it asked
+for (``/token``, ``/revoke``, ``/introspect``, a webhook's revocations, a rate-limit
+refusal), so that a log line, a user's report and an audit record can be matched.
+(The proxy writes no audit record: its calls are in the log and the metrics.)
 
 Public API: :class:`RequestLog` (ASGI middleware), :func:`request_id`.
 """

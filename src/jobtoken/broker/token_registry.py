@@ -8,7 +8,8 @@ the token only if it is bound to that repository, run, attempt and job
 (``check_run_id``; a token minted without one only for an ID token without one). Introspection
 answers exactly ``{"active": false}`` for any token that is unknown, expired or revoked.
 A job's tokens are revoked together when GitHub reports the job completed
-(``webhook.py``). Every revocation and introspection is audited; a revocation commits
+(``webhook.py``). Every revocation and introspection is audited, with the id of the
+HTTP request that asked for it (``request_id``); a revocation commits
 in the same transaction as its audit record. Revocations are rows in the store, so
 they survive a restart. After each revocation commits, ``after_revoke`` gets the
 revoked rows: a job's own upstream tokens (GitHub App installation tokens) are then
@@ -49,14 +50,16 @@ class TokenRegistry:
         #: called with the tokens each revocation committed (revokes their upstream tokens)
         self._after_revoke = after_revoke or (lambda rows: None)
 
-    def revoke(self, token: str, *, client_address: str = "", user_agent: str = "") -> None:
+    def revoke(
+        self, token: str, *, client_address: str = "", user_agent: str = "", request_id: str = ""
+    ) -> None:
         if len(token) > MAX_TOKEN_CHARS:
             return
         digest = token_sha256(token)
         revoked = self._store.revoke_by_sha256(
             digest,
             int(self._clock()),
-            self._revocation_record("revoke_endpoint", client_address, user_agent),
+            self._revocation_record("revoke_endpoint", client_address, user_agent, request_id),
         )
         self._after_revoke(revoked)
         if not revoked:
@@ -67,6 +70,7 @@ class TokenRegistry:
                     token_sha256=digest,
                     client_address=client_address,
                     user_agent=user_agent,
+                    request_id=request_id,
                 )
             )
         self._metrics.count("jobtoken_revocations_total", len(revoked), path="revoke_endpoint")
@@ -82,6 +86,7 @@ class TokenRegistry:
         claims: Mapping[str, object],
         client_address: str = "",
         user_agent: str = "",
+        request_id: str = "",
     ) -> None:
         """Revoke a token by id for the job it is bound to (proved by a fresh ID token of
         that job); a token of another job, or an unknown id, is left alone silently."""
@@ -96,7 +101,7 @@ class TokenRegistry:
             revoked = self._store.revoke_by_id(
                 token_id,
                 int(self._clock()),
-                self._revocation_record("revoke_by_id", client_address, user_agent),
+                self._revocation_record("revoke_by_id", client_address, user_agent, request_id),
             )
             if revoked is not None:
                 self._metrics.count("jobtoken_revocations_total", path="revoke_endpoint")
@@ -110,13 +115,21 @@ class TokenRegistry:
                 token_id=token_id[:128],
                 client_address=client_address,
                 user_agent=user_agent,
+                request_id=request_id,
             )
         )
 
     def refuse(
-        self, reason: str, *, token_id: str = "", client_address: str = "", user_agent: str = ""
+        self,
+        reason: str,
+        *,
+        token_id: str = "",
+        client_address: str = "",
+        user_agent: str = "",
+        request_id: str = "",
     ) -> None:
-        """Audit a revocation request refused before any lookup (e.g. a bad ID token)."""
+        """Audit a revocation or introspection request refused before any lookup (e.g. a
+        bad ID token, no token)."""
         self._audit.record(
             AuditEntry(
                 decision="denied",
@@ -124,6 +137,7 @@ class TokenRegistry:
                 token_id=token_id[:128],
                 client_address=client_address,
                 user_agent=user_agent,
+                request_id=request_id,
             )
         )
 
@@ -136,11 +150,12 @@ class TokenRegistry:
         check_run_id: str,
         client_address: str = "",
         user_agent: str = "",
+        request_id: str = "",
     ) -> int:
         """Revoke every token of a job, in bounded transactions that each commit the
         revocations with their audit records: a crash between two leaves the rest
         unrevoked, for GitHub's redelivery (the delivery is claimed only after this)."""
-        record = self._revocation_record("job_completed", client_address, user_agent)
+        record = self._revocation_record("job_completed", client_address, user_agent, request_id)
         total = 0
         while True:
             revoked = self._store.revoke_job(
@@ -159,6 +174,7 @@ class TokenRegistry:
         client_id: str,
         client_connectors: frozenset[str] = frozenset(),
         client_address: str = "",
+        request_id: str = "",
     ) -> dict[str, Any]:
         """RFC 7662 for `token`; a client limited to `client_connectors` (non-empty) learns
         nothing of another connector's token: it gets ``{"active": false}``."""
@@ -178,6 +194,7 @@ class TokenRegistry:
                 token_id=active.token_id if active else "",
                 client_address=client_address,
                 client_id=client_id,
+                request_id=request_id,
             )
         )
         self._metrics.count(
@@ -206,7 +223,7 @@ class TokenRegistry:
         return body
 
     def _revocation_record(
-        self, reason: str, client_address: str, user_agent: str
+        self, reason: str, client_address: str, user_agent: str, request_id: str
     ) -> Callable[[TokenRecord], AuditBuilder]:
         def record(token: TokenRecord) -> AuditBuilder:
             return self._audit.builder(
@@ -226,6 +243,7 @@ class TokenRegistry:
                     token_id=token.token_id,
                     client_address=client_address,
                     user_agent=user_agent,
+                    request_id=request_id,
                 )
             )
 

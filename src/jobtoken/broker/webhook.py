@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.blocking import blocking
 from jobtoken.broker.oauth import OAuthError, read_body
+from jobtoken.broker.request_log import request_id
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
 __all__ = ["DELIVERY_KEEP_SECONDS", "handle_github_webhook", "signature_for"]
@@ -94,7 +95,10 @@ async def handle_github_webhook(request: Request, broker: Broker) -> Response:
     def end_job() -> int:
         broker.store.record_job_end(**job, now=now, keep_until=keep_until)
         revoked = broker.registry.revoke_job(
-            **job, client_address=client, user_agent=request.headers.get("user-agent", "")
+            **job,
+            client_address=client,
+            user_agent=request.headers.get("user-agent", ""),
+            request_id=request_id(request),
         )
         if delivery:
             broker.store.claim_delivery(delivery, now, now + DELIVERY_KEEP_SECONDS)

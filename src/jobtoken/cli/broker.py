@@ -12,12 +12,8 @@
   in the JWKS as "previous";
 - ``migrate --config FILE`` — bring the store's schema to this release's version
   (``serve`` creates an empty store, and refuses one that is behind or ahead);
-- ``audit verify --config FILE`` — check the hash chain up to the head it reads
-  first, so records appended meanwhile by a running broker do not disturb it (exit 1
-  when broken);
-- ``audit export --config FILE --format jsonl [--output PATH]`` — records for a SIEM;
-- ``audit archive --config FILE --before DATE --output FILE`` — move older records to
-  a file and keep their head as a checkpoint that ``verify`` starts from.
+- ``audit tail|list|verify|export|archive`` — read, check, export and archive the
+  audit trail (``broker_audit.py``).
 """
 
 from __future__ import annotations
@@ -27,18 +23,14 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_sealer
-from jobtoken.broker.audit import export_jsonl, verify_chain
-from jobtoken.broker.audit_archive import ArchiveError, archive_before
 from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
 from jobtoken.broker.mint import SigningKeys
 from jobtoken.broker.sealing import Sealer, SealingError
 from jobtoken.broker.store import LATEST_VERSION, SqlStore
+from jobtoken.cli.broker_audit import register_audit
 from jobtoken.cli.broker_connectors import register_connectors
 from jobtoken.cli.broker_setup import register_setup
 
@@ -76,27 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     migrate = subparsers.add_parser("migrate", help="upgrade the store's schema")
     _config_arg(migrate)
     migrate.set_defaults(handler=_migrate)
-
-    audit = subparsers.add_parser("audit", help="verify or export the audit trail")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_commands.add_parser("verify", help="check the hash chain")
-    _config_arg(verify)
-    verify.set_defaults(handler=_audit_verify)
-    archive = audit_commands.add_parser(
-        "archive", help="move old records to a file, keeping the chain verifiable"
-    )
-    _config_arg(archive)
-    archive.add_argument(
-        "--before", required=True, type=_utc_time, metavar="DATE",
-        help="archive records made before this UTC date or time (2026-11-01 or RFC 3339)",
-    )  # fmt: skip
-    archive.add_argument("--output", type=Path, required=True, help="a new JSONL file")
-    archive.set_defaults(handler=_audit_archive)
-    export = audit_commands.add_parser("export", help="write every record")
-    _config_arg(export)
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
-    export.add_argument("--output", type=Path, help="file to write (default stdout)")
-    export.set_defaults(handler=_audit_export)
+    register_audit(subparsers)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -221,77 +193,7 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _utc_time(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date (2026-11-01) or an RFC 3339 time"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _audit_archive(args: argparse.Namespace) -> int:
-    try:
-        with _configured_store(args.config) as store:
-            checkpoint = archive_before(store, args.before, args.output)
-    except (ConfigError, ArchiveError) as exc:
-        return _fail(str(exc))
-    if checkpoint is None:
-        print(f"no record was made before {args.before.isoformat()}: nothing archived")
-        return 0
-    print(
-        f"archived {checkpoint.records} record(s), up to record {checkpoint.seq}, to "
-        f"{args.output} (sha256 {checkpoint.file_sha256}); the store's chain now starts "
-        f"after that record (checkpoint hash {checkpoint.hash})"
-    )
-    return 0
-
-
-def _audit_verify(args: argparse.Namespace) -> int:
-    try:
-        with _configured_store(args.config) as store:
-            head = store.audit_head()
-            start = store.audit_checkpoint()
-            rows = store.audit_rows(up_to=head[0] if head else 0)
-            problems = verify_chain(rows, head, start)
-    except ConfigError as exc:
-        return _fail(str(exc))
-    if problems:
-        for problem in problems:
-            print(f"audit chain broken: {problem}", file=sys.stderr)
-        return 1
-    count = (head[0] if head else 0) - (start[0] if start else 0)
-    after = f" after the archive checkpoint at record {start[0]}" if start else ""
-    print(f"audit chain intact: {count} record(s){after}, head {head[1] if head else '-'}")
-    return 0
-
-
-def _audit_export(args: argparse.Namespace) -> int:
-    try:
-        with _configured_store(args.config) as store:
-            if args.output is None:
-                count = export_jsonl(store.audit_rows(), sys.stdout)
-            else:
-                with open(args.output, "w", encoding="utf-8") as out:
-                    count = export_jsonl(store.audit_rows(), out)
-    except ConfigError as exc:
-        return _fail(str(exc))
-    print(f"exported {count} audit record(s)", file=sys.stderr)
-    return 0
-
-
 def _config_sealer_and_store(config_path: Path) -> tuple[BrokerConfig, Sealer, SqlStore]:
     """The config at `config_path`, its sealer (master keys) and its open store."""
     config = load_config(config_path)
     return config, open_sealer(config), open_configured_store(config)
-
-
-@contextmanager
-def _configured_store(config_path: Path) -> Iterator[SqlStore]:
-    """The store the config at `config_path` names, closed on leaving; ConfigError if none."""
-    store = open_configured_store(load_config(config_path))
-    try:
-        yield store
-    finally:
-        store.close()

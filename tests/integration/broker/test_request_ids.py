@@ -1,6 +1,7 @@
-"""Every answer carries an ``X-Request-Id``; a ``/token`` decision's audit record holds
-the same id, and a refusal's log line holds it with the reason, the connector and the
-repository, so that a user's report, the log and the audit trail can be matched."""
+"""Every answer carries an ``X-Request-Id``; the audit record of a ``/token``,
+``/revoke`` or ``/introspect`` decision holds the same id, and a refusal's log line
+holds it with the reason, the connector and the repository, so that a user's report,
+the log and the audit trail can be matched."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import requests
 
 from jobtoken.broker.store import open_store
 from support.broker_process import REPO, BrokerProcess, serving_broker
+
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 
 
 @pytest.fixture
@@ -59,3 +62,31 @@ def test_a_decision_is_found_by_its_request_id_in_the_log_and_the_audit(
         if line.startswith("{") and json.loads(line)["message"] == "request"
     ]
     assert set(ids) <= set(requests_logged)
+
+
+def test_revocation_and_introspection_records_hold_the_request_id(broker: BrokerProcess) -> None:
+    token = broker.exchange().json()["access_token"]
+    introspected = broker.introspect(token)
+    refused = requests.post(f"{broker.url}/introspect", data={"token_type_hint": "x"}, timeout=10,
+                            auth=("resource-server", broker.client_secret))  # fmt: skip
+    revoked = requests.post(f"{broker.url}/revoke", data={"token": token}, timeout=10)
+    again = requests.post(f"{broker.url}/revoke", data={"token": token}, timeout=10)
+    bad_id_token = requests.post(
+        f"{broker.url}/revoke",
+        data={"token_id": "x", "subject_token": "not-a-jwt", "subject_token_type": ID_TOKEN},
+        timeout=10,
+    )
+    assert [r.status_code for r in (introspected, refused, revoked, again, bad_id_token)] == [
+        200, 400, 200, 200, 400,
+    ]  # fmt: skip
+    records = _audit_by_request_id(broker)
+    answers = (introspected, refused, revoked, again, bad_id_token)
+    found = [records[r.headers["X-Request-Id"]] for r in answers]
+    decisions = [(r["decision"], r["reason"]) for r in found]
+    assert decisions[:4] == [
+        ("introspected", "active"),
+        ("denied", "missing_token"),
+        ("revoked", "revoke_endpoint"),
+        ("revoked", "unknown_or_already_revoked"),
+    ]
+    assert decisions[4][0] == "denied"

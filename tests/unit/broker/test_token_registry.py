@@ -140,3 +140,27 @@ def test_a_refused_revocation_is_audited(store: SqlStore) -> None:
         "bad_signature",
         "id-tok",
     )
+
+
+def test_every_revocation_and_introspection_record_holds_its_request_id(store: SqlStore) -> None:
+    for token in ("a", "b", "c"):
+        _issue(store, token, check_run_id="4")
+    registry = _registry(store)
+    registry.introspect("a", client_id="rs", request_id="r-introspect")
+    registry.revoke("a", request_id="r-revoke")
+    registry.revoke("a", request_id="r-revoke-again")  # already revoked
+    job = {"repository_id": "1", "run_id": "2", "run_attempt": "3", "check_run_id": "4"}
+    registry.revoke_own("id-b", **job, claims={}, request_id="r-by-id")
+    registry.revoke_own("id-zz", **job, claims={}, request_id="r-by-unknown-id")
+    registry.revoke_job(**job, request_id="r-webhook")
+    registry.refuse("missing_token", request_id="r-refused")
+    records = [json.loads(r.record) for r in store.audit_rows()][3:]  # after the issues
+    assert [(r["decision"], r["reason"], r["request_id"]) for r in records] == [
+        ("introspected", "active", "r-introspect"),
+        ("revoked", "revoke_endpoint", "r-revoke"),
+        ("revoked", "unknown_or_already_revoked", "r-revoke-again"),
+        ("revoked", "revoke_by_id", "r-by-id"),
+        ("revoked", "unknown_or_already_revoked", "r-by-unknown-id"),
+        ("revoked", "job_completed", "r-webhook"),
+        ("denied", "missing_token", "r-refused"),
+    ]

@@ -77,12 +77,6 @@ def test_a_missing_master_key_is_reported_with_what_to_set(tmp_path: Path) -> No
     assert b"master_key_file or master_key_env" in done.stderr
 
 
-def test_audit_verify_of_a_new_store_is_intact(config: Path) -> None:
-    done = _run("audit", "verify", "--config", str(config))
-    assert done.returncode == 0
-    assert b"audit chain intact: 0 record(s)" in done.stdout
-
-
 def test_serve_refuses_a_broken_config_before_listening(tmp_path: Path) -> None:
     path = tmp_path / "broker.toml"
     path.write_text("[server]\nunknown = 1\n")
@@ -109,34 +103,6 @@ def test_migrate_upgrades_a_first_release_store_once(config: Path) -> None:
     again = _run("migrate", "--config", str(config))
     assert f"store schema already at version {LATEST_VERSION}".encode() in again.stdout
     assert _run("audit", "verify", "--config", str(config)).returncode == 0
-
-
-def test_audit_archive_moves_old_records_and_verify_starts_at_the_checkpoint(
-    config: Path,
-) -> None:
-    from jobtoken.broker.audit import AuditEntry, AuditLog
-    from jobtoken.broker.store import open_store
-
-    store = open_store("sqlite", path=config.parent / "b.db")
-    for when in (1_700_000_000.0, 1_700_000_001.0, 1_900_000_000.0):  # 2023, 2023, 2030
-        AuditLog(store, clock=lambda when=when: when).record(AuditEntry(decision="denied"))
-    store.close()
-    archive = config.parent / "audit-2023.jsonl"
-    done = _run("audit", "archive", "--config", str(config), "--before", "2024-01-01",
-                "--output", str(archive))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert b"archived 2 record(s), up to record 2, to " in done.stdout
-    assert len(archive.read_text().splitlines()) == 2
-    verified = _run("audit", "verify", "--config", str(config))
-    assert verified.returncode == 0, verified.stderr
-    assert b"intact: 1 record(s) after the archive checkpoint at record 2" in verified.stdout
-    again = _run("audit", "archive", "--config", str(config), "--before", "2024-01-01",
-                 "--output", str(archive))  # fmt: skip
-    assert b"nothing archived" in again.stdout
-    bad = _run("audit", "archive", "--config", str(config), "--before", "last tuesday",
-               "--output", str(archive))  # fmt: skip
-    assert bad.returncode == 2
-    assert b"is not a date" in bad.stderr
 
 
 def test_rotate_master_key_rewraps_the_seal_key_and_sealed_files_still_open(

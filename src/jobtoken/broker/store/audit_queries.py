@@ -33,8 +33,8 @@ _AUDIT_BATCH = 500
 
 
 class AuditQueries(JobEndQueries):
-    """``append_audit`` (the issuing transaction), ``audit_head`` and ``audit_rows``;
-    the issuing transaction asks the job-end table, hence the base class."""
+    """``append_audit`` (the issuing transaction), ``audit_head``, ``audit_rows`` and
+    ``audit_page``; the issuing transaction asks the job-end table, hence the base class."""
 
     def append_audit(
         self,
@@ -144,24 +144,33 @@ class AuditQueries(JobEndQueries):
         same in every later read: a verifier reads the head first, then the rows up to
         it, and is not misled by records appended meanwhile.
         """
-        after, last = 0, (2**63 - 1 if up_to is None else up_to)
+        after = 0
         while True:
-
-            def body(cur: Cursor, after: int = after) -> list[AuditRow]:
-                cur.execute(
-                    self._sql(
-                        "SELECT seq, record, prev_hash, hash FROM audit "  # noqa: S608
-                        f"WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT {_AUDIT_BATCH}"
-                    ),
-                    (after, last),
-                )
-                return [AuditRow(int(r[0]), r[1], r[2], r[3]) for r in cur.fetchall()]
-
-            batch: list[AuditRow] = self._run(False, body)
+            batch = self.audit_page(after, _AUDIT_BATCH, up_to=up_to)
             yield from batch
             if len(batch) < _AUDIT_BATCH:
                 return
             after = batch[-1].seq
+
+    def audit_page(self, after: int, limit: int, *, up_to: int | None = None) -> list[AuditRow]:
+        """At most ``limit`` (1 to 10,000) rows with ``seq > after`` (and ``<= up_to``),
+        in ``seq`` order: one bounded read, for a reader that pages or follows."""
+        if not 1 <= limit <= 10_000:
+            raise ValueError("an audit page holds 1 to 10000 rows")
+        last = 2**63 - 1 if up_to is None else up_to
+
+        def body(cur: Cursor) -> list[AuditRow]:
+            cur.execute(
+                self._sql(
+                    "SELECT seq, record, prev_hash, hash FROM audit "  # noqa: S608
+                    f"WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT {int(limit)}"
+                ),
+                (after, last),
+            )
+            return [AuditRow(int(r[0]), r[1], r[2], r[3]) for r in cur.fetchall()]
+
+        result: list[AuditRow] = self._run(False, body)
+        return result
 
     # -- archive: a prefix of the chain leaves the store, its head stays as a checkpoint
     def audit_checkpoint(self) -> tuple[int, str] | None:

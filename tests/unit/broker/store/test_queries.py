@@ -330,3 +330,15 @@ def test_audit_rows_stop_at_the_head_the_reader_names(store: SqlStore) -> None:
         store.append_audit(_build)
     assert [r.seq for r in store.audit_rows(up_to=3)] == [1, 2, 3]
     assert [r.seq for r in store.audit_rows(up_to=0)] == []
+
+
+def test_an_audit_page_is_one_bounded_read_after_a_seq(store: SqlStore) -> None:
+    for _ in range(7):
+        store.append_audit(_build)
+    assert [r.seq for r in store.audit_page(0, 3)] == [1, 2, 3]
+    assert [r.seq for r in store.audit_page(3, 3)] == [4, 5, 6]
+    assert [r.seq for r in store.audit_page(6, 3)] == [7]
+    assert store.audit_page(7, 3) == []
+    assert [r.seq for r in store.audit_page(2, 10, up_to=4)] == [3, 4]
+    with pytest.raises(ValueError, match="1 to 10000"):
+        store.audit_page(0, 0)
