@@ -86,10 +86,9 @@ def test_examples_pin_the_action_by_one_documented_commit_sha() -> None:
     assert shas.pop() in (ROOT / "README.md").read_text()
 
 
-#: a reference to the action in prose or YAML, ``<owner>/jobtoken[/revoke]@<ref>[ # v1]``
-#: (not a URL such as ``git+https://github.com/owner/jobtoken@…``)
+#: a `uses:` of the action in YAML or prose, ``uses: <owner>/jobtoken[/revoke]@<ref>[ # v1]``
 _ACTION_REFERENCE = re.compile(
-    r"(?<![\w<>./-])(?P<owner>[\w<>.-]+)/jobtoken(?P<sub>/revoke)?@(?P<rest>\S+(?: # v1)?)"
+    r"\buses:\s*[\"']?(?P<owner>[\w<>.-]+)/jobtoken(?P<sub>/revoke)?@(?P<rest>[^\s\"'`]+(?: # v1)?)"
 )
 
 
