@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -228,3 +229,10 @@ def test_a_claims_file_that_is_not_an_object_is_a_usage_error(tmp_path: Any) -> 
     )
     assert result.returncode == 2
     assert "must hold a JSON object of claims" in result.stderr
+
+
+def test_docs_list_every_default_claim_with_its_value() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "local-runs.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)`", page, flags=re.MULTILINE))
+    documented = {name: "" if value == '""' else value for name, value in rows.items()}
+    assert documented == DEFAULT_CLAIMS
