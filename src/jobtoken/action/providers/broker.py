@@ -12,7 +12,9 @@ Exchange: ``POST <broker-url>/token`` as a form with
 The issued token type may be ``…:access_token`` or ``…:jwt`` (the jobtoken
 broker mints JWTs). Every attempt carries a fresh ID token (brokers accept each `jti` once). An RFC
 6749 §5.2 error answer becomes one `ProviderError` with the error code and the
-sanitized description.
+sanitized description. A 404, 405 or 501 without an OAuth error code (or a 200 that
+is not a JSON object) means `broker-url` names no broker endpoint: the error says
+so, quoting broker-url and the URL requested (the client retries none of them).
 
 Revocation: ``POST <broker-url>/revoke`` with ``token=<token>`` and
 ``token_type_hint=access_token`` (RFC 7009); or, without the token, with
