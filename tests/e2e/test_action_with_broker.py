@@ -94,3 +94,15 @@ def test_revoke_by_token_id_from_another_run_revokes_nothing(
     assert other.steps["revoke"].outcome == "success", other.log
 
     assert introspect(broker, token)["active"] is True
+
+
+def test_a_ttl_the_policy_caps_draws_a_notice_with_both_lifetimes(
+    run_act: RunAct, stack: tuple[FakeOidcIssuer, BrokerProcess]
+) -> None:
+    issuer, broker = stack
+    # the action asks for its default ttl, 15m; the policy's rule allows at most 10m
+    run = run_act(EXCHANGE, issuer=issuer, env={"BROKER_URL": broker.url})
+
+    assert run.steps["contacts"].outcome == "success", run.log
+    assert "ttl capped: requested 15m, granted 10m" in run.log
+    assert "the repository admins' policy (max_ttl)" in run.log

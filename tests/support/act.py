@@ -128,14 +128,14 @@ def run_workflow(
             action_root = copy_action_tree(root / "action")
         workdir = _workspace(root, workflow)
         claims = issuer.claims if issuer is not None else {}
-        job_env = {**_github_env(claims, event_name), **(env or {})}
+        job_env = {**github_env(claims, event_name), **(env or {})}
         if issuer is not None:
             job_env.update(issuer.runner_env())
         if step_debug:  # as GitHub sets both when a run is re-run with debug logging
             job_env["ACTIONS_STEP_DEBUG"] = "true"
             job_env["RUNNER_DEBUG"] = "1"
         event_path = root / "event.json"
-        event_path.write_text(json.dumps(_event(claims)))
+        event_path.write_text(json.dumps(event_payload(claims)))
         argv = [
             act,
             event_name,
@@ -168,7 +168,7 @@ def run_workflow(
         proc = subprocess.run(
             argv,
             cwd=workdir,
-            env=_act_process_env(root),
+            env=act_process_env(root),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -229,7 +229,7 @@ def _workspace(root: Path, workflow: str) -> Path:
     return workdir
 
 
-def _act_process_env(root: Path) -> dict[str, str]:
+def act_process_env(root: Path) -> dict[str, str]:
     """act's own environment: a private HOME and nothing of the caller's secrets."""
     home = root / "home"
     home.mkdir()
@@ -244,7 +244,8 @@ def _act_process_env(root: Path) -> dict[str, str]:
     return env
 
 
-def _github_env(claims: Mapping[str, Any], event_name: str) -> dict[str, str]:
+def github_env(claims: Mapping[str, Any], event_name: str) -> dict[str, str]:
+    """GitHub's default variables for the job, taken from the ID token's claims."""
     repository = str(claims.get("repository", "octo-org/octo-repo"))
     return {
         "GITHUB_REPOSITORY": repository,
@@ -264,7 +265,8 @@ def _github_env(claims: Mapping[str, Any], event_name: str) -> dict[str, str]:
     }
 
 
-def _event(claims: Mapping[str, Any]) -> dict[str, Any]:
+def event_payload(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The event document act reads with ``--eventpath``, agreeing with the claims."""
     repository = str(claims.get("repository", "octo-org/octo-repo"))
     return {
         "ref": str(claims.get("ref", "refs/heads/main")),

@@ -31,6 +31,7 @@ from jobtoken.action.provider import (
     load,
 )
 from jobtoken.action.runtime import Runtime, markdown_cell
+from jobtoken.wire.grammar import format_duration
 from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
@@ -181,8 +182,7 @@ def _write_results(
     # a few seconds go to the round trip; anything shorter was capped by the provider
     if issued.expires_in is not None and issued.expires_in < inputs.ttl - TTL_CAP_SLACK_SECONDS:
         runtime.notice(
-            f"ttl capped: requested {inputs.ttl}s, granted {issued.expires_in}s "
-            f"(the {provider.name}'s or the policy's maximum)",
+            ttl_capped_note(provider.name, inputs.ttl, issued.expires_in),
             title="jobtoken: ttl capped",
         )
     if inputs.summary:
@@ -214,6 +214,22 @@ UPSTREAM_REVOKED_NOTE = (
     "revoked at its upstream (e.g. GitHub) when this job's lease is revoked: by the revoke "
     "step, or by the broker when the job ends"
 )
+
+
+def ttl_capped_note(provider: str, requested: int, granted: int) -> str:
+    """The notice for a token that lives shorter than the `ttl` asked for."""
+    if provider == "broker":
+        cause = (
+            "a maximum on the broker is lower: the repository admins' policy (max_ttl), "
+            "the connector's or the broker's own"
+        )
+    else:
+        cause = f"the {provider} provider's maximum is lower"
+    return (
+        f"ttl capped: requested {format_duration(requested)}, granted "
+        f"{format_duration(granted)} ({cause}). Set ttl to {format_duration(granted)} or "
+        "less to ask for what the job gets"
+    )
 
 
 def job_end_note(provider: str, issued: IssuedToken) -> str:

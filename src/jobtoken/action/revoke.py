@@ -46,11 +46,7 @@ def run_revoke(env: Mapping[str, str] | None = None, out: TextIO | None = None) 
             runtime.mask(reader.raw("revoke-handle"))
         inputs = read_revoke_inputs(reader)
         if not (inputs.token or inputs.token_id or inputs.revoke_handle):
-            runtime.notice(
-                "nothing to revoke: the token and token-id inputs are both empty "
-                "(did the exchange step fail, or do they name the wrong step id?)",
-                title="jobtoken revoke",
-            )
+            runtime.notice(_nothing_given(inputs.provider), title="jobtoken revoke")
             return 0
         state = decode_revoke_handle(inputs.revoke_handle, inputs.provider)
         provider = load(inputs.provider)
@@ -111,6 +107,21 @@ def decode_revoke_handle(handle: str | None, provider: str) -> dict[str, str]:
             "revoke-handle", f"comes from another provider than {provider}: set `provider`"
         )
     return dict(state)
+
+
+def _nothing_given(provider: str) -> str:
+    """Which inputs are empty, and what to pass instead."""
+    empty = (
+        "the `token` and `token-id` inputs are both empty"
+        if provider == "broker"
+        else "the `token`, `token-id` and `revoke-handle` inputs are all empty"
+    )
+    return (
+        f"nothing to revoke: {empty}. Pass `token: ${{{{ steps.ID.outputs.token }}}}` "
+        "(or `token-id: ${{ steps.ID.outputs.token-id }}`), where ID is the id of the "
+        "exchange step; an output is empty when that step failed or was skipped, or when "
+        "ID names another step"
+    )
 
 
 def _failed(runtime: Runtime, message: str, fail_on_error: bool) -> int:

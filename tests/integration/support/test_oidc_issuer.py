@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 import jwt
 import pytest
 
+from support.dev import job_claims
 from support.oidc_issuer import DEFAULT_CLAIMS, FakeOidcIssuer
 
 
@@ -156,3 +158,81 @@ def test_dev_script_serves_the_issuer_and_prints_the_runner_variables(tmp_path: 
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def start_dev_issuer(*options: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``dev.py oidc-issuer OPTIONS`` running; its printed issuer URL and runner variables."""
+    proc = subprocess.Popen(
+        [sys.executable, str(DEV_SCRIPT), "oidc-issuer", *options],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline().strip() for _ in range(3)]
+    printed = dict(line.split("=", 1) for line in lines[1:])
+    printed["issuer"] = lines[0].removeprefix("issuer: ")
+    return proc, printed
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    assert proc.wait(timeout=10) == 0
+
+
+def test_claims_merge_key_by_key_null_removes_and_sub_follows_the_environment(
+    tmp_path: Any,
+) -> None:
+    claims = job_claims({"repository": "acme/app", "environment": "prod", "enterprise": None})
+    assert claims["sub"] == "repo:acme/app:environment:prod"
+    assert "enterprise" not in claims
+    assert claims["actor"] == DEFAULT_CLAIMS["actor"]  # every other default stays
+    pull = job_claims({"event_name": "pull_request", "ref": "refs/pull/7/merge"})
+    assert pull["sub"] == "repo:octo-org/octo-repo:pull_request"
+    tag = job_claims({"ref": "refs/tags/v1.2.0", "ref_type": "tag"})
+    assert tag["sub"] == "repo:octo-org/octo-repo:ref:refs/tags/v1.2.0"
+    assert job_claims({"ref": "refs/heads/dev", "sub": "custom"})["sub"] == "custom"
+
+
+def test_a_key_file_keeps_the_signing_key_and_kid_across_restarts(tmp_path: Any) -> None:
+    key_file = tmp_path / "issuer.pem"
+    keys = []
+    for _ in range(2):
+        proc, printed = start_dev_issuer("--key-file", str(key_file))
+        try:
+            status, body = get(f"{printed['issuer']}/.well-known/jwks")
+            assert status == 200
+            keys.append(json.loads(body)["keys"])
+        finally:
+            stop(proc)
+    assert keys[0] == keys[1]
+    assert len(keys[0][0]["kid"]) == 32
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    # without it, each start has a new key
+    proc, printed = start_dev_issuer()
+    try:
+        status, body = get(f"{printed['issuer']}/.well-known/jwks")
+        assert json.loads(body)["keys"][0]["n"] != keys[0][0]["n"]
+    finally:
+        stop(proc)
+
+
+def test_a_claims_file_that_is_not_an_object_is_a_usage_error(tmp_path: Any) -> None:
+    claims_file = tmp_path / "claims.json"
+    claims_file.write_text("[1]")
+    result = subprocess.run(
+        [sys.executable, str(DEV_SCRIPT), "oidc-issuer", "--claims", str(claims_file)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "must hold a JSON object of claims" in result.stderr
+
+
+def test_docs_list_every_default_claim_with_its_value() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "local-runs.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)`", page, flags=re.MULTILINE))
+    documented = {name: "" if value == '""' else value for name, value in rows.items()}
+    assert documented == DEFAULT_CLAIMS

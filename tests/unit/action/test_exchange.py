@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from jobtoken.action.errors import InputError
-from jobtoken.action.exchange import encode_revoke_handle, job_end_note, run_exchange
+from jobtoken.action.exchange import (
+    encode_revoke_handle,
+    job_end_note,
+    run_exchange,
+    ttl_capped_note,
+)
 from jobtoken.action.provider import IssuedToken
 from jobtoken.action.revoke import decode_revoke_handle
 from support.fake_broker import FakeBroker
@@ -215,12 +220,20 @@ def test_a_ttl_capped_by_the_provider_is_reported_with_both_lifetimes(
     broker.override(expires_in=300)
     assert step.run(ttl="15m") == 0
     assert (
-        "::notice title=jobtoken%3A ttl capped::ttl capped: requested 900s, granted 300s"
-        in step.out.getvalue()
-    )
+        "::notice title=jobtoken%3A ttl capped::ttl capped: requested 15m, granted 5m "
+        "(a maximum on the broker is lower: the repository admins' policy (max_ttl), "
+        "the connector's or the broker's own). Set ttl to 5m or less to ask for what "
+        "the job gets\n"
+    ) in step.out.getvalue()
 
 
 def test_a_ttl_granted_in_full_draws_no_capped_notice(step: Step, broker: FakeBroker) -> None:
     broker.override(expires_in=898)
     assert step.run(ttl="15m") == 0
     assert "ttl capped" not in step.out.getvalue()
+
+
+def test_a_capped_ttl_of_another_provider_names_that_provider() -> None:
+    assert ttl_capped_note("vault", 3600, 1799).startswith(
+        "ttl capped: requested 1h, granted 1799s (the vault provider's maximum is lower)"
+    )

@@ -39,6 +39,8 @@ from jobtoken.action.revoke import decode_revoke_handle
 from jobtoken.wire.oauth_terms import JWT_TOKEN_TYPE
 
 URL = "https://broker.test/token"
+#: the broker-url input the messages quote back
+BROKER_URL = "https://broker.test"
 #: a line break or control character, or the start of a workflow command
 UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]|::")
 
@@ -260,7 +262,8 @@ error_bodies = st.one_of(
 @example(status=400, body=b'{"error": "invalid_grant", "error_description": "a\\n::add-mask::x"}')
 @example(status=403, body=b'{"error": "::error::x"}')
 def test_an_error_answer_is_one_safe_provider_error(status: int, body: bytes) -> None:
-    error = _refusal("the broker refused the exchange", Response(status, {}, body, URL))
+    response = Response(status, {}, body, URL)
+    error = _refusal("the broker refused the exchange", response, BROKER_URL, "/token")
     assert isinstance(error, ProviderError)
     assert not UNSAFE.search(error.message), error.message
     assert len(error.message) < 1000

@@ -103,8 +103,21 @@ def test_a_cloud_that_cannot_revoke_one_session_says_so_as_a_notice(
     assert f"::nothing to revoke: {cloud}" in notice
 
 
-def test_an_empty_token_id_is_reported_as_such() -> None:
+def test_an_empty_token_id_names_the_empty_inputs_and_what_to_pass() -> None:
     code, log = revoke({"INPUT_BROKER_URL": "https://tokens.example.com", "INPUT_TOKEN_ID": ""})
     assert code == 0
-    assert "the token and token-id inputs are both empty" in log
+    (notice,) = [line for line in log.splitlines() if line.startswith("::notice ")]
+    message = notice.split("::", 2)[2]
+    assert message.startswith(
+        "nothing to revoke: the `token` and `token-id` inputs are both empty. "
+        "Pass `token: ${{ steps.ID.outputs.token }}` "
+        "(or `token-id: ${{ steps.ID.outputs.token-id }}`), where ID is the id of the "
+        "exchange step"
+    )
     assert "the token input is empty" not in log
+
+
+def test_with_a_secret_manager_an_empty_revoke_handle_is_named_too() -> None:
+    code, log = revoke({"INPUT_PROVIDER": "vault"})
+    assert code == 0
+    assert "the `token`, `token-id` and `revoke-handle` inputs are all empty" in log

@@ -12,7 +12,9 @@ Exchange: ``POST <broker-url>/token`` as a form with
 The issued token type may be ``…:access_token`` or ``…:jwt`` (the jobtoken
 broker mints JWTs). Every attempt carries a fresh ID token (brokers accept each `jti` once). An RFC
 6749 §5.2 error answer becomes one `ProviderError` with the error code and the
-sanitized description.
+sanitized description. A 404, 405 or 501 without an OAuth error code (or a 200 that
+is not a JSON object) means `broker-url` names no broker endpoint: the error says
+so, quoting broker-url and the URL requested (the client retries none of them).
 
 Revocation: ``POST <broker-url>/revoke`` with ``token=<token>`` and
 ``token_type_hint=access_token`` (RFC 7009); or, without the token, with
@@ -32,6 +34,7 @@ from jobtoken.action.provider import ExchangeRequest, IssuedToken, Provider, Rev
 from jobtoken.wire.grammar import TOKEN_ID, split_scopes
 from jobtoken.wire.oauth_terms import (
     ACCESS_TOKEN_TYPE,
+    ERROR_CODES,
     ID_TOKEN_TYPE,
     JWT_TOKEN_TYPE,
     TOKEN_EXCHANGE_GRANT,
@@ -58,12 +61,11 @@ HINTS = {
 }
 #: error codes whose hint is a guess among causes: left out when the broker names the cause
 _GENERIC_HINTS = frozenset({"invalid_target"})
-#: what a status without an RFC 6749 body means for a broker endpoint
-_STATUS_HINTS = {
-    404: "no such endpoint there: check broker-url (the broker's base URL, without /token)",
-    405: "this does not look like a jobtoken broker / token endpoint: check broker-url",
-    501: "this does not look like a jobtoken broker / token endpoint: check broker-url",
-}
+#: the RFC of each endpoint, for "this is not one" messages
+_ENDPOINT_RFCS = {"/token": "RFC 8693", "/revoke": "RFC 7009"}
+#: statuses (without an RFC 6749 body) that say the server has no such endpoint at all:
+#: never retried (a 501 is not retried by the client), reported as a broker-url mistake
+_NOT_AN_ENDPOINT = frozenset({404, 405, 501})
 
 
 def exchange(request: ExchangeRequest) -> IssuedToken:
@@ -87,7 +89,12 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
 
     response = fetch(make_request, deadline=request.deadline, max_bytes=MAX_RESPONSE_BYTES)
     if response.status != 200:
-        raise _refusal("the broker refused the exchange", response)
+        raise _refusal("the broker refused the exchange", response, inputs.broker_url, "/token")
+    if not response.body.lstrip().startswith(b"{"):  # a web page, say: no token endpoint
+        raise ProviderError(
+            f"the broker answered HTTP 200 to POST {describe_url(response.url)} with a body "
+            f"that is not a JSON object: {_not_an_endpoint(inputs.broker_url, '/token')}"
+        )
     return parse_token_response(response.json_object("the broker"))
 
 
@@ -174,7 +181,9 @@ def revoke(request: RevokeRequest) -> str:
         return "nothing to revoke"
     response = fetch(make_request, deadline=request.deadline, max_bytes=MAX_RESPONSE_BYTES)
     if response.status != 200:
-        raise _refusal("the broker did not revoke the token", response)
+        raise _refusal(
+            "the broker did not revoke the token", response, request.broker_url, "/revoke"
+        )
     return done
 
 
@@ -184,20 +193,30 @@ def _broker_url(url: str | None) -> str:
     return url.rstrip("/")
 
 
-def _refusal(what: str, response: Response) -> ProviderError:
+def _refusal(what: str, response: Response, broker_url: str | None, endpoint: str) -> ProviderError:
     """One readable error from an RFC 6749 §5.2 answer (or any other non-200 answer)."""
-    where = describe_url(response.url)
+    where = f"POST {describe_url(response.url)}"
     try:
         body: dict[str, object] | None = response.json_object("the broker")
     except HttpError:  # not JSON: reported by status below
         body = None
-    code = body.get("error") if body else None
-    if not isinstance(code, str) or not _ERROR_CODE.match(code):
-        hint = _STATUS_HINTS.get(response.status)
-        if hint:
-            return ProviderError(f"{what}: {where} answered HTTP {response.status}: {hint}")
-        retry = " (after retries; try again later)" if response.status >= 500 else ""
-        return ProviderError(f"{what}: {where} answered HTTP {response.status}{retry}")
+    status = response.status
+    given = body.get("error") if body else None
+    code = given if isinstance(given, str) and _ERROR_CODE.match(given) else None
+    # a web server's own 404 may well be JSON with an "error" of its own ("not_found")
+    if status in _NOT_AN_ENDPOINT and code not in ERROR_CODES:
+        if status == 404:
+            return ProviderError(
+                f"{what}: {where} answered HTTP 404 (no such path there): check broker-url, "
+                f"{_broker_url_now(broker_url)}: it must be the broker's base URL, to which "
+                f"the action appends {endpoint}"
+            )
+        return ProviderError(
+            f"{what}: {where} answered HTTP {status}: {_not_an_endpoint(broker_url, endpoint)}"
+        )
+    if code is None:
+        retry = " (after retries; try again later)" if status >= 500 else ""
+        return ProviderError(f"{what}: {where} answered HTTP {status}{retry}")
     description = body.get("error_description") if body else None
     message = f"{what} (HTTP {response.status}): {neutralize(code, 64)}"
     if isinstance(description, str) and description:
@@ -206,6 +225,19 @@ def _refusal(what: str, response: Response) -> ProviderError:
     if hint and not (code in _GENERIC_HINTS and isinstance(description, str) and description):
         message += f". {hint}"
     return ProviderError(message, denied=response.status in (400, 401, 403))
+
+
+def _not_an_endpoint(broker_url: str | None, endpoint: str) -> str:
+    rfc = _ENDPOINT_RFCS.get(endpoint, "OAuth")
+    return (
+        f"this URL does not look like a jobtoken broker/{rfc} endpoint: check broker-url, "
+        f"{_broker_url_now(broker_url)}"
+    )
+
+
+def _broker_url_now(broker_url: str | None) -> str:
+    """What the workflow set, for messages: scheme, host and path only."""
+    return f"now {describe_url(broker_url)}" if broker_url else "which is empty"
 
 
 PROVIDER = Provider(

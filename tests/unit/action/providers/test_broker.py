@@ -231,19 +231,57 @@ def test_a_completed_job_is_named_in_the_invalid_grant_hint(broker: FakeBroker) 
     assert caught.value.message.endswith("request tokens only while the job runs")
 
 
-def test_a_path_typo_404_says_check_broker_url(broker: FakeBroker) -> None:
+def test_a_path_typo_404_names_broker_url_and_what_was_requested(broker: FakeBroker) -> None:
     broker.reply = (404, b"Not Found")
-    with pytest.raises(ProviderError, match=r"answered HTTP 404: .*check broker-url"):
-        PROVIDER.exchange(exchange_request(broker, IdTokens(), timeout="3s"))
+    request = exchange_request(broker, IdTokens(), timeout="3s", broker_url=broker.url + "/api")
+    with pytest.raises(ProviderError) as caught:
+        PROVIDER.exchange(request)
+    assert caught.value.message == (
+        f"the broker refused the exchange: POST {broker.url}/api/token answered HTTP 404 "
+        f"(no such path there): check broker-url, now {broker.url}/api: it must be the "
+        "broker's base URL, to which the action appends /token"
+    )
+    assert len(broker.requests) == 1  # a 404 is not retried
 
 
-def test_a_501_is_not_retried_and_says_it_is_not_a_broker(broker: FakeBroker) -> None:
-    broker.reply = (501, b"<html>Unsupported method</html>")
+@pytest.mark.parametrize("status", [405, 501])
+def test_a_server_that_is_not_a_broker_is_not_retried_and_says_check_broker_url(
+    broker: FakeBroker, status: int
+) -> None:
+    broker.reply = (status, b"<html>Unsupported method</html>")
     with pytest.raises(ProviderError) as caught:
         PROVIDER.exchange(exchange_request(broker, IdTokens(), timeout="3s"))
-    assert "does not look like a jobtoken broker / token endpoint" in caught.value.message
+    assert caught.value.message.endswith(
+        f"answered HTTP {status}: this URL does not look like a jobtoken broker/RFC 8693 "
+        f"endpoint: check broker-url, now {broker.url}"
+    )
     assert "try again later" not in caught.value.message
     assert len(broker.requests) == 1
+
+
+def test_a_web_page_answering_200_says_check_broker_url(broker: FakeBroker) -> None:
+    broker.reply = (200, b"<!doctype html><title>Welcome</title>")
+    with pytest.raises(ProviderError, match=r"not a JSON object: this URL does not look like"):
+        PROVIDER.exchange(exchange_request(broker, IdTokens()))
+
+
+def test_a_revoke_path_typo_names_broker_url_and_revoke(broker: FakeBroker) -> None:
+    # the fake broker answers an unknown path 404 {"error": "not_found"}, as many servers do
+    request = revoke_request(broker, token="jbt_" + "a" * 40, broker_url=broker.url + "/api")
+    with pytest.raises(ProviderError) as caught:
+        PROVIDER.revoke(request)
+    assert caught.value.message == (
+        f"the broker did not revoke the token: POST {broker.url}/api/revoke answered HTTP 404 "
+        f"(no such path there): check broker-url, now {broker.url}/api: it must be the "
+        "broker's base URL, to which the action appends /revoke"
+    )
+
+
+def test_a_503_is_still_retried_and_reported_as_try_again_later(broker: FakeBroker) -> None:
+    broker.reply = (503, b"busy")
+    with pytest.raises(ProviderError, match=r"answered HTTP 503 \(after retries; try again later"):
+        PROVIDER.exchange(exchange_request(broker, IdTokens(), timeout="3s"))
+    assert len(broker.requests) > 1
 
 
 def test_the_generic_invalid_target_hint_gives_way_to_the_brokers_reason(
