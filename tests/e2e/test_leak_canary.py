@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from support.act import ActRun
 from support.aws_server import MotoServer
@@ -51,6 +50,7 @@ from support.fake_azure import FakeAzure
 from support.fake_gcp import FakeGcp
 from support.oauth_provider import OAuthProvider
 from support.oidc_issuer import FakeOidcIssuer
+from support.provider_workflow import provider_workflow
 
 from .conftest import RunAct
 from .provider_servers import Deployed
@@ -316,36 +316,6 @@ def test_the_job_end_webhook_leaks_nothing(stack: Stack, tally: Tally) -> None:
 PROVIDERS = ["vault", "aws", "gcp", "azure"]
 
 
-def _provider_workflow(inputs: dict[str, str]) -> str:
-    steps: list[dict[str, Any]] = [
-        CAPTURE,
-        {"id": "exchange", "uses": "owner/jobtoken@v1", "with": inputs},
-        {
-            "id": "use",
-            "if": "steps.exchange.outputs.token != ''",
-            "shell": "bash",
-            "env": {"TOKEN": "${{ steps.exchange.outputs.token }}"},
-            "run": 'echo "calling the connector with $TOKEN (${#TOKEN} characters)"',
-        },
-        {
-            "id": "revoke",
-            "if": "always()",
-            "uses": "owner/jobtoken/revoke@v1",
-            "with": {
-                "provider": inputs["provider"],
-                "token": "${{ steps.exchange.outputs.token }}",
-                "revoke-handle": "${{ steps.exchange.outputs.revoke-handle }}",
-            },
-        },
-    ]
-    workflow = {
-        "on": "push",
-        "permissions": {"id-token": "write", "contents": "read"},
-        "jobs": {"connector": {"runs-on": "ubuntu-latest", "steps": steps}},
-    }
-    return yaml.safe_dump(workflow, sort_keys=False)
-
-
 def _handle_secrets(handle: str) -> list[str]:
     """The values inside a revoke handle (``jt1.<base64url JSON>``): a Vault token…"""
     if not handle:
@@ -384,7 +354,9 @@ def test_secret_manager_provider_leaks_nothing(
         server.enforce_auth(unchecked=1)
     directory, env = capture
     inputs = {**deployed.inputs[case], "scopes": "crm.read", "ttl": "15m"}
-    run = run_act(_provider_workflow(inputs), issuer=e2e_issuer, env=env, step_debug=True)
+    run = run_act(
+        provider_workflow(inputs, before=[CAPTURE]), issuer=e2e_issuer, env=env, step_debug=True
+    )
 
     outputs = run.steps["exchange"].outputs
     if case == "ok":

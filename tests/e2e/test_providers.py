@@ -25,6 +25,7 @@ from support.fake_azure import FakeAzure
 from support.fake_gcp import FakeGcp
 from support.oidc_issuer import FakeOidcIssuer
 from support.openbao import OpenBaoDevServer
+from support.provider_workflow import provider_workflow
 
 from .conftest import RunAct
 from .provider_servers import Deployed
@@ -51,38 +52,6 @@ AWS_CREDENTIAL = re.compile(r"ASIA[A-Z0-9]{16}|FQoGZXIvYXdzE")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _workflow(inputs: dict[str, str], *, revoke: bool) -> str:
-    steps: list[dict[str, Any]] = [
-        {"id": "exchange", "uses": "owner/jobtoken@v1", "with": inputs},
-        {
-            "id": "use",
-            "if": "steps.exchange.outputs.token != ''",
-            "shell": "bash",
-            "env": {"TOKEN": "${{ steps.exchange.outputs.token }}"},
-            "run": 'echo "calling the connector with $TOKEN (${#TOKEN} characters)"',
-        },
-    ]
-    if revoke:
-        steps.append(
-            {
-                "id": "revoke",
-                "if": "always()",
-                "uses": "owner/jobtoken/revoke@v1",
-                "with": {
-                    "provider": inputs["provider"],
-                    "token": "${{ steps.exchange.outputs.token }}",
-                    "revoke-handle": "${{ steps.exchange.outputs.revoke-handle }}",
-                },
-            }
-        )
-    workflow = {
-        "on": "push",
-        "permissions": {"id-token": "write", "contents": "read"},
-        "jobs": {"connector": {"runs-on": "ubuntu-latest", "steps": steps}},
-    }
-    return yaml.safe_dump(workflow, sort_keys=False)
-
-
 def _deployed(provider: str, request: pytest.FixtureRequest) -> tuple[Any, Deployed]:
     pair: tuple[Any, Deployed] = request.getfixturevalue(f"{provider}_deployed")
     return pair
@@ -100,7 +69,7 @@ def _run(
     if isinstance(server, MotoServer):
         server.enforce_auth(unchecked=1)  # STS is unsigned on AWS too; Secrets Manager is checked
     inputs = {**deployed.inputs[case], "scopes": "crm.read", "ttl": "15m", **extra}
-    run = run_act(_workflow(inputs, revoke=case == "ok"), issuer=issuer)
+    run = run_act(provider_workflow(inputs, revoke=case == "ok"), issuer=issuer)
     _assert_no_secret_in_log(run, server, deployed)
     return run, server, deployed
 
