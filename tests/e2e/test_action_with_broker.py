@@ -106,3 +106,40 @@ def test_a_ttl_the_policy_caps_draws_a_notice_with_both_lifetimes(
     assert run.steps["contacts"].outcome == "success", run.log
     assert "ttl capped: requested 15m, granted 10m" in run.log
     assert "the repository admins' policy (max_ttl)" in run.log
+
+
+SHARED_LEASE = (
+    JOB
+    + """
+      - id: vault
+        uses: owner/jobtoken@v1
+        with: { broker-url: "${{ env.BROKER_URL }}", connector: vault, scopes: ftp.read, ttl: 5m }
+      - id: revoke
+        uses: owner/jobtoken/revoke@v1
+        with:
+          broker-url: ${{ env.BROKER_URL }}
+          token: ${{ steps.vault.outputs.token }}
+          fail-on-error: true
+"""
+)
+
+
+def test_revoking_a_shared_credential_by_token_revokes_this_jobs_lease_only(
+    run_act: RunAct, stack: tuple[FakeOidcIssuer, BrokerProcess]
+) -> None:
+    issuer, broker = stack
+    other_job = broker.id_token(run_id="99999999998", check_run_id="99999999997")
+    others = broker.exchange(resource="vault", scope="ftp.read", subject_token=other_job)
+    assert others.status_code == 200, others.text
+
+    run = run_act(SHARED_LEASE, issuer=issuer, env={"BROKER_URL": broker.url})
+
+    assert run.steps["vault"].outcome == "success", run.log
+    assert run.steps["revoke"].outcome == "success", run.log
+    assert "revoked this job's lease of the connector's shared credential" in run.log
+    assert broker.passthrough_credential not in run.log
+    # the runner gave two ID tokens: the exchange's, and the revoke's (after possession
+    # alone was refused)
+    assert len(issuer.issued) == 2
+    remaining = introspect(broker, broker.passthrough_credential)
+    assert (remaining["active_leases"], remaining["jti"]) == (1, others.json()["token_id"])

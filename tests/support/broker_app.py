@@ -43,15 +43,22 @@ def in_process_broker(
             broker.close()
 
 
-def exchange(process: BrokerProcess, client: TestClient, scope: str = "contacts.read") -> str:
-    """A contacts token for the process's job, through ``POST /token``."""
+def exchange(
+    process: BrokerProcess,
+    client: TestClient,
+    scope: str = "contacts.read",
+    resource: str = "contacts",
+    **claims: object,
+) -> str:
+    """A token of `resource` for the process's job (its ID token's `claims` changed),
+    through ``POST /token``."""
     response = client.post(
         "/token",
         data={
             "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "subject_token": process.id_token(),
+            "subject_token": process.id_token(**claims),
             "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-            "resource": "contacts",
+            "resource": resource,
             "scope": scope,
         },
     )

@@ -52,6 +52,9 @@ class FakeBroker(LoopbackServer):
     reply: tuple[int, Any] | None = None
     #: status of POST /revoke
     revoke_status: int = 200
+    #: tokens POST /revoke treats as a connector's shared credential: the token alone
+    #: is answered 400 unsupported_token_type, as the jobtoken broker does
+    shared_credentials: set[str] = field(default_factory=set)
     #: seconds to wait before answering (to exercise timeouts)
     delay: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -135,7 +138,9 @@ def _handler_for(broker: FakeBroker) -> type[BaseHTTPRequestHandler]:
             elif self.command == "POST" and path == "/token":
                 self._send(*broker.token_reply(form))
             elif self.command == "POST" and path == "/revoke":
-                if broker.revoke_status == 200:
+                if form.get("token") in broker.shared_credentials and "subject_token" not in form:
+                    self._send(400, {"error": "unsupported_token_type"})
+                elif broker.revoke_status == 200:
                     broker.revoked.append(form.get("token") or form.get("token_id", ""))
                     self._send(200, {})
                 else:

@@ -2,8 +2,9 @@
 
 Routes (standards first, so that any OAuth client can talk to the broker):
 
-- ``POST /token`` — RFC 8693 token exchange (``issuing.py``);
-- ``POST /revoke`` — RFC 7009, by possession, always 200 (``revocation.py``);
+- ``POST /token`` — RFC 8693 token exchange (``token_exchange.py``);
+- ``POST /revoke`` — RFC 7009, by possession or for a job proved by its ID token
+  (``registry_endpoints.py``);
 - ``POST /introspect`` — RFC 7662, HTTP Basic client auth; inactive is ``{"active": false}``;
 - ``GET /.well-known/oauth-authorization-server`` — RFC 8414 metadata;
 - ``GET /.well-known/jwks.json`` — the current and previous signing keys;
@@ -48,9 +49,7 @@ from jobtoken.broker.expiry_purge import ExpiryPurge
 from jobtoken.broker.logs import configure_logging
 from jobtoken.broker.metrics import SHARE_ENV
 from jobtoken.broker.oauth import (
-    NO_STORE,
     OAuthError,
-    basic_credentials,
     error_response,
     oauth_json,
     read_form,
@@ -59,11 +58,11 @@ from jobtoken.broker.openapi import serve_openapi
 from jobtoken.broker.proxy import handle_proxy
 from jobtoken.broker.proxy_upstream import UpstreamPool
 from jobtoken.broker.rate_limits import RateLimiter
+from jobtoken.broker.registry_endpoints import introspect, revoke
 from jobtoken.broker.request_log import RequestLog, request_id
 from jobtoken.broker.store import StoreError
 from jobtoken.broker.store_outage import RETRY_AFTER_SECONDS, StoreOutage
 from jobtoken.broker.token_exchange import TokenRequest
-from jobtoken.broker.verify import InvalidIdToken
 from jobtoken.broker.webhook import handle_github_webhook
 from jobtoken.wire.oauth_terms import (
     ACCESS_TOKEN_TYPE,
@@ -250,95 +249,6 @@ def _token_request(form: dict[str, str], client: str, user_agent: str) -> TokenR
         client_address=client,
         user_agent=user_agent,
     )
-
-
-async def revoke(request: Request, broker: Broker) -> Response:
-    """RFC 7009 by possession (``token``), or ``token_id`` + a fresh ID token of the job."""
-    client = request.client.host if request.client else ""
-    user_agent, rid = request.headers.get("user-agent", ""), request_id(request)
-    token_id = ""
-    try:
-        form = await read_form(request, broker.config.server.max_body_bytes)
-        token, token_id = form.get("token", ""), form.get("token_id", "")
-        if token:
-            await blocking(
-                lambda: broker.registry.revoke(
-                    token, client_address=client, user_agent=user_agent, request_id=rid
-                )
-            )
-            return Response(status_code=200, headers=NO_STORE)
-        if not token_id:
-            raise OAuthError("invalid_request", "token is missing", reason="missing_token")
-        if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
-            raise OAuthError(
-                "invalid_request",
-                "revoking by token_id needs an ID token",
-                reason="unsupported_subject_token_type",
-            )
-        try:
-            claims = await blocking(broker.verifier.verify, form.get("subject_token", ""))
-        except InvalidIdToken as exc:
-            raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
-    except OAuthError as refusal:
-        reason = refusal.reason
-        await blocking(
-            lambda: broker.registry.refuse(
-                reason,
-                token_id=token_id,
-                client_address=client,
-                user_agent=user_agent,
-                request_id=rid,
-            )
-        )
-        raise
-    await blocking(
-        lambda: broker.registry.revoke_own(
-            token_id,
-            repository_id=claims.repository_id,
-            run_id=claims.run_id,
-            run_attempt=claims.run_attempt,
-            check_run_id=claims.check_run_id or "",
-            claims=claims.claims,
-            client_address=client,
-            user_agent=user_agent,
-            request_id=rid,
-        )
-    )
-    return Response(status_code=200, headers=NO_STORE)
-
-
-async def introspect(request: Request, broker: Broker) -> Response:
-    client_address, rid = request.client.host if request.client else "", request_id(request)
-    credentials = basic_credentials(request)
-    client = broker.authenticate_client(*credentials) if credentials else None
-    if client is None:
-        raise OAuthError(
-            "invalid_client",
-            "introspection needs HTTP Basic client credentials configured on the broker",
-            status=401,
-            headers={"WWW-Authenticate": 'Basic realm="jobtoken"'},
-        )
-    try:
-        form = await read_form(request, broker.config.server.max_body_bytes)
-        token = form.get("token", "")
-        if not token:
-            raise OAuthError("invalid_request", "token is missing", reason="missing_token")
-    except OAuthError as refusal:
-        reason = refusal.reason
-        await blocking(
-            lambda: broker.registry.refuse(reason, client_address=client_address, request_id=rid)
-        )
-        raise
-    body = await blocking(
-        lambda: broker.registry.introspect(
-            token,
-            client_id=client.id,
-            client_connectors=client.connectors,
-            client_address=client_address,
-            request_id=rid,
-        )
-    )
-    return oauth_json(body)
 
 
 async def metadata(request: Request, broker: Broker) -> Response:

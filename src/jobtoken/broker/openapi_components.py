@@ -30,6 +30,11 @@ Json = dict[str, Any]
 _SCOPE_NAME = r"[!#-\[\]-~]{1,128}"
 SCOPE_LIST = f"^{_SCOPE_NAME}( {_SCOPE_NAME}){{0,{MAX_SCOPES - 1}}}$"
 CONNECTOR_NAME = "^[a-z0-9][a-z0-9_-]{0,62}$"
+#: what an active token's introspection always has (``token_registry.py``)
+_INTROSPECTION_MEMBERS = (
+    "active", "scope", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss", "jti",
+    "token_kind", "repository_id", "run_id", "run_attempt",
+)  # fmt: skip
 SUBJECT_TOKEN_TYPE: Json = {
     "type": "string",
     "enum": [ID_TOKEN_TYPE, JWT_TOKEN_TYPE],
@@ -268,22 +273,7 @@ COMPONENTS: Json = {
                 {
                     "type": "object",
                     "description": "RFC 7662 §2.2, with the token's job binding.",
-                    "required": [
-                        "active",
-                        "scope",
-                        "token_type",
-                        "exp",
-                        "iat",
-                        "nbf",
-                        "sub",
-                        "aud",
-                        "iss",
-                        "jti",
-                        "token_kind",
-                        "repository_id",
-                        "run_id",
-                        "run_attempt",
-                    ],
+                    "required": list(_INTROSPECTION_MEMBERS),
                     "properties": {
                         "active": {"const": True},
                         "scope": {"type": "string"},
@@ -300,6 +290,19 @@ COMPONENTS: Json = {
                         "run_id": {"type": "string"},
                         "run_attempt": {"type": "string"},
                         "check_run_id": {"type": "string"},
+                        "active_leases": {"const": 1},  # passthrough leases only
+                    },
+                },
+                {
+                    "type": "object",
+                    "description": "A shared credential of a passthrough connector, held by "
+                    "several jobs under leases of their own: only the members on which all "
+                    "those leases agree (never `jti`), and how many leases are active.",
+                    "required": ["active", "token_kind", "active_leases"],
+                    "properties": {
+                        "active": {"const": True},
+                        "token_kind": {"const": "passthrough"},
+                        "active_leases": {"type": "integer", "minimum": 2},
                     },
                 },
             ]

@@ -154,7 +154,10 @@ _REVOKE: Json = {
     "summary": "Revoke a token (RFC 7009)",
     "description": "By possession (`token`), or by `token_id` with a fresh ID token of "
     "the same job (repository, run, attempt and job). An unknown, expired, already "
-    "revoked or other job's token gets the same 200: the answer reveals nothing.",
+    "revoked or other job's token gets the same 200: the answer reveals nothing. A shared "
+    "credential (each job of a passthrough connector leases the same value) is not revoked "
+    "by possession alone (400 `unsupported_token_type`); with a job's ID token, that job's "
+    "lease only.",
     "tags": ["oauth"],
     "security": [],
     "requestBody": form_body(
@@ -170,6 +173,13 @@ _REVOKE: Json = {
                             "type": "string",
                             "description": "Accepted and ignored.",
                         },
+                        "subject_token": {
+                            "type": "string",
+                            "description": "Optional: a fresh ID token of a job. Only the "
+                            "token's leases bound to that job are revoked; a shared "
+                            "credential needs it (`invalid_grant` when it does not verify).",
+                        },
+                        "subject_token_type": SUBJECT_TOKEN_TYPE,
                     },
                 },
                 {
@@ -194,9 +204,11 @@ _REVOKE: Json = {
     "responses": {
         "200": response("Revoked, or nothing to revoke.", **_NO_STORE),
         "400": oauth_error(
-            "No token; or, by token id, no ID token or one that does not verify.",
+            "No token; an ID token that is missing (by token id), without its type, or "
+            "that does not verify; or a shared credential without an ID token of the job.",
             "invalid_request",
             "invalid_grant",
+            "unsupported_token_type",
         ),
         **_TOO_LARGE,
         **_STORE,

@@ -342,6 +342,8 @@ class TokenExchange:
             check_run_id=binding.check_run_id,
             issued_at=now,
             expires_at=now + ttl,
+            # every job's lease of it has its hash: see TokenRecord
+            shared_credential=connector.kind == "passthrough" and not upstream.per_job,
         )
         lease = None if connector.kind == "minted" else connector.upstream_revocable
         issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl, lease)

@@ -5,8 +5,18 @@ by possession and reveals nothing: an unknown, expired or already revoked token 
 "revoked" just the same. A job that kept only the token id (the action's ``token-id``
 output) revokes with that id plus a fresh ID token of the same job: the broker revokes
 the token only if it is bound to that repository, run, attempt and job
-(``check_run_id``; a token minted without one only for an ID token without one). Introspection
-answers exactly ``{"active": false}`` for any token that is unknown, expired or revoked.
+(``check_run_id``; a token minted without one only for an ID token without one).
+
+A passthrough lease of a *shared credential* (a static key, an OAuth grant's access
+token: every job of the connector gets the same value) is one lease per job, but they
+all have the credential's hash. So possession alone revokes none of them: it is
+refused with ``unsupported_token_type`` (RFC 7009 §2.2.1), and the token plus a fresh
+ID token of the job revokes that job's lease and no other (the revoke action retries
+so). Introspecting such a credential answers for all its active leases at once: the
+members on which they all agree, and ``active_leases``.
+
+Introspection answers exactly ``{"active": false}`` for any token that is unknown,
+expired or revoked.
 A job's tokens are revoked together when GitHub reports the job completed
 (``webhook.py``). Every revocation and introspection is audited, with the id of the
 HTTP request that asked for it (``request_id``); a revocation commits
@@ -26,13 +36,19 @@ from typing import Any
 
 from jobtoken.broker.audit import AuditEntry, AuditLog
 from jobtoken.broker.metrics import Metrics
-from jobtoken.broker.store import REVOKE_BATCH, AuditBuilder, SqlStore, TokenRecord
+from jobtoken.broker.oauth import OAuthError
+from jobtoken.broker.store import REVOKE_BATCH, AuditBuilder, JobKey, SqlStore, TokenRecord
 from jobtoken.broker.token_exchange import token_sha256
 
 __all__ = ["TokenRegistry"]
 
 INACTIVE: dict[str, Any] = {"active": False}
 MAX_TOKEN_CHARS = 16 * 1024
+SHARED_CREDENTIAL = (
+    "this is a credential every job of its connector is given, so holding it does not say "
+    "whose lease to revoke: send an ID token of the job with it (subject_token and "
+    "subject_token_type, as the jobtoken revoke action does), or revoke by token_id"
+)
 
 
 class TokenRegistry:
@@ -51,29 +67,48 @@ class TokenRegistry:
         self._after_revoke = after_revoke or (lambda rows: None)
 
     def revoke(
-        self, token: str, *, client_address: str = "", user_agent: str = "", request_id: str = ""
+        self,
+        token: str,
+        *,
+        job: JobKey | None = None,
+        client_address: str = "",
+        user_agent: str = "",
+        request_id: str = "",
     ) -> None:
+        """Revoke `token` by possession; with `job` (proved by the caller with a fresh ID
+        token), only what is bound to that job. OAuthError ``unsupported_token_type``
+        (audited) for a shared credential's lease without `job`."""
         if len(token) > MAX_TOKEN_CHARS:
             return
-        digest = token_sha256(token)
+        digest, now = token_sha256(token), int(self._clock())
+        reason = "revoke_endpoint" if job is None else "revoke_endpoint_for_job"
         revoked = self._store.revoke_by_sha256(
             digest,
-            int(self._clock()),
-            self._revocation_record("revoke_endpoint", client_address, user_agent, request_id),
+            now,
+            self._revocation_record(reason, client_address, user_agent, request_id),
+            job,
         )
         self._after_revoke(revoked)
-        if not revoked:
-            self._audit.record(
-                AuditEntry(
-                    decision="revoked",
-                    reason="unknown_or_already_revoked",
-                    token_sha256=digest,
-                    client_address=client_address,
-                    user_agent=user_agent,
-                    request_id=request_id,
-                )
-            )
         self._metrics.count("jobtoken_revocations_total", len(revoked), path="revoke_endpoint")
+        if revoked:
+            return
+        shared = job is None and any(
+            r.shared_credential and r.active(now) for r in self._store.find_tokens(digest)
+        )
+        self._audit.record(
+            AuditEntry(
+                decision="denied" if shared else "revoked",
+                reason="shared_credential" if shared else "unknown_or_already_revoked",
+                token_sha256=digest,
+                client_address=client_address,
+                user_agent=user_agent,
+                request_id=request_id,
+            )
+        )
+        if shared:
+            raise OAuthError(
+                "unsupported_token_type", SHARED_CREDENTIAL, reason="shared_credential"
+            )
 
     def revoke_own(
         self,
@@ -177,31 +212,43 @@ class TokenRegistry:
         request_id: str = "",
     ) -> dict[str, Any]:
         """RFC 7662 for `token`; a client limited to `client_connectors` (non-empty) learns
-        nothing of another connector's token: it gets ``{"active": false}``."""
+        nothing of another connector's token: it gets ``{"active": false}``. A shared
+        credential's active leases answer together (see the module's docstring)."""
         now = int(self._clock())
         digest = token_sha256(token) if len(token) <= MAX_TOKEN_CHARS else ""
-        records = self._store.find_tokens(digest) if digest else []
-        active = next((r for r in records if r.active(now)), None)
-        reason = "active" if active else "inactive"
-        if active is not None and client_connectors and active.connector not in client_connectors:
-            active, reason = None, "connector_not_permitted_for_client"
+        active = [r for r in (self._store.find_tokens(digest) if digest else []) if r.active(now)]
+        permitted = [r for r in active if not client_connectors or r.connector in client_connectors]
+        reason = "active" if permitted else "inactive"
+        if active and not permitted:
+            reason = "connector_not_permitted_for_client"
+        elif len(permitted) > 1:
+            reason = "active_shared_credential"
         self._audit.record(
             AuditEntry(
                 decision="introspected",
                 reason=reason,
-                connector=active.connector if active else "",
+                connector=permitted[0].connector if permitted else "",
                 token_sha256=digest,
-                token_id=active.token_id if active else "",
+                token_id=permitted[0].token_id if len(permitted) == 1 else "",
                 client_address=client_address,
                 client_id=client_id,
                 request_id=request_id,
             )
         )
         self._metrics.count(
-            "jobtoken_introspections_total", result="active" if active else "inactive"
+            "jobtoken_introspections_total", result="active" if permitted else "inactive"
         )
-        if active is None:
+        if not permitted:
             return dict(INACTIVE)
+        bodies = [self._introspection(r) for r in permitted]
+        # a shared credential's leases: only what every one of them says is true of it
+        body = {k: v for k, v in bodies[0].items() if all(b.get(k) == v for b in bodies[1:])}
+        if permitted[0].kind == "passthrough":
+            body["active_leases"] = len(permitted)
+        return body
+
+    def _introspection(self, active: TokenRecord) -> dict[str, Any]:
+        """RFC 7662's answer for one active token."""
         body: dict[str, Any] = {
             "active": True,
             "scope": active.scopes,

@@ -149,3 +149,28 @@ def test_the_document_is_plain_json_without_deployment_values() -> None:
     assert "servers" not in DOCUMENT
     assert "example.com" not in text
     assert "127.0.0.1" not in text
+
+
+def test_a_shared_credentials_answers_match_the_document(broker: InProcess) -> None:
+    process, _, client = broker
+    secret = ("resource-server", process.client_secret)
+    for job in ("9101", "9102"):  # two jobs lease the passthrough connector's one key
+        exchange(process, client, "ftp.read", resource="vault", run_id=job)
+        one = client.post(
+            "/introspect", data={"token": process.passthrough_credential}, auth=secret
+        )
+        _check("/introspect", "post", one)
+    assert one.json()["active_leases"] == 2
+    alone = client.post("/revoke", data={"token": process.passthrough_credential})
+    assert alone.json()["error"] == "unsupported_token_type"
+    _check("/revoke", "post", alone)
+    proven = client.post(
+        "/revoke",
+        data={
+            "token": process.passthrough_credential,
+            "subject_token": process.id_token(run_id="9101"),
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+        },
+    )
+    assert proven.status_code == 200
+    _check("/revoke", "post", proven)

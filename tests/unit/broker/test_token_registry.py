@@ -8,7 +8,8 @@ import pytest
 
 from jobtoken.broker.audit import AuditLog
 from jobtoken.broker.metrics import Metrics
-from jobtoken.broker.store import SqlStore, TokenRecord, open_store
+from jobtoken.broker.oauth import OAuthError
+from jobtoken.broker.store import JobKey, SqlStore, TokenRecord, open_store
 from jobtoken.broker.token_exchange import token_sha256
 from jobtoken.broker.token_registry import TokenRegistry
 
@@ -18,12 +19,19 @@ def store(tmp_path: Path) -> SqlStore:
     return open_store("sqlite", path=tmp_path / "r.db")
 
 
-def _issue(store: SqlStore, token: str, *, expires_in: int = 600, check_run_id: str = "4") -> None:
+def _issue(
+    store: SqlStore,
+    token: str,
+    *,
+    expires_in: int = 600,
+    check_run_id: str = "4",
+    shared_credential: bool = False,
+) -> None:
     now = int(time.time())
     record = TokenRecord(
-        token_id="id-" + token,
+        token_id=f"id-{token}-{check_run_id}" if shared_credential else "id-" + token,
         token_sha256=token_sha256(token),
-        kind="minted",
+        kind="passthrough" if shared_credential else "minted",
         connector="contacts",
         scopes="contacts.read",
         subject="repo:o/r:ref:refs/heads/main",
@@ -33,6 +41,7 @@ def _issue(store: SqlStore, token: str, *, expires_in: int = 600, check_run_id: 
         check_run_id=check_run_id,
         issued_at=now - 10,
         expires_at=now + expires_in,
+        shared_credential=shared_credential,
     )
     store.append_audit(lambda seq, prev: ("{}", f"{seq:064x}"), record)
 
@@ -164,3 +173,53 @@ def test_every_revocation_and_introspection_record_holds_its_request_id(store: S
         ("revoked", "job_completed", "r-webhook"),
         ("denied", "missing_token", "r-refused"),
     ]
+
+
+def test_a_token_sent_with_a_jobs_proof_is_revoked_only_for_that_job(store: SqlStore) -> None:
+    _issue(store, "tok", check_run_id="4")
+    registry = _registry(store)
+    registry.revoke("tok", job=JobKey("1", "2", "3", "5"))  # a sibling job's ID token
+    assert registry.introspect("tok", client_id="rs")["active"] is True
+    registry.revoke("tok", job=JobKey("1", "2", "3", "4"))
+    assert registry.introspect("tok", client_id="rs") == {"active": False}
+    reasons = [json.loads(r.record).get("reason") for r in store.audit_rows()]
+    assert reasons[-4:] == [
+        "unknown_or_already_revoked",  # the sibling's proof: nothing of its own
+        "active",
+        "revoke_endpoint_for_job",
+        "inactive",
+    ]
+
+
+def test_possession_alone_revokes_no_lease_of_a_shared_credential(store: SqlStore) -> None:
+    for job in ("4", "5"):
+        _issue(store, "static-key", check_run_id=job, shared_credential=True)
+    registry = _registry(store)
+    with pytest.raises(OAuthError) as refused:
+        registry.revoke("static-key", request_id="r-1")
+    assert (refused.value.error, refused.value.reason) == (
+        "unsupported_token_type",
+        "shared_credential",
+    )
+    assert registry.introspect("static-key", client_id="rs")["active_leases"] == 2
+    denied = json.loads(list(store.audit_rows())[-2].record)
+    assert (denied["decision"], denied["reason"], denied["token_sha256"]) == (
+        "denied",
+        "shared_credential",
+        token_sha256("static-key"),
+    )
+    registry.revoke("static-key", job=JobKey("1", "2", "3", "5"))
+    left = registry.introspect("static-key", client_id="rs")
+    assert (left["active_leases"], left["jti"]) == (1, "id-static-key-4")
+
+
+def test_a_shared_credential_introspects_as_what_its_leases_agree_on(store: SqlStore) -> None:
+    for job in ("4", "5"):
+        _issue(store, "static-key", check_run_id=job, shared_credential=True)
+    body = _registry(store).introspect("static-key", client_id="rs")
+    assert body["active_leases"] == 2
+    assert (body["aud"], body["token_kind"], body["run_id"]) == ("contacts", "passthrough", "2")
+    assert "jti" not in body
+    assert "check_run_id" not in body
+    record = json.loads(list(store.audit_rows())[-1].record)
+    assert (record["reason"], record["token_id"]) == ("active_shared_credential", "")

@@ -20,7 +20,10 @@ Revocation: ``POST <broker-url>/revoke`` with ``token=<token>`` and
 ``token_type_hint=access_token`` (RFC 7009); or, without the token, with
 ``token_id=<token-id>`` and a fresh ID token of the same job as
 ``subject_token``/``subject_token_type``. HTTP 200 is success (also for
-unknown or expired tokens).
+unknown or expired tokens). A 400 ``unsupported_token_type`` to the token alone
+says it is a lease of a credential that every job of the connector gets, so
+possession cannot say whose lease it is: the request is sent again with a fresh
+ID token of this job, and the broker revokes this job's lease only.
 """
 
 from __future__ import annotations
@@ -153,38 +156,57 @@ def token_id_of(given: object, access_token: str) -> str:
 
 def revoke(request: RevokeRequest) -> str:
     broker_url = _broker_url(request.broker_url)
+    url, audience = f"{broker_url}/revoke", request.audience or broker_url
+
+    def job_proof() -> list[tuple[str, str]]:
+        id_token = request.id_token(audience)
+        return [("subject_token", id_token), ("subject_token_type", ID_TOKEN_TYPE)]
+
     if request.token:
-        token = request.token
-
-        def make_request() -> Request:
-            return form_request(
-                f"{broker_url}/revoke", [("token", token), ("token_type_hint", "access_token")]
-            )
-
+        by_possession = [("token", request.token), ("token_type_hint", "access_token")]
+        response = fetch(
+            lambda: form_request(url, by_possession),
+            deadline=request.deadline,
+            max_bytes=MAX_RESPONSE_BYTES,
+        )
         done = "revoked the token (or it had already expired or been revoked)"
-    elif request.token_id:
-        token_id = request.token_id
-        audience = request.audience or broker_url
-
-        def make_request() -> Request:
-            return form_request(
-                f"{broker_url}/revoke",
-                [
-                    ("token_id", token_id),
-                    ("subject_token", request.id_token(audience)),
-                    ("subject_token_type", ID_TOKEN_TYPE),
-                ],
+        if _shared_credential(response):
+            # every job of the connector holds this credential: prove which job we are
+            response = fetch(
+                lambda: form_request(url, by_possession + job_proof()),
+                deadline=request.deadline,
+                max_bytes=MAX_RESPONSE_BYTES,
             )
-
-        done = f"revoked the token {token_id} (or it had already expired or been revoked)"
+            done = (
+                "revoked this job's lease of the connector's shared credential (the "
+                "credential itself stays valid upstream)"
+            )
+    elif request.token_id:
+        by_id = [("token_id", request.token_id)]
+        response = fetch(
+            lambda: form_request(url, by_id + job_proof()),
+            deadline=request.deadline,
+            max_bytes=MAX_RESPONSE_BYTES,
+        )
+        done = f"revoked the token {request.token_id} (or it had already expired or been revoked)"
     else:
         return "nothing to revoke"
-    response = fetch(make_request, deadline=request.deadline, max_bytes=MAX_RESPONSE_BYTES)
     if response.status != 200:
         raise _refusal(
             "the broker did not revoke the token", response, request.broker_url, "/revoke"
         )
     return done
+
+
+def _shared_credential(response: Response) -> bool:
+    """The broker's answer to a lease of a credential that every job of the connector
+    gets: possession cannot say whose lease it is (400 ``unsupported_token_type``)."""
+    if response.status != 400:
+        return False
+    try:
+        return response.json_object("the broker").get("error") == "unsupported_token_type"
+    except HttpError:
+        return False
 
 
 def _broker_url(url: str | None) -> str:

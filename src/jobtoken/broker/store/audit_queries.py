@@ -78,7 +78,7 @@ class AuditQueries(JobEndQueries):
                 cur.execute(
                     self._sql(
                         f"INSERT INTO tokens ({TOKEN_COLUMNS}) "  # noqa: S608
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     ),
                     (
                         token.token_id,
@@ -94,6 +94,7 @@ class AuditQueries(JobEndQueries):
                         token.issued_at,
                         token.expires_at,
                         token.revoked_at,
+                        int(token.shared_credential),
                     ),
                 )
                 if upstream is not None:

@@ -26,7 +26,13 @@ from typing import Any
 
 from jobtoken.broker.store.audit_queries import AuditBuilder, AuditQueries
 from jobtoken.broker.store.grant_queries import GrantQueries
-from jobtoken.broker.store.records import TOKEN_COLUMNS, Cursor, StoreError, TokenRecord
+from jobtoken.broker.store.records import (
+    TOKEN_COLUMNS,
+    Cursor,
+    JobKey,
+    StoreError,
+    TokenRecord,
+)
 from jobtoken.broker.store.schema import Migration, TableExists, ensure_schema
 from jobtoken.broker.store.sealed_queries import SealedQueries
 from jobtoken.broker.store.writer import BatchWriter, first_line
@@ -128,7 +134,7 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
                 self._sql(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_sha256 = ?"),  # noqa: S608
                 (token_sha256,),
             )
-            return [TokenRecord(*row) for row in cur.fetchall()]
+            return [TokenRecord.from_row(row) for row in cur.fetchall()]
 
         result: list[TokenRecord] = self._run(False, body)
         return result
@@ -140,17 +146,29 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
                 (token_id,),
             )
             row = cur.fetchone()
-            return None if row is None else TokenRecord(*row)
+            return None if row is None else TokenRecord.from_row(row)
 
         result: TokenRecord | None = self._run(False, body)
         return result
 
     # -- revocation, each token with its audit record in one transaction ------------
     def revoke_by_sha256(
-        self, token_sha256: str, now: int, record: RevocationRecord
+        self, token_sha256: str, now: int, record: RevocationRecord, job: JobKey | None = None
     ) -> list[TokenRecord]:
-        """Revoke every token with this hash; the ones this call revoked."""
-        return self._revoke("token_sha256 = ?", (token_sha256,), now, record, REVOKE_BATCH)
+        """Revoke the tokens with this hash that possession can name; the ones this call
+        revoked. Without ``job``, that is every token but the leases of a shared
+        credential (whose hash every job's lease has); with it, the tokens bound to
+        exactly that job (a token minted without a check_run_id only for a job without one).
+        """
+        if job is None:
+            where = "token_sha256 = ? AND shared_credential = 0"
+            return self._revoke(where, (token_sha256,), now, record, REVOKE_BATCH)
+        where = (
+            "token_sha256 = ? AND repository_id = ? AND run_id = ? AND run_attempt = ? "
+            "AND check_run_id = ?"
+        )
+        params = (token_sha256, job.repository_id, job.run_id, job.run_attempt, job.check_run_id)
+        return self._revoke(where, params, now, record, REVOKE_BATCH)
 
     def revoke_by_id(self, token_id: str, now: int, record: RevocationRecord) -> TokenRecord | None:
         """Revoke one token by its id; it, if this call revoked it."""
@@ -196,7 +214,7 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
                 ),
                 params,
             )
-            rows = [TokenRecord(*row) for row in cur.fetchall()]
+            rows = [TokenRecord.from_row(row) for row in cur.fetchall()]
             for row in rows:
                 cur.execute(
                     self._sql("UPDATE tokens SET revoked_at = ? WHERE token_id = ?"),

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 #: the columns of ``tokens``, in :class:`TokenRecord`'s field order
 TOKEN_COLUMNS = (
     "token_id, token_sha256, kind, connector, scopes, subject, repository_id, run_id, "  # noqa: S105
-    "run_attempt, check_run_id, issued_at, expires_at, revoked_at"
+    "run_attempt, check_run_id, issued_at, expires_at, revoked_at, shared_credential"
 )
 
 
@@ -68,7 +68,13 @@ class JobKey:
 
 @dataclass(frozen=True)
 class TokenRecord:
-    """One issued token (or passthrough lease). The token itself is never stored."""
+    """One issued token (or passthrough lease). The token itself is never stored.
+
+    ``shared_credential``: a passthrough lease of the connector's own credential (a
+    static key, an OAuth grant's access token), which every job of the connector gets.
+    Its SHA-256 is then the same for each job's lease, so holding the credential does
+    not say whose lease it is: revoking one by possession needs an ID token of its job.
+    """
 
     token_id: str
     token_sha256: str
@@ -83,6 +89,14 @@ class TokenRecord:
     issued_at: int
     expires_at: int
     revoked_at: int | None = None
+    shared_credential: bool = False
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> TokenRecord:
+        """A row of :data:`TOKEN_COLUMNS` (both backends store the flag as 0 or 1)."""
+        values = list(row)
+        values[-1] = bool(values[-1])
+        return cls(*values)
 
     def active(self, now: int) -> bool:
         return self.revoked_at is None and self.issued_at <= now < self.expires_at

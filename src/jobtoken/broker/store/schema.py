@@ -4,9 +4,10 @@
 - A store records every migration applied to it in ``schema_version``; its version
   is the highest. A store from before versioning (it has ``tokens`` but no
   ``schema_version``) is version 1, the schema the broker first shipped.
-- Each migration is idempotent (``IF NOT EXISTS``) and runs in the write transaction
-  that records it, under the store's write lock, after reading the version again: two
-  processes starting on one database apply it once.
+- Each migration runs in the write transaction that records it, under the store's
+  write lock, after reading the version again: two processes starting on one database
+  apply it once. (Its statements say ``IF NOT EXISTS`` where both backends can; SQLite's
+  ``ALTER TABLE … ADD COLUMN`` cannot.)
 - :func:`ensure_schema` creates an empty store, and refuses a store that is behind
   (``jobtoken broker migrate`` upgrades it) or ahead (a newer broker wrote it).
 
@@ -147,12 +148,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS seal_keys_one_current ON seal_keys (state)
     WHERE state = 'current'
 """
 
+_V6 = """
+ALTER TABLE tokens ADD COLUMN shared_credential INTEGER NOT NULL DEFAULT 0;
+UPDATE tokens SET shared_credential = 1 WHERE kind = 'passthrough'
+"""
+
 MIGRATIONS = (
     Migration(1, "tokens, jti replay, sealed credentials, signing keys, audit chain", _V1),
     Migration(2, "ended jobs, webhook deliveries, expiry indexes", _V2),
     Migration(3, "audit checkpoints (audit archive)", _V3),
     Migration(4, "OAuth grants of connectors, per-job upstream tokens", _V4),
     Migration(5, "the broker's seal key (X25519) for sealed credential files", _V5),
+    # a lease from before version 6 may be of a shared credential: treated as one
+    Migration(6, "tokens.shared_credential: leases of a credential shared by jobs", _V6),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

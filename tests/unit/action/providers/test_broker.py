@@ -212,10 +212,34 @@ def test_revoke_by_id_proves_the_job_with_a_fresh_id_token(broker: FakeBroker) -
     assert id_tokens.given[0][0] == broker.url
 
 
-def test_a_refused_revocation_is_an_error(broker: FakeBroker) -> None:
+def test_a_shared_credential_is_revoked_again_with_a_fresh_id_token_of_the_job(
+    broker: FakeBroker,
+) -> None:
+    broker.shared_credentials.add("static-key-abc")
+    id_tokens = IdTokens()
+    done = PROVIDER.revoke(revoke_request(broker, token="static-key-abc", id_token=id_tokens))
+
+    alone, proven = broker.requests
+    assert alone.form == {"token": "static-key-abc", "token_type_hint": "access_token"}
+    assert (proven.method, proven.path) == ("POST", "/revoke")
+    assert proven.form == {
+        "token": "static-key-abc",
+        "token_type_hint": "access_token",
+        "subject_token": "eyJ.id-token-0.sig",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+    }
+    assert id_tokens.given == [(broker.url, "eyJ.id-token-0.sig")]
+    assert broker.revoked == ["static-key-abc"]
+    assert done.startswith("revoked this job's lease of the connector's shared credential")
+
+
+def test_a_refused_revocation_is_an_error_and_not_retried(broker: FakeBroker) -> None:
     broker.revoke_status = 400
+    id_tokens = IdTokens()
     with pytest.raises(ProviderError, match="did not revoke the token"):
-        PROVIDER.revoke(revoke_request(broker, token="jbt_abc"))
+        PROVIDER.revoke(revoke_request(broker, token="jbt_abc", id_token=id_tokens))
+    assert len(broker.requests) == 1
+    assert id_tokens.given == []  # only a shared credential needs the job's ID token
 
 
 def test_nothing_given_is_nothing_to_revoke(broker: FakeBroker) -> None:

@@ -112,3 +112,38 @@ def test_processes_opening_one_empty_store_at_once_apply_each_migration_once(
     assert errors == []
     assert sorted(applied) == list(range(1, LATEST_VERSION + 1))
     assert _versions(*store_factory) == list(range(1, LATEST_VERSION + 1))
+
+
+def test_leases_from_before_version_6_are_taken_for_shared_credential_leases(
+    store_factory: tuple[str, Path, str],
+) -> None:
+    """A passthrough lease written by a version 5 broker may be of a shared credential:
+    migrated, it needs an ID token of its job to be revoked by possession (fail closed)."""
+    blob = "BLOB" if store_factory[0] == "sqlite" else "BYTEA"
+    statements = [
+        s
+        for m in MIGRATIONS
+        if m.version <= 5
+        for s in m.statements.format(blob=blob).split(";")
+        if s.strip()
+    ]
+    statements.append(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT)"
+    )
+    statements += [f"INSERT INTO schema_version VALUES ({v}, 0)" for v in range(1, 6)]  # noqa: S608
+    for token_id, kind in (("lease", "passthrough"), ("minted", "minted")):
+        statements.append(
+            "INSERT INTO tokens VALUES "  # noqa: S608
+            f"('{token_id}', 'sha-{token_id}', '{kind}', 'c', 's', 'sub', '1', '2', '3', '', 0, "
+            "4102444800, NULL)"
+        )
+    _execute(*store_factory, statements)
+
+    migrated = open_kind(*store_factory, migrate=True)
+    try:
+        assert [m.version for m in migrated.applied] == [6]
+        lease, minted = migrated.find_token("lease"), migrated.find_token("minted")
+        assert (lease.shared_credential if lease else None) is True
+        assert (minted.shared_credential if minted else None) is False
+    finally:
+        migrated.close()
