@@ -296,11 +296,13 @@ COMPONENTS: Json = {
                 {
                     "type": "object",
                     "description": "A shared credential of a passthrough connector, held by "
-                    "several jobs under leases of their own: only the members on which all "
-                    "those leases agree (never `jti`), and how many leases are active.",
-                    "required": ["active", "token_kind", "active_leases"],
+                    "several jobs under leases of their own: the members on which all those "
+                    "leases agree (never `jti`), the span they cover (`exp` the latest, "
+                    "`iat` and `nbf` the earliest), and how many leases are active.",
+                    "required": ["active", "token_kind", "active_leases", "exp", "iat", "nbf"],
                     "properties": {
                         "active": {"const": True},
+                        **{name: {"type": "integer"} for name in ("exp", "iat", "nbf")},
                         "token_kind": {"const": "passthrough"},
                         "active_leases": {"type": "integer", "minimum": 2},
                     },

@@ -154,10 +154,10 @@ _REVOKE: Json = {
     "summary": "Revoke a token (RFC 7009)",
     "description": "By possession (`token`), or by `token_id` with a fresh ID token of "
     "the same job (repository, run, attempt and job). An unknown, expired, already "
-    "revoked or other job's token gets the same 200: the answer reveals nothing. A shared "
-    "credential (each job of a passthrough connector leases the same value) is not revoked "
-    "by possession alone (400 `unsupported_token_type`); with a job's ID token, that job's "
-    "lease only.",
+    "revoked or other job's token gets the same 200. A shared credential (each job of a "
+    "passthrough connector leases the same value) with active leases is not revoked by "
+    "possession alone: 400 `unsupported_token_type` (which tells its holder that jobs lease "
+    "it now); with a job's ID token, that job's lease only.",
     "tags": ["oauth"],
     "security": [],
     "requestBody": form_body(

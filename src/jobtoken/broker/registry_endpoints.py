@@ -57,11 +57,15 @@ async def revoke(request: Request, broker: Broker) -> Response:
             )
         )
         raise
-    job = None if claims is None else _job(claims)
     if token:  # the registry audits a refusal of its own (a shared credential)
         await blocking(
             lambda: broker.registry.revoke(
-                token, job=job, client_address=client, user_agent=user_agent, request_id=rid
+                token,
+                job=None if claims is None else _job(claims),
+                claims=None if claims is None else claims.claims,
+                client_address=client,
+                user_agent=user_agent,
+                request_id=rid,
             )
         )
     elif claims is not None:  # by token_id, which always needs the proof

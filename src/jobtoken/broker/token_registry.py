@@ -71,13 +71,15 @@ class TokenRegistry:
         token: str,
         *,
         job: JobKey | None = None,
+        claims: Mapping[str, object] | None = None,
         client_address: str = "",
         user_agent: str = "",
         request_id: str = "",
     ) -> None:
         """Revoke `token` by possession; with `job` (proved by the caller with a fresh ID
-        token), only what is bound to that job. OAuthError ``unsupported_token_type``
-        (audited) for a shared credential's lease without `job`."""
+        token, whose `claims` the audit record keeps), only what is bound to that job.
+        OAuthError ``unsupported_token_type`` (audited) for a shared credential's lease
+        without `job`."""
         if len(token) > MAX_TOKEN_CHARS:
             return
         digest, now = token_sha256(token), int(self._clock())
@@ -99,6 +101,7 @@ class TokenRegistry:
             AuditEntry(
                 decision="denied" if shared else "revoked",
                 reason="shared_credential" if shared else "unknown_or_already_revoked",
+                claims=claims or {},
                 token_sha256=digest,
                 client_address=client_address,
                 user_agent=user_agent,
@@ -241,8 +244,12 @@ class TokenRegistry:
         if not permitted:
             return dict(INACTIVE)
         bodies = [self._introspection(r) for r in permitted]
-        # a shared credential's leases: only what every one of them says is true of it
+        # a shared credential's leases: only what every one of them says is true of it,
+        # and the span of time they cover together
         body = {k: v for k, v in bodies[0].items() if all(b.get(k) == v for b in bodies[1:])}
+        if len(permitted) > 1:
+            body["exp"] = max(r.expires_at for r in permitted)
+            body["iat"] = body["nbf"] = min(r.issued_at for r in permitted)
         if permitted[0].kind == "passthrough":
             body["active_leases"] = len(permitted)
         return body

@@ -115,6 +115,9 @@ def test_an_id_token_of_a_job_without_a_lease_revokes_nothing(broker: BrokerProc
     assert answer.status_code == 200  # reveals nothing
     assert _introspect(broker)["active"] is True
     assert _introspect(broker)["active_leases"] == 1
+    (nothing,) = [r for r in broker.audit_records() if r["decision"] == "revoked"]
+    assert nothing["reason"] == "unknown_or_already_revoked"
+    assert (nothing["claims"]["run_id"], nothing["claims"]["check_run_id"]) == ("7102", "8101")
 
 
 def test_a_bad_id_token_with_the_credential_is_refused_and_audited(
@@ -162,3 +165,5 @@ def test_introspection_of_the_credential_says_only_what_every_lease_agrees_on(
     for differing in ("jti", "check_run_id"):
         assert differing not in both, differing  # each lease has its own
     assert both["scope"] == "ftp.read"
+    assert both["exp"] >= alone["exp"]  # the latest expiry of the two
+    assert both["iat"] == both["nbf"] == alone["iat"]  # the earliest issue

@@ -214,10 +214,13 @@ def test_possession_alone_revokes_no_lease_of_a_shared_credential(store: SqlStor
 
 
 def test_a_shared_credential_introspects_as_what_its_leases_agree_on(store: SqlStore) -> None:
-    for job in ("4", "5"):
-        _issue(store, "static-key", check_run_id=job, shared_credential=True)
+    for job, lifetime in (("4", 600), ("5", 900)):
+        _issue(store, "static-key", check_run_id=job, shared_credential=True, expires_in=lifetime)
     body = _registry(store).introspect("static-key", client_id="rs")
     assert body["active_leases"] == 2
+    leases = store.find_tokens(token_sha256("static-key"))
+    assert body["exp"] == max(r.expires_at for r in leases)  # the span they cover
+    assert body["iat"] == body["nbf"] == min(r.issued_at for r in leases)
     assert (body["aud"], body["token_kind"], body["run_id"]) == ("contacts", "passthrough", "2")
     assert "jti" not in body
     assert "check_run_id" not in body

@@ -161,7 +161,7 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
         exactly that job (a token minted without a check_run_id only for a job without one).
         """
         if job is None:
-            where = "token_sha256 = ? AND shared_credential = 0"
+            where = "token_sha256 = ? AND (kind <> 'passthrough' OR shared_credential = 0)"
             return self._revoke(where, (token_sha256,), now, record, REVOKE_BATCH)
         where = (
             "token_sha256 = ? AND repository_id = ? AND run_id = ? AND run_attempt = ? "

@@ -93,9 +93,10 @@ class TokenRecord:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> TokenRecord:
-        """A row of :data:`TOKEN_COLUMNS` (both backends store the flag as 0 or 1)."""
+        """A row of :data:`TOKEN_COLUMNS`. Both backends store the flag as 0 or 1, and
+        only a passthrough lease can be of a shared credential (``schema.py``, v6)."""
         values = list(row)
-        values[-1] = bool(values[-1])
+        values[-1] = bool(values[-1]) and values[2] == "passthrough"
         return cls(*values)
 
     def active(self, now: int) -> bool:

@@ -148,9 +148,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS seal_keys_one_current ON seal_keys (state)
     WHERE state = 'current'
 """
 
+#: 1 by default: a row that a broker from before version 6 writes (or wrote) without
+#: the column is, if it is a passthrough lease, taken for a shared credential's lease
+#: (a minted token's flag means nothing: see TokenRecord)
 _V6 = """
-ALTER TABLE tokens ADD COLUMN shared_credential INTEGER NOT NULL DEFAULT 0;
-UPDATE tokens SET shared_credential = 1 WHERE kind = 'passthrough'
+ALTER TABLE tokens ADD COLUMN shared_credential INTEGER NOT NULL DEFAULT 1
 """
 
 MIGRATIONS = (
@@ -159,7 +161,6 @@ MIGRATIONS = (
     Migration(3, "audit checkpoints (audit archive)", _V3),
     Migration(4, "OAuth grants of connectors, per-job upstream tokens", _V4),
     Migration(5, "the broker's seal key (X25519) for sealed credential files", _V5),
-    # a lease from before version 6 may be of a shared credential: treated as one
     Migration(6, "tokens.shared_credential: leases of a credential shared by jobs", _V6),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

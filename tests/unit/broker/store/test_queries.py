@@ -97,6 +97,24 @@ def test_revoke_by_hash_revokes_once_with_its_audit_record(store: SqlStore) -> N
     assert [r.record for r in store.audit_rows()][1:] == ['{"seq":2,"revoked":"t1"}']
 
 
+def test_possession_revokes_no_shared_lease_and_a_job_only_its_own(store: SqlStore) -> None:
+    for token_id, job in (("lease-7", "7"), ("lease-8", "8")):
+        lease = _token(token_id, check_run_id=job, kind="passthrough", shared_credential=True)
+        store.append_audit(_build, lease)
+    store.append_audit(_build, _token("own-7", "b" * 64, kind="passthrough"))  # job's own
+
+    assert store.revoke_by_sha256("a" * 64, 100, _recorded) == []
+    assert [r.token_id for r in store.revoke_by_sha256("b" * 64, 100, _recorded)] == ["own-7"]
+    sibling = JobKey("1", "2", "1", "9")
+    assert store.revoke_by_sha256("a" * 64, 101, _recorded, sibling) == []
+    job_8 = JobKey("1", "2", "1", "8")
+    assert [r.token_id for r in store.revoke_by_sha256("a" * 64, 102, _recorded, job_8)] == [
+        "lease-8"
+    ]
+    left = {r.token_id: (r.revoked_at, r.shared_credential) for r in store.find_tokens("a" * 64)}
+    assert left == {"lease-7": (None, True), "lease-8": (102, True)}
+
+
 def test_a_revocation_whose_record_fails_is_not_revoked(store: SqlStore) -> None:
     store.append_audit(_build, _token())
 

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from jobtoken.broker.store import LATEST_VERSION, StoreError
+from jobtoken.broker.store.records import TOKEN_COLUMNS
 from jobtoken.broker.store.schema import MIGRATIONS
 from support.stores import open_kind
 
@@ -118,7 +119,8 @@ def test_leases_from_before_version_6_are_taken_for_shared_credential_leases(
     store_factory: tuple[str, Path, str],
 ) -> None:
     """A passthrough lease written by a version 5 broker may be of a shared credential:
-    migrated, it needs an ID token of its job to be revoked by possession (fail closed)."""
+    migrated, or written by such a broker after the migration, it needs an ID token of
+    its job to be revoked by possession (fail closed); a minted token is never one."""
     blob = "BLOB" if store_factory[0] == "sqlite" else "BYTEA"
     statements = [
         s
@@ -147,3 +149,18 @@ def test_leases_from_before_version_6_are_taken_for_shared_credential_leases(
         assert (minted.shared_credential if minted else None) is False
     finally:
         migrated.close()
+    # a broker from before version 6, still running, writes a lease without the column
+    columns = TOKEN_COLUMNS.removesuffix(", shared_credential")
+    _execute(
+        *store_factory,
+        [
+            f"INSERT INTO tokens ({columns}) VALUES ('old', 'sha-old', 'passthrough', "  # noqa: S608
+            "'c', 's', 'sub', '1', '2', '3', '', 0, 4102444800, NULL)"
+        ],
+    )
+    reopened = open_kind(*store_factory)
+    try:
+        written_by_old = reopened.find_token("old")
+        assert (written_by_old.shared_credential if written_by_old else None) is True
+    finally:
+        reopened.close()
