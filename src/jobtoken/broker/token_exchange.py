@@ -14,10 +14,11 @@
 5. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
    broker ``max_ttl_seconds``);
 6. the upstream side (``exchange_upstream.py``): an OAuth connector's grant must be
-   connected and alive; a GitHub App connector mints this job's installation token;
-   either may cap the TTL. Then mint (``minted``) or lease the upstream token
-   (``passthrough``: the stored key, the grant's access token or the job's own
-   installation token);
+   connected and alive; a GitHub App connector mints this job's installation token
+   (after a read that the ID token is unused and its job has not ended, so that a
+   replay mints nothing upstream); either may cap the TTL. Then mint (``minted``) or
+   lease the upstream token (``passthrough``: the stored key, the grant's access token
+   or the job's own installation token);
 7. commit one durable transaction, and only then return the token. In it:
    claim the ID token's ``jti`` (``invalid_grant``, reason ``replayed``, if it was
    used); check that its job has not completed (recorded by the ``workflow_job``
@@ -314,6 +315,8 @@ class TokenExchange:
             check_run_id=verified.check_run_id or "",
         )
         repository = str(verified.claims.get("repository", ""))
+        if connector.per_job_upstream:
+            self._refuse_spent(verified, binding, now)
         upstream = self._upstream.prepare(connector, repository, scopes, ttl, now)
         ttl = upstream.ttl
         if connector.kind == "minted":
@@ -348,6 +351,17 @@ class TokenExchange:
         lease = None if connector.kind == "minted" else connector.upstream_revocable
         issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl, lease)
         return issued, record, upstream
+
+    def _refuse_spent(self, verified: VerifiedClaims, job: JobBinding, now: int) -> None:
+        """Refuse, before an upstream token is minted for it, an ID token already used or
+        of an ended job. The commit (step 7) is what decides; asking first keeps such a
+        token from getting an upstream token of its own (a GitHub installation token, a
+        client-credentials grant) only to revoke it again."""
+        if self._store.jti_claimed(verified.iss, verified.jti, now):
+            raise OAuthError("invalid_grant", REPLAYED, reason="replayed")
+        ended = (job.repository_id, job.run_id, job.run_attempt, job.check_run_id)
+        if self._store.job_ended(*ended):
+            raise OAuthError("invalid_grant", _JOB_COMPLETED, reason="job_completed")
 
     def _lease(self, connector: Connector) -> str:
         try:

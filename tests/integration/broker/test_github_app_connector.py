@@ -108,6 +108,35 @@ def test_an_exchange_mints_an_installation_token_for_the_job_alone(
     assert len(github.live_tokens()) == 2
 
 
+def test_a_replayed_id_token_or_one_of_an_ended_job_mints_nothing_at_github(
+    broker: BrokerProcess, github: FakeGitHubApp
+) -> None:
+    id_token = broker.id_token(run_id="5201", check_run_id="6201")
+    first = broker.exchange(resource="github", scope="issues:read", subject_token=id_token)
+    assert first.status_code == 200, first.text
+    replayed = broker.exchange(resource="github", scope="issues:read", subject_token=id_token)
+    attempt = str(broker.issuer.claims["run_attempt"])
+    ended = broker.job_completed(
+        run_id="5202", run_attempt=attempt, check_run_id="6202", delivery="d-5202"
+    )
+    assert ended.status_code == 200, ended.text
+    late = broker.exchange(
+        resource="github",
+        scope="issues:read",
+        subject_token=broker.id_token(run_id="5202", check_run_id="6202"),
+    )
+
+    assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")
+    assert (late.status_code, late.json()["error"]) == (400, "invalid_grant")
+    assert "already used" in replayed.json()["error_description"]
+    assert "completed" in late.json()["error_description"]
+    minted = [r for r in github.requests if r.path.endswith("/access_tokens")]
+    assert len(minted) == 1  # the first exchange's only
+    assert [r for r in github.requests if r.method == "DELETE"] == []
+    denied = [r["reason"] for r in broker.audit_records() if r["decision"] == "denied"]
+    assert denied == ["replayed", "job_completed"]
+
+
 def test_revoking_the_broker_token_deletes_the_installation_token(
     broker: BrokerProcess, github: FakeGitHubApp
 ) -> None:

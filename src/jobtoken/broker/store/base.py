@@ -109,6 +109,22 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
             raise StoreError(f"the store cannot be read: {first_line(exc)}") from None
 
     # -- OIDC jti replay (the verifier's JtiStore) -----------------------------------
+    def jti_claimed(self, issuer: str, jti: str, now: int) -> bool:
+        """Whether (issuer, jti) is claimed and not expired (a read: the claim itself is
+        made by :meth:`claim_jti` or the issuing transaction)."""
+
+        def body(cur: Cursor) -> bool:
+            cur.execute(
+                self._sql(
+                    "SELECT 1 FROM jti_replay WHERE issuer = ? AND jti = ? AND expires_at >= ?"
+                ),
+                (issuer, jti, now),
+            )
+            return cur.fetchone() is not None
+
+        result: bool = self._run(False, body)
+        return result
+
     def claim_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
         """Record (issuer, jti) as used; False if it was already used and not yet expired."""
         now = int(time.time())

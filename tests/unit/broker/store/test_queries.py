@@ -61,6 +61,15 @@ def test_a_jti_is_claimed_once(store: SqlStore) -> None:
     assert store.claim_jti("https://other", "j1", expires) is True
 
 
+def test_a_claimed_jti_reads_as_claimed_until_it_expires(store: SqlStore) -> None:
+    now = int(time.time())
+    assert store.jti_claimed("https://issuer", "j1", now) is False
+    store.claim_jti("https://issuer", "j1", now + 300)
+    assert store.jti_claimed("https://issuer", "j1", now) is True
+    assert store.jti_claimed("https://other", "j1", now) is False
+    assert store.jti_claimed("https://issuer", "j1", now + 302) is False  # expired
+
+
 def test_an_expired_jti_is_forgotten(store: SqlStore) -> None:
     assert store.claim_jti("i", "old", int(time.time()) - 10) is True
     assert store.claim_jti("i", "old", int(time.time()) + 300) is True
