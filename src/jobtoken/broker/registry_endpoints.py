@@ -2,8 +2,9 @@
 form, prove the job where the request names one, and hand over to
 :class:`~jobtoken.broker.token_registry.TokenRegistry`. Every refusal is audited.
 
-``/revoke`` takes one of three forms, always answered 200 when well formed (an unknown,
-expired or revoked token reveals nothing):
+``/revoke`` takes one of three forms, each answered 200 when well formed whether or not
+it revoked anything (an unknown, expired or revoked token reveals nothing), but for the
+refusal in form 1:
 
 1. ``token``: by possession. A shared credential's lease (``TokenRecord``) is refused
    with 400 ``unsupported_token_type``: possession cannot say whose it is.
@@ -72,10 +73,7 @@ async def revoke(request: Request, broker: Broker) -> Response:
         await blocking(
             lambda: broker.registry.revoke_own(
                 token_id,
-                repository_id=claims.repository_id,
-                run_id=claims.run_id,
-                run_attempt=claims.run_attempt,
-                check_run_id=claims.check_run_id or "",
+                job=_job(claims),
                 claims=claims.claims,
                 client_address=client,
                 user_agent=user_agent,

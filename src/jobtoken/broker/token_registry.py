@@ -117,29 +117,21 @@ class TokenRegistry:
         self,
         token_id: str,
         *,
-        repository_id: str,
-        run_id: str,
-        run_attempt: str,
-        check_run_id: str,
+        job: JobKey,
         claims: Mapping[str, object],
         client_address: str = "",
         user_agent: str = "",
         request_id: str = "",
     ) -> None:
         """Revoke a token by id for the job it is bound to (proved by a fresh ID token of
-        that job); a token of another job, or an unknown id, is left alone silently."""
-        record = self._store.find_token(token_id) if len(token_id) <= 128 else None
-        job = (repository_id, run_id, run_attempt, check_run_id)
-        if record is not None and job == (
-            record.repository_id,
-            record.run_id,
-            record.run_attempt,
-            record.check_run_id,
-        ):
+        that job, whose `claims` the audit record keeps); a token of another job, or an
+        unknown id, is left alone silently."""
+        if len(token_id) <= 128:
             revoked = self._store.revoke_by_id(
                 token_id,
                 int(self._clock()),
                 self._revocation_record("revoke_by_id", client_address, user_agent, request_id),
+                job,
             )
             if revoked is not None:
                 self._metrics.count("jobtoken_revocations_total", path="revoke_endpoint")

@@ -118,13 +118,9 @@ def test_introspection_is_audited_with_the_client(store: SqlStore) -> None:
 def test_revoke_by_id_needs_the_same_job(store: SqlStore) -> None:
     _issue(store, "tok")
     registry = _registry(store)
-    registry.revoke_own(
-        "id-tok", repository_id="1", run_id="2", run_attempt="9", check_run_id="4", claims={}
-    )
+    registry.revoke_own("id-tok", job=JobKey("1", "2", "9", "4"), claims={})
     assert registry.introspect("tok", client_id="rs")["active"] is True
-    registry.revoke_own(
-        "id-tok", repository_id="1", run_id="2", run_attempt="3", check_run_id="4", claims={}
-    )
+    registry.revoke_own("id-tok", job=JobKey("1", "2", "3", "4"), claims={})
     assert registry.introspect("tok", client_id="rs") == {"active": False}
     reasons = [json.loads(r.record).get("reason") for r in store.audit_rows()]
     assert "revoke_by_id" in reasons
@@ -135,9 +131,7 @@ def test_revoke_by_id_needs_the_same_job(store: SqlStore) -> None:
 def test_a_sibling_job_of_the_same_run_cannot_revoke_by_id(store: SqlStore, other_job: str) -> None:
     _issue(store, "tok", check_run_id="4")
     registry = _registry(store)
-    registry.revoke_own(
-        "id-tok", repository_id="1", run_id="2", run_attempt="3", check_run_id=other_job, claims={}
-    )
+    registry.revoke_own("id-tok", job=JobKey("1", "2", "3", other_job), claims={})
     assert registry.introspect("tok", client_id="rs")["active"] is True
 
 
@@ -159,8 +153,8 @@ def test_every_revocation_and_introspection_record_holds_its_request_id(store: S
     registry.revoke("a", request_id="r-revoke")
     registry.revoke("a", request_id="r-revoke-again")  # already revoked
     job = {"repository_id": "1", "run_id": "2", "run_attempt": "3", "check_run_id": "4"}
-    registry.revoke_own("id-b", **job, claims={}, request_id="r-by-id")
-    registry.revoke_own("id-zz", **job, claims={}, request_id="r-by-unknown-id")
+    registry.revoke_own("id-b", job=JobKey(**job), claims={}, request_id="r-by-id")
+    registry.revoke_own("id-zz", job=JobKey(**job), claims={}, request_id="r-by-unknown-id")
     registry.revoke_job(**job, request_id="r-webhook")
     registry.refuse("missing_token", request_id="r-refused")
     records = [json.loads(r.record) for r in store.audit_rows()][3:]  # after the issues

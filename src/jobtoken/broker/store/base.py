@@ -45,6 +45,14 @@ REVOKE_BATCH = 500
 #: the audit record of one revoked token
 RevocationRecord = Callable[[TokenRecord], AuditBuilder]
 
+#: a token bound to exactly one job: a token minted without a check_run_id matches only
+#: a job without one (revocation by a job's proof; the webhook matches more broadly)
+_EXACT_JOB = "repository_id = ? AND run_id = ? AND run_attempt = ? AND check_run_id = ?"
+
+
+def _job_params(job: JobKey) -> tuple[str, str, str, str]:
+    return (job.repository_id, job.run_id, job.run_attempt, job.check_run_id)
+
 
 class SqlStore(AuditQueries, SealedQueries, GrantQueries):
     """Every query of the broker. A backend provides the ``_*_transaction`` hooks and
@@ -179,16 +187,16 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
         if job is None:
             where = "token_sha256 = ? AND (kind <> 'passthrough' OR shared_credential = 0)"
             return self._revoke(where, (token_sha256,), now, record, REVOKE_BATCH)
-        where = (
-            "token_sha256 = ? AND repository_id = ? AND run_id = ? AND run_attempt = ? "
-            "AND check_run_id = ?"
-        )
-        params = (token_sha256, job.repository_id, job.run_id, job.run_attempt, job.check_run_id)
+        where, params = f"token_sha256 = ? AND {_EXACT_JOB}", (token_sha256, *_job_params(job))
         return self._revoke(where, params, now, record, REVOKE_BATCH)
 
-    def revoke_by_id(self, token_id: str, now: int, record: RevocationRecord) -> TokenRecord | None:
-        """Revoke one token by its id; it, if this call revoked it."""
-        revoked = self._revoke("token_id = ?", (token_id,), now, record, 1)
+    def revoke_by_id(
+        self, token_id: str, now: int, record: RevocationRecord, job: JobKey
+    ) -> TokenRecord | None:
+        """Revoke one token by its id if it is bound to exactly ``job``; it, if this call
+        revoked it."""
+        where, params = f"token_id = ? AND {_EXACT_JOB}", (token_id, *_job_params(job))
+        revoked = self._revoke(where, params, now, record, 1)
         return revoked[0] if revoked else None
 
     def revoke_job(

@@ -4,7 +4,7 @@ backend provides, and the store's exceptions."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 #: the columns of ``tokens``, in :class:`TokenRecord`'s field order
@@ -95,9 +95,8 @@ class TokenRecord:
     def from_row(cls, row: Sequence[Any]) -> TokenRecord:
         """A row of :data:`TOKEN_COLUMNS`. Both backends store the flag as 0 or 1, and
         only a passthrough lease can be of a shared credential (``schema.py``, v6)."""
-        values = list(row)
-        values[-1] = bool(values[-1]) and values[2] == "passthrough"
-        return cls(*values)
+        record = cls(*row)
+        return replace(record, shared_credential=bool(row[-1]) and record.kind == "passthrough")
 
     def active(self, now: int) -> bool:
         return self.revoked_at is None and self.issued_at <= now < self.expires_at

@@ -124,6 +124,20 @@ def test_possession_revokes_no_shared_lease_and_a_job_only_its_own(store: SqlSto
     assert left == {"lease-7": (None, True), "lease-8": (102, True)}
 
 
+def test_revoke_by_id_needs_exactly_the_tokens_job(store: SqlStore) -> None:
+    store.append_audit(_build, _token("t7", check_run_id="7"))
+    for other in (
+        JobKey("1", "2", "1", "8"),
+        JobKey("1", "2", "1", ""),
+        JobKey("1", "3", "1", "7"),
+    ):
+        assert store.revoke_by_id("t7", 100, _recorded, other) is None
+    revoked = store.revoke_by_id("t7", 101, _recorded, JobKey("1", "2", "1", "7"))
+    assert (revoked.token_id if revoked else None) == "t7"
+    assert store.revoke_by_id("t7", 102, _recorded, JobKey("1", "2", "1", "7")) is None
+    assert store.find_tokens("a" * 64)[0].revoked_at == 101
+
+
 def test_a_revocation_whose_record_fails_is_not_revoked(store: SqlStore) -> None:
     store.append_audit(_build, _token())
 
