@@ -17,8 +17,13 @@ import time
 
 import jwt
 
-from jobtoken.broker.id_token_claims import REQUIRED_CLAIMS
-from jobtoken.broker.verify import IdTokenVerifier, InMemoryJtiStore, TrustedIssuer, VerifierConfig
+from jobtoken.broker.oidc.claims import REQUIRED_CLAIMS
+from jobtoken.broker.oidc.verifier import (
+    IdTokenVerifier,
+    InMemoryJtiStore,
+    TrustedIssuer,
+    VerifierConfig,
+)
 from support.oidc_issuer import FakeOidcIssuer
 
 AUDIENCE = "https://jobtoken-bench.example"

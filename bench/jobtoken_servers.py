@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobtoken.broker.audit import verify_chain
+from jobtoken.broker.audit.chain import verify_chain
 from jobtoken.broker.store import open_store
 from support.loopback import free_port, stop_process, wait_until_healthy
 from support.oidc_issuer import FakeOidcIssuer
@@ -126,7 +126,7 @@ class Broker:
             command = [str(Path(sys.executable).parent / "granian"), "--interface", "asgi",
                        "--factory", "--host", "127.0.0.1", "--port", str(self.port),
                        "--workers", str(self.workers), "--no-ws",
-                       "jobtoken.broker.app:create_app_from_env"]  # fmt: skip
+                       "jobtoken.broker.http.app:create_app_from_env"]  # fmt: skip
         if self.cpu is not None:
             command = ["taskset", "-c", str(self.cpu), *command]
         log = self.workdir / "broker.log"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobtoken.broker.audit import AuditEntry, AuditLog, verify_chain
+from jobtoken.broker.audit.chain import AuditEntry, AuditLog, verify_chain
 from jobtoken.broker.store import SqlStore, TokenRecord, open_store
 from support.broker_process import REPO, REPO_ID, BrokerProcess, serving_broker
 from support.stores import fresh_schema_dsn

@@ -20,7 +20,7 @@ def test_the_wheel_ships_the_product(wheel_names: list[str]) -> None:
     for module in (
         "jobtoken/action/exchange.py",
         "jobtoken/wire/grammar.py",
-        "jobtoken/broker/token_exchange.py",
+        "jobtoken/broker/tokens/exchange.py",
         "jobtoken/policy/evaluate.py",
         "jobtoken/cli/__init__.py",
         "jobtoken/py.typed",

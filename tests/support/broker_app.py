@@ -14,9 +14,9 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from jobtoken.broker.app import create_app
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.config import load_config
+from jobtoken.broker.http.app import create_app
 from support.broker_process import REPO, REPO_ID, BrokerProcess
 from support.contacts_api import ContactsApi
 from support.oidc_issuer import FakeOidcIssuer

@@ -13,23 +13,23 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from jobtoken.broker.audit import AuditLog
+from jobtoken.broker.audit.chain import AuditLog
 from jobtoken.broker.config import BrokerConfig, ConfigError
-from jobtoken.broker.connector_credentials import ConnectorCredentials
-from jobtoken.broker.connectors import Connector
-from jobtoken.broker.exchange_upstream import ExchangeUpstream
-from jobtoken.broker.job_upstream_tokens import JobUpstreamTokens
-from jobtoken.broker.jwks import TrustedIssuer
-from jobtoken.broker.metrics import Metrics
-from jobtoken.broker.mint import Minter, SigningKeys
-from jobtoken.broker.oauth_client import ProviderClient
-from jobtoken.broker.rate_limits import RateLimiter
-from jobtoken.broker.sealing import MasterKey, Sealer, SealingError
+from jobtoken.broker.connectors.credentials import ConnectorCredentials
+from jobtoken.broker.connectors.model import Connector
+from jobtoken.broker.oidc.jwks import TrustedIssuer
+from jobtoken.broker.oidc.verifier import IdTokenVerifier, VerifiedClaims, VerifierConfig
+from jobtoken.broker.ops.metrics import Metrics
+from jobtoken.broker.ops.rate_limits import RateLimiter
+from jobtoken.broker.secrets.envelope import MasterKey, Sealer, SealingError
 from jobtoken.broker.store import SqlStore, StoreError, open_store
-from jobtoken.broker.token_exchange import PolicyCheck, TokenExchange
-from jobtoken.broker.token_registry import TokenRegistry
-from jobtoken.broker.upstream_grants import UpstreamGrants
-from jobtoken.broker.verify import IdTokenVerifier, VerifiedClaims, VerifierConfig
+from jobtoken.broker.tokens.exchange import PolicyCheck, TokenExchange
+from jobtoken.broker.tokens.registry import TokenRegistry
+from jobtoken.broker.tokens.signing import Minter, SigningKeys
+from jobtoken.broker.upstream.exchange_side import ExchangeUpstream
+from jobtoken.broker.upstream.grants import UpstreamGrants
+from jobtoken.broker.upstream.job_tokens import JobUpstreamTokens
+from jobtoken.broker.upstream.oauth_client import ProviderClient
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.evaluate import PolicyDecision, evaluate
 from jobtoken.policy.schema import OrgPolicy, load_org_policy
@@ -221,7 +221,7 @@ def verifier_config(config: BrokerConfig) -> VerifierConfig:
 def _policy_source(config: BrokerConfig) -> PolicySource:
     if config.policy.source == "directory":
         return DirectoryPolicySource(config.policy.directory)
-    from jobtoken.broker.github_policy_source import GitHubPolicySource
+    from jobtoken.broker.upstream.github_policy_source import GitHubPolicySource
 
     if config.policy.github_token is None:
         raise ConfigError(

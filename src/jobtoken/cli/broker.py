@@ -27,9 +27,9 @@ from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_sealer
 from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
-from jobtoken.broker.mint import SigningKeys
-from jobtoken.broker.sealing import Sealer, SealingError
+from jobtoken.broker.secrets.envelope import Sealer, SealingError
 from jobtoken.broker.store import LATEST_VERSION, SqlStore
+from jobtoken.broker.tokens.signing import SigningKeys
 from jobtoken.cli.broker_audit import register_audit
 from jobtoken.cli.broker_connectors import register_connectors
 from jobtoken.cli.broker_setup import register_setup
@@ -83,11 +83,11 @@ def _fail(message: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from jobtoken.broker.app import CONFIG_ENV, create_app
     from jobtoken.broker.assembly import Broker
-    from jobtoken.broker.logs import configure_logging, log_event
-    from jobtoken.broker.metrics import SHARE_ENV
-    from jobtoken.broker.preflight import preflight
+    from jobtoken.broker.http.app import CONFIG_ENV, create_app
+    from jobtoken.broker.ops.logs import configure_logging, log_event
+    from jobtoken.broker.ops.metrics import SHARE_ENV
+    from jobtoken.broker.setup.preflight import preflight
 
     if args.workers < 1 or args.workers > 64:
         return _fail("--workers must be between 1 and 64")
@@ -130,7 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="jobtoken-metrics-") as shared:
             os.environ[SHARE_ENV] = shared  # the workers add up their metrics here
             uvicorn.run(
-                "jobtoken.broker.app:create_app_from_env",
+                "jobtoken.broker.http.app:create_app_from_env",
                 factory=True,
                 workers=args.workers,
                 **common,

@@ -29,9 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store
-from jobtoken.broker.audit import DECISIONS, export_jsonl, verify_chain
-from jobtoken.broker.audit_archive import ArchiveError, archive_before
-from jobtoken.broker.audit_view import (
+from jobtoken.broker.audit.archive import ArchiveError, archive_before
+from jobtoken.broker.audit.chain import DECISIONS, export_jsonl, verify_chain
+from jobtoken.broker.audit.view import (
     AuditFilter,
     Record,
     audit_line,

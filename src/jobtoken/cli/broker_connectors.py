@@ -27,16 +27,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_sealer
-from jobtoken.broker.audit import AuditLog
-from jobtoken.broker.authorization_flow import AuthorizationFailed, LoopbackAuthorization
+from jobtoken.broker.audit.chain import AuditLog
 from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
-from jobtoken.broker.connector_credentials import ConnectorCredentials, CredentialUnusable
-from jobtoken.broker.connectors import Connector
-from jobtoken.broker.metrics import Metrics
-from jobtoken.broker.oauth_client import ProviderClient, ProviderError, ProviderTokens
-from jobtoken.broker.sealing import Sealer, SealingError
+from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
+from jobtoken.broker.connectors.model import Connector
+from jobtoken.broker.ops.metrics import Metrics
+from jobtoken.broker.secrets.envelope import Sealer, SealingError
 from jobtoken.broker.store import SqlStore, StoreError
-from jobtoken.broker.upstream_grants import GrantUnavailable, UpstreamGrants
+from jobtoken.broker.upstream.authorization_flow import AuthorizationFailed, LoopbackAuthorization
+from jobtoken.broker.upstream.grants import GrantUnavailable, UpstreamGrants
+from jobtoken.broker.upstream.oauth_client import ProviderClient, ProviderError, ProviderTokens
 from jobtoken.cli.secret_input import read_secret_file
 
 __all__ = ["register_connectors"]

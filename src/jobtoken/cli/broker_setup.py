@@ -21,10 +21,10 @@ from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_sealer
 from jobtoken.broker.config import ConfigError, load_config
-from jobtoken.broker.credential_box import SealedFileError
-from jobtoken.broker.preflight import preflight
-from jobtoken.broker.seal_key import SealKeys
-from jobtoken.broker.starter import StarterError, write_starter
+from jobtoken.broker.secrets.seal_keys import SealKeys
+from jobtoken.broker.secrets.sealed_file import SealedFileError
+from jobtoken.broker.setup.preflight import preflight
+from jobtoken.broker.setup.starter import StarterError, write_starter
 from jobtoken.broker.store import StoreError
 
 __all__ = ["register_setup"]

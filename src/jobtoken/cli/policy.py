@@ -48,7 +48,7 @@ __all__ = ["AUDITED_CLAIMS", "annotation", "register"]
 MAX_CLAIMS_BYTES = 64 * 1024
 #: most errors (and, apart, warnings) printed for one file; the rest are counted
 MAX_REPORTED = 100
-#: the claims the broker's audit trail keeps (``jobtoken.broker.audit.AUDITED_CLAIMS``,
+#: the claims the broker's audit trail keeps (``jobtoken.broker.audit.chain.AUDITED_CLAIMS``,
 #: copied so that the policy tools need no broker install; a test keeps them equal)
 AUDITED_CLAIMS = frozenset(
     {

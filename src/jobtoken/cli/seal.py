@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from jobtoken.broker.credential_box import (
+from jobtoken.broker.secrets.sealed_file import (
     SealedFileError,
     parse_public_key,
     seal_credential,

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from jobtoken.broker.github_app import GitHubApp, GitHubAppError, permissions_for_scopes
+from jobtoken.broker.upstream.github_app import GitHubApp, GitHubAppError, permissions_for_scopes
 from support.fake_github_app import FAILURES, MISBEHAVIOURS, FakeGitHubApp
 
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from jobtoken.broker.proxy_upstream import UpstreamPool
+from jobtoken.broker.upstream.proxy_client import UpstreamPool
 from support.broker_app import exchange, in_process_broker
 from support.broker_process import BrokerProcess
 from support.unruly_api import UnrulyApi

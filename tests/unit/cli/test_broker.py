@@ -108,7 +108,7 @@ def test_migrate_upgrades_a_first_release_store_once(config: Path) -> None:
 def test_rotate_master_key_rewraps_the_seal_key_and_sealed_files_still_open(
     tmp_path: Path,
 ) -> None:
-    from jobtoken.broker.sealing import MasterKey, Sealer
+    from jobtoken.broker.secrets.envelope import MasterKey, Sealer
     from jobtoken.broker.store import open_store
 
     old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))

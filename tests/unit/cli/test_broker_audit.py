@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from jobtoken.broker.audit import AuditEntry, AuditLog
+from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.store import open_store
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -214,7 +214,7 @@ def test_audit_verify_of_a_new_store_is_intact(config: Path) -> None:
 def test_audit_archive_moves_old_records_and_verify_starts_at_the_checkpoint(
     config: Path,
 ) -> None:
-    from jobtoken.broker.audit import AuditEntry, AuditLog
+    from jobtoken.broker.audit.chain import AuditEntry, AuditLog
     from jobtoken.broker.store import open_store
 
     store = open_store("sqlite", path=config.parent / "b.db")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobtoken.broker.audit import AUDITED_CLAIMS as BROKER_AUDITED_CLAIMS
+from jobtoken.broker.audit.chain import AUDITED_CLAIMS as BROKER_AUDITED_CLAIMS
 from jobtoken.cli import main
 from jobtoken.cli.policy import AUDITED_CLAIMS, annotation
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from nacl.public import PrivateKey
 
-from jobtoken.broker.credential_box import open_credential, read_sealed_file, seal_key_id
+from jobtoken.broker.secrets.sealed_file import open_credential, read_sealed_file, seal_key_id
 
 SECRET = b"sk_live_LAPTOP_0123456789"
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from jobtoken.action.errors import InputError
 from jobtoken.action.inputs import InputReader, read_exchange_inputs
-from jobtoken.broker.connectors import Connector
+from jobtoken.broker.connectors.model import Connector
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.schema import load_repository_policy
 from jobtoken.wire.grammar import (

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobtoken.broker.config.toml_table import Table, checked
-from jobtoken.broker.connectors import (
+from jobtoken.broker.connectors.model import (
     CREDENTIALS,
     KINDS,
     OFFLINE_MINTED_MAX_TTL,
@@ -26,7 +26,7 @@ from jobtoken.broker.connectors import (
 )
 
 if TYPE_CHECKING:
-    from jobtoken.broker.provider_templates import ProviderTemplate
+    from jobtoken.broker.connectors.templates import ProviderTemplate
 
 __all__ = ["connectors_of"]
 
@@ -49,7 +49,7 @@ def _template(c: Table) -> ProviderTemplate | None:
     name = c.text("template", "")
     if not name:
         return None
-    from jobtoken.broker.provider_templates import template
+    from jobtoken.broker.connectors.templates import template
 
     return template(name)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobtoken.broker.config.secret_ref import SecretRef
-from jobtoken.broker.connectors import Connector
+from jobtoken.broker.connectors.model import Connector
 
 __all__ = [
     "BrokerConfig",

@@ -1,0 +1,87 @@
+"""The credential the proxy injects into a connector call, by the connector's ``credential``:
+
+- ``static``: the connector's key (``connector_credentials.py``: stored by ``connector
+  set``, or its sealed credential file);
+- ``oauth2-refresh`` / ``oauth2-client-credentials``: the grant's current access
+  token (``upstream_grants.UpstreamGrants``, refreshed once for every worker and
+  broker), and with it its *generation*: after an upstream 401 the proxy asks once
+  for a token newer than the one that failed, then retries once;
+- ``github-app``: the installation token minted for this job at its exchange
+  (``job_upstream_tokens``), never another job's.
+
+Every failure is a :class:`CredentialUnavailable` carrying the HTTP answer; its text
+names the connector, never a credential. Blocking (store, provider): call it from a
+worker thread.
+
+Public API: :func:`upstream_credential`, :class:`UpstreamCredential`,
+:class:`CredentialUnavailable`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from jobtoken.broker.assembly import Broker
+from jobtoken.broker.connectors.credentials import CredentialUnusable
+from jobtoken.broker.connectors.model import OAUTH_CREDENTIALS, Connector
+from jobtoken.broker.secrets.envelope import SealingError
+from jobtoken.broker.upstream.grants import GrantUnavailable
+
+__all__ = ["CredentialUnavailable", "UpstreamCredential", "upstream_credential"]
+
+
+@dataclass(frozen=True, repr=False)
+class UpstreamCredential:
+    value: str
+    #: the grant generation the value belongs to; 0: not refreshable (static, per job)
+    generation: int = 0
+    #: the API base URL named by the grant (Salesforce's instance_url), or ""
+    base_url: str = ""
+
+
+class CredentialUnavailable(Exception):
+    def __init__(self, status: int, error: str, text: str, retry_after: int = 0) -> None:
+        super().__init__(text)
+        self.status, self.error, self.text, self.retry_after = status, error, text, retry_after
+
+
+def upstream_credential(
+    broker: Broker, connector: Connector, token_id: str, *, newer_than: int = 0
+) -> UpstreamCredential:
+    if connector.credential in OAUTH_CREDENTIALS:
+        try:
+            access = broker.grants.access(connector, newer_than=newer_than)
+        except GrantUnavailable as exc:
+            if exc.reason == "provider_unavailable":
+                raise CredentialUnavailable(
+                    503, "temporarily_unavailable", exc.text, exc.retry_after or 2
+                ) from None
+            raise CredentialUnavailable(502, "bad_gateway", exc.text) from None
+        return UpstreamCredential(access.access_token, access.generation, access.base_url)
+    if connector.per_job_upstream:
+        return _job_token(broker, connector, token_id)
+    try:
+        value = broker.credentials.get(connector).decode("utf-8")
+    except (CredentialUnusable, UnicodeDecodeError):  # the details are in the broker's log
+        raise CredentialUnavailable(
+            503, "temporarily_unavailable", "connector credential unavailable"
+        ) from None
+    return UpstreamCredential(value)
+
+
+def _job_token(broker: Broker, connector: Connector, token_id: str) -> UpstreamCredential:
+    found = broker.store.job_upstream_token(token_id)
+    unusable = CredentialUnavailable(
+        502, "bad_gateway", f"connector {connector.name} has no upstream token for this job"
+    )
+    if found is None:
+        raise unusable
+    sealed, expires_at, revoked_upstream_at = found
+    if revoked_upstream_at is not None or expires_at <= time.time():
+        raise unusable
+    try:
+        value = broker.sealer.open(f"job-upstream:{token_id}", sealed).decode("utf-8")
+    except (SealingError, UnicodeDecodeError):
+        raise unusable from None
+    return UpstreamCredential(value)

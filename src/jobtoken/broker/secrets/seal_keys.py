@@ -1,0 +1,94 @@
+"""The broker's seal key: the X25519 key pair that sealed credential files are sealed to
+(``credential_box.py``).
+
+``jobtoken broker seal-key`` creates it on first use and prints its public half. The
+private half lives in the store's ``seal_keys`` table, sealed under the master key like
+every other secret (record id ``seal-key:<key id>``), so ``jobtoken broker
+rotate-master-key`` re-wraps it with the rest, and every broker sharing the store (and
+master key) opens the same files. Two processes creating it at once store one key.
+
+Public API: :class:`SealKeys`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from nacl.public import PrivateKey
+
+from jobtoken.broker.secrets.envelope import Sealer, SealingError
+from jobtoken.broker.secrets.sealed_file import (
+    SealedFile,
+    SealedFileError,
+    open_credential,
+    seal_key_id,
+)
+from jobtoken.broker.store import SealKeyRow, SqlStore
+
+__all__ = ["SealKeys"]
+
+
+class SealKeys:
+    """The seal keys in ``store``, opened with ``sealer`` when a file needs one."""
+
+    def __init__(self, store: SqlStore, sealer: Sealer) -> None:
+        self._store, self._sealer = store, sealer
+        self._opened: dict[str, bytes] = {}
+        self._guard = threading.Lock()
+
+    def ensure_current(self) -> tuple[str, bytes]:
+        """The current key's id and public key, the pair created if there is none."""
+        current = self.current()
+        if current is not None:
+            return current
+        private = PrivateKey.generate()
+        key_id = seal_key_id(bytes(private.public_key))
+        sealed = self._sealer.seal(_record_id(key_id), bytes(private))
+        self._store.add_seal_key(SealKeyRow(key_id, "current", int(time.time()), sealed))
+        current = self.current()  # another process may have won: its key is the one
+        assert current is not None
+        return current
+
+    def current(self) -> tuple[str, bytes] | None:
+        """The current key's id and public key; None before ``seal-key`` ran."""
+        rows = self._store.seal_keys()
+        if not rows:
+            return None
+        private = PrivateKey(self._private(rows[0].key_id, rows[0].sealed))
+        return rows[0].key_id, bytes(private.public_key)
+
+    def open(self, sealed: SealedFile) -> bytes:
+        """The credential in ``sealed``; :class:`SealedFileError` names what to do."""
+        with self._guard:
+            private = self._opened.get(sealed.key_id)
+        if private is None:
+            rows = {row.key_id: row for row in self._store.seal_keys()}
+            row = rows.get(sealed.key_id)
+            if row is None:
+                held = ", ".join(rows) or "none yet"
+                raise SealedFileError(
+                    f"{sealed.origin} is sealed to key {sealed.key_id}, which this broker "
+                    f"does not hold (its seal key: {held}); it was sealed for another "
+                    "broker: seal it again with the key `jobtoken broker seal-key "
+                    "--config FILE` prints"
+                )
+            private = self._private(row.key_id, row.sealed)
+        return open_credential(sealed, private)
+
+    def _private(self, key_id: str, blob: bytes) -> bytes:
+        with self._guard:
+            cached = self._opened.get(key_id)
+        if cached is not None:
+            return cached
+        try:
+            private = self._sealer.open(_record_id(key_id), blob)
+        except SealingError as exc:
+            raise SealedFileError(f"the broker's seal key {key_id}: {exc}") from None
+        with self._guard:
+            self._opened[key_id] = private
+        return private
+
+
+def _record_id(key_id: str) -> str:
+    return f"seal-key:{key_id}"

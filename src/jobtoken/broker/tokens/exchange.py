@@ -1,0 +1,383 @@
+"""The token exchange, top to bottom: ID token → connector → scopes → policy → token.
+
+:meth:`TokenExchange.exchange` is ``POST /token`` without HTTP. It runs, in order:
+
+1. verify the subject token (``verify.IdTokenVerifier``: issuer allowlist, signature,
+   audience, times; its single use is step 7) — ``invalid_grant`` otherwise; then the
+   repository's rate limit (``rate_limits.py``) — 429 ``temporarily_unavailable``,
+   audited once a minute per repository, counted always;
+2. the connector (``resource`` / ``audience``) is configured — ``invalid_target``;
+3. the requested scopes are well formed and, where the connector lists its scopes,
+   known to it — ``invalid_scope`` naming the scope;
+4. the repository admins' policy allows every requested scope for these claims —
+   its error, naming the failing check;
+5. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
+   broker ``max_ttl_seconds``);
+6. the upstream side (``exchange_upstream.py``): an OAuth connector's grant must be
+   connected and alive; a GitHub App connector mints this job's installation token
+   (after a read that the ID token is unused and its job has not ended, so that a
+   replay mints nothing upstream); either may cap the TTL. Then mint (``minted``) or
+   lease the upstream token (``passthrough``: the stored key, the grant's access token
+   or the job's own installation token);
+7. commit one durable transaction, and only then return the token. In it:
+   claim the ID token's ``jti`` (``invalid_grant``, reason ``replayed``, if it was
+   used); check that its job has not completed (recorded by the ``workflow_job``
+   webhook; by ``check_run_id`` when the token has one, else any ended job of its run
+   attempt counts — ``invalid_grant``, reason ``job_completed``); append the audit
+   record; insert the token row (and the job's sealed upstream token). A refusal
+   commits none of it, and a crash before the commit leaves the ID token unused, so a
+   retry with it can succeed; an installation token minted for a refused exchange is
+   revoked at GitHub.
+
+Every refusal is audited too, with its reason code, before the error is returned.
+The store is down (``StoreError``): nothing is issued or audited, and the caller
+answers 503.
+This module blocks (network for JWKS, disk for the store): call it from a worker thread.
+
+Public API: :class:`TokenExchange`, :class:`TokenRequest`, :class:`IssuedToken`,
+:class:`PolicyCheck`, :func:`token_sha256`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from jobtoken.broker.audit.chain import AuditEntry, AuditLog
+from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
+from jobtoken.broker.connectors.model import Connector
+from jobtoken.broker.http.oauth import OAuthError
+from jobtoken.broker.oidc.verifier import REPLAYED, IdTokenVerifier, InvalidIdToken, VerifiedClaims
+from jobtoken.broker.ops.logs import log_event
+from jobtoken.broker.ops.metrics import Metrics
+from jobtoken.broker.ops.rate_limits import RateLimited, RateLimiter
+from jobtoken.broker.secrets.envelope import Sealer
+from jobtoken.broker.store import IssueRefused, JobKey, JtiClaim, SqlStore, TokenRecord
+from jobtoken.broker.tokens.signing import JobBinding, Minter
+from jobtoken.broker.upstream.exchange_side import ExchangeUpstream, UpstreamPart
+from jobtoken.policy.evaluate import PolicyDecision
+from jobtoken.wire.grammar import MAX_SCOPES, SCOPE
+from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
+
+__all__ = [
+    "IssuedToken",
+    "PolicyCheck",
+    "TokenExchange",
+    "TokenRequest",
+    "token_sha256",
+]
+
+
+_JOB_COMPLETED = (
+    "the job this ID token belongs to has completed; a finished job gets no "
+    "new tokens (request the token in a step of a running job)"
+)
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class PolicyCheck(Protocol):
+    def __call__(
+        self, claims: VerifiedClaims, connector: str, scopes: tuple[str, ...], ttl: int
+    ) -> PolicyDecision: ...
+
+
+@dataclass(frozen=True, repr=False)
+class TokenRequest:
+    """A `POST /token` request, parsed: what the exchange is asked for."""
+
+    subject_token: str
+    connector: str
+    scope: str
+    ttl: int | None = None
+    client_address: str = ""
+    user_agent: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, repr=False)
+class IssuedToken:
+    """What the exchange issued; ``response()`` is the RFC 8693 §2.2.1 body."""
+
+    access_token: str
+    issued_token_type: str
+    expires_in: int
+    scopes: tuple[str, ...]
+    token_id: str
+    expires_at: int
+    #: a passthrough lease whose upstream token the broker revokes upstream with it
+    #: (a GitHub App installation token); None for a minted token
+    upstream_revoked_at_job_end: bool | None = None
+
+    def response(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "access_token": self.access_token,
+            "issued_token_type": self.issued_token_type,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": " ".join(self.scopes),
+            "token_id": self.token_id,
+        }
+        if self.upstream_revoked_at_job_end is not None:
+            body["upstream_revoked_at_job_end"] = self.upstream_revoked_at_job_end
+        return body
+
+
+class TokenExchange:
+    def __init__(
+        self,
+        *,
+        verifier: IdTokenVerifier,
+        policy: PolicyCheck,
+        connectors: Mapping[str, Connector],
+        minter: Minter,
+        store: SqlStore,
+        sealer: Sealer,
+        audit: AuditLog,
+        metrics: Metrics,
+        default_ttl: int,
+        max_ttl: int,
+        upstream: ExchangeUpstream | None = None,
+        repository_limit: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+        credentials: ConnectorCredentials | None = None,
+    ) -> None:
+        self._credentials = credentials or ConnectorCredentials(store, sealer, audit)
+        self._repository_limit = repository_limit or RateLimiter(0, 1)
+        self._verifier, self._policy, self._connectors = verifier, policy, connectors
+        self._minter, self._store, self._sealer, self._audit = minter, store, sealer, audit
+        self._metrics = metrics
+        self._upstream = upstream or ExchangeUpstream(None, None)
+        self._default_ttl, self._max_ttl, self._clock = default_ttl, max_ttl, clock
+
+    def exchange(self, request: TokenRequest) -> IssuedToken:
+        claims: Mapping[str, object] = {}
+        scopes: tuple[str, ...] = ()
+        try:
+            verified = self._verify(request.subject_token)
+            claims = verified.claims
+            verdict = self._repository_limit.check(verified.repository_id)
+            if not verdict.allowed:
+                raise RateLimited(
+                    verdict, "repository", "too many token requests for this repository"
+                )
+            connector = self._connector(request.connector)
+            scopes = self._scopes(request.scope, connector)
+            requested_ttl = self._default_ttl if request.ttl is None else request.ttl
+            outcome = self._policy(verified, connector.name, scopes, requested_ttl)
+            if not outcome.allowed:
+                raise OAuthError(
+                    outcome.oauth_error or "unauthorized_client",
+                    outcome.description,
+                    reason=outcome.reason,
+                )
+            ttl = min(requested_ttl, outcome.max_ttl, connector.max_ttl, self._max_ttl)
+            if ttl < 1:
+                raise OAuthError("invalid_request", "the token lifetime must be positive")
+            issued, record, upstream = self._issue(verified, connector, scopes, ttl)
+            try:
+                self._commit(
+                    request,
+                    verified,
+                    issued,
+                    record,
+                    self._upstream.seal(connector, record.token_id, upstream),
+                )
+            except BaseException:
+                self._upstream.discard(connector, upstream)
+                raise
+        except RateLimited as exc:
+            self._metrics.count("jobtoken_rate_limited_total", limit=exc.limit)
+            if exc.report:  # the first of its window; the others are counted only
+                self.refuse(request, exc, claims=claims, scopes=scopes)
+            raise
+        except OAuthError as exc:
+            self.refuse(request, exc, claims=claims, scopes=scopes)
+            raise
+        self._metrics.count(
+            "jobtoken_exchanges_total", outcome="issued", reason="", connector=connector.name
+        )
+        return issued
+
+    def refuse(
+        self,
+        request: TokenRequest,
+        exc: OAuthError,
+        *,
+        claims: Mapping[str, object] | None = None,
+        scopes: tuple[str, ...] = (),
+    ) -> None:
+        """Audit (and count) a refused exchange, also one refused before the exchange
+        proper (grant type, token types, parameters, ``ttl``, body problems)."""
+        requested = scopes or tuple(request.scope.split()[:MAX_SCOPES])
+        self._audit.record(
+            AuditEntry(
+                decision="denied",
+                reason=exc.reason,
+                claims=claims or {},
+                connector=request.connector[:128],
+                requested_scopes=tuple(s[:128] for s in requested),
+                client_address=request.client_address,
+                user_agent=request.user_agent,
+                request_id=request.request_id,
+            )
+        )
+        known = request.connector if request.connector in self._connectors else ""
+        log_event(
+            "token refused",
+            reason=exc.reason,
+            connector=known,
+            repository=str((claims or {}).get("repository", ""))[:140],
+            request_id=request.request_id,
+        )
+        self._metrics.count(
+            "jobtoken_exchanges_total", outcome="denied", reason=exc.reason, connector=known
+        )
+
+    def _verify(self, subject_token: str) -> VerifiedClaims:
+        try:
+            return self._verifier.verify(subject_token, claim_jti=False)
+        except InvalidIdToken as exc:
+            raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
+
+    def _commit(
+        self,
+        request: TokenRequest,
+        verified: VerifiedClaims,
+        issued: IssuedToken,
+        record: TokenRecord,
+        upstream: bytes | None,
+    ) -> None:
+        entry = AuditEntry(
+            decision="issued",
+            reason="policy_allowed",
+            claims=verified.claims,
+            connector=record.connector,
+            requested_scopes=issued.scopes,
+            granted_scopes=issued.scopes,
+            ttl=issued.expires_in,
+            token_sha256=record.token_sha256,
+            token_id=record.token_id,
+            client_address=request.client_address,
+            user_agent=request.user_agent,
+            request_id=request.request_id,
+        )
+        single_use = JtiClaim(verified.iss, verified.jti, self._verifier.single_use_until(verified))
+        job = JobKey(record.repository_id, record.run_id, record.run_attempt, record.check_run_id)
+        try:
+            self._audit.record(entry, token=record, jti=single_use, job=job, upstream=upstream)
+        except IssueRefused as refused:
+            description = REPLAYED if refused.reason == "replayed" else _JOB_COMPLETED
+            raise OAuthError("invalid_grant", description, reason=refused.reason) from None
+
+    def _connector(self, name: str) -> Connector:
+        connector = self._connectors.get(name)
+        if connector is None:
+            raise OAuthError(
+                "invalid_target",
+                "no connector of that name on this broker (the resource parameter); "
+                "check the connector input",
+                reason="unknown_connector",
+            )
+        return connector
+
+    def _scopes(self, scope: str, connector: Connector) -> tuple[str, ...]:
+        names = scope.split(" ")
+        if not scope or len(names) > MAX_SCOPES or any(not SCOPE.match(n) for n in names):
+            raise OAuthError(
+                "invalid_scope",
+                f"scope must be 1 to {MAX_SCOPES} scope names separated by single spaces",
+                reason="malformed_scope",
+            )
+        for name in names:
+            if connector.scopes and name not in connector.scopes:
+                raise OAuthError(
+                    "invalid_scope",
+                    f"scope {name} is not a scope of connector {connector.name}",
+                    reason="unknown_scope",
+                )
+        return tuple(dict.fromkeys(names))
+
+    def _issue(
+        self, verified: VerifiedClaims, connector: Connector, scopes: tuple[str, ...], ttl: int
+    ) -> tuple[IssuedToken, TokenRecord, UpstreamPart]:
+        now = int(self._clock())
+        binding = JobBinding(
+            repository_id=verified.repository_id,
+            run_id=verified.run_id,
+            run_attempt=verified.run_attempt,
+            check_run_id=verified.check_run_id or "",
+        )
+        repository = str(verified.claims.get("repository", ""))
+        if connector.per_job_upstream:
+            self._refuse_spent(verified, binding, now)
+        upstream = self._upstream.prepare(connector, repository, scopes, ttl, now)
+        ttl = upstream.ttl
+        if connector.kind == "minted":
+            minted = self._minter.mint(
+                connector=connector.name,
+                scopes=scopes,
+                ttl=ttl,
+                subject=verified.sub,
+                binding=binding,
+                now=now,
+            )
+            token, token_id, token_type = minted.token, minted.jti, JWT_TOKEN_TYPE
+        else:
+            token = upstream.token or self._lease(connector)
+            token_id, token_type = secrets.token_urlsafe(18), ACCESS_TOKEN_TYPE
+        record = TokenRecord(
+            token_id=token_id,
+            token_sha256=token_sha256(token),
+            kind=connector.kind,
+            connector=connector.name,
+            scopes=" ".join(scopes),
+            subject=verified.sub,
+            repository_id=binding.repository_id,
+            run_id=binding.run_id,
+            run_attempt=binding.run_attempt,
+            check_run_id=binding.check_run_id,
+            issued_at=now,
+            expires_at=now + ttl,
+            # every job's lease of it has its hash: see TokenRecord
+            shared_credential=connector.kind == "passthrough" and not upstream.per_job,
+        )
+        lease = None if connector.kind == "minted" else connector.upstream_revocable
+        issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl, lease)
+        return issued, record, upstream
+
+    def _refuse_spent(self, verified: VerifiedClaims, job: JobBinding, now: int) -> None:
+        """Refuse, before an upstream token is minted for it, an ID token already used or
+        of an ended job. The commit (step 7) is what decides; asking first keeps such a
+        token from getting an upstream token of its own (a GitHub installation token, a
+        client-credentials grant) only to revoke it again."""
+        if self._store.jti_claimed(verified.iss, verified.jti, now):
+            raise OAuthError("invalid_grant", REPLAYED, reason="replayed")
+        ended = (job.repository_id, job.run_id, job.run_attempt, job.check_run_id)
+        if self._store.job_ended(*ended):
+            raise OAuthError("invalid_grant", _JOB_COMPLETED, reason="job_completed")
+
+    def _lease(self, connector: Connector) -> str:
+        try:
+            return self._credentials.get(connector).decode("utf-8")
+        except CredentialUnusable as exc:
+            missing = exc.reason == "credential_missing"
+        except UnicodeDecodeError:
+            missing = False
+        if missing:
+            raise OAuthError(
+                "invalid_target",
+                f"connector {connector.name} has no credential yet; ask the broker operators",
+                reason="credential_missing",
+            )
+        raise OAuthError(  # the details are in the broker's log
+            "invalid_target",
+            f"connector {connector.name} is unavailable; ask the broker operators",
+            reason="credential_unreadable",
+        )

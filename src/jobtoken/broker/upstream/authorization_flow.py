@@ -1,0 +1,148 @@
+"""Connecting an OAuth account: the authorization-code flow with PKCE on a loopback
+redirect (RFC 6749 §4.1, RFC 7636 S256, RFC 8252 §7.3), for ``jobtoken broker connect``.
+
+:class:`LoopbackAuthorization` listens on ``http://127.0.0.1:PORT/callback`` (port 0:
+any free one, which RFC 8252 §7.3 says the provider must accept for a loopback
+redirect; a fixed ``--port`` for providers that register the exact URI), gives the
+authorization URL with a fresh ``state`` and code challenge, and waits for the one
+redirect that carries that ``state`` (compared in constant time). A redirect with
+another ``state`` is refused and the wait goes on; ``error=…`` ends it. The listener
+answers only ``GET /callback``, reads no body, and stops at the deadline.
+
+The code is then exchanged by ``oauth_client.ProviderClient.authorization_code`` with
+the verifier. Nothing here prints or logs a code or a token.
+
+Public API: :class:`LoopbackAuthorization`, :class:`AuthorizationFailed`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from jobtoken.broker.connectors.model import OAuthSettings
+
+__all__ = ["AuthorizationFailed", "LoopbackAuthorization"]
+
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}\Z")
+_PAGE = (
+    "<!doctype html><meta charset=utf-8><title>jobtoken</title>"
+    "<p>{}</p><p>You can close this window.</p>"
+)
+
+
+class AuthorizationFailed(Exception):
+    """The user refused, the redirect never came, or it was not ours."""
+
+
+@dataclass
+class _Outcome:
+    code: str = ""
+    error: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class LoopbackAuthorization:
+    """One authorization request and its loopback redirect (module docstring)."""
+
+    def __init__(self, oauth: OAuthSettings, *, port: int = 0) -> None:
+        if not oauth.authorize_url:
+            raise AuthorizationFailed("the connector's [oauth] table has no authorize_url")
+        self._oauth = oauth
+        self.state = secrets.token_urlsafe(24)
+        self.verifier = secrets.token_urlsafe(48)  # 64 characters (RFC 7636 §4.1: 43 to 128)
+        self._outcome = _Outcome()
+        self._server = HTTPServer(("127.0.0.1", port), self._handler())
+        self._server.timeout = 0.2
+        self.redirect_uri = f"http://127.0.0.1:{self._server.server_address[1]}/callback"
+
+    @property
+    def authorization_url(self) -> str:
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(self.verifier.encode()).digest())
+        query = {
+            "response_type": "code",
+            "client_id": self._oauth.client_id,
+            "redirect_uri": self.redirect_uri,
+            "state": self.state,
+            "code_challenge": challenge.rstrip(b"=").decode("ascii"),
+            "code_challenge_method": "S256",
+        }
+        if self._oauth.scopes:
+            query["scope"] = self._oauth.scope_separator.join(self._oauth.scopes)
+        query.update(dict(self._oauth.authorize_params))
+        separator = "&" if urlsplit(self._oauth.authorize_url).query else "?"
+        return self._oauth.authorize_url + separator + urlencode(query)
+
+    def wait(self, timeout_seconds: float) -> str:
+        """The authorization code, once the browser has been redirected back."""
+        deadline = time.monotonic() + timeout_seconds
+        try:
+            while not self._outcome.done.is_set() and time.monotonic() < deadline:
+                self._server.handle_request()
+        finally:
+            self._server.server_close()
+        if self._outcome.error:
+            raise AuthorizationFailed(f"the provider answered {self._outcome.error}")
+        if not self._outcome.code:
+            raise AuthorizationFailed(
+                f"no redirect to {self.redirect_uri} within {timeout_seconds:g} s; open the "
+                "authorization URL in a browser on this machine"
+            )
+        return self._outcome.code
+
+    def close(self) -> None:
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        flow = self
+
+        class Callback(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path != "/callback" or len(self.path) > 8192:
+                    self._answer(404, "Not the jobtoken callback.")
+                    return
+                try:
+                    query = parse_qs(parts.query, strict_parsing=False, max_num_fields=16)
+                except ValueError:
+                    self._answer(400, "Malformed callback.")
+                    return
+                state = query.get("state", [""])[0]
+                if len(query.get("state", [])) != 1 or not hmac.compare_digest(
+                    state.encode(), flow.state.encode()
+                ):
+                    self._answer(400, "This redirect is not for the waiting jobtoken command.")
+                    return
+                error, code = query.get("error", [""])[0], query.get("code", [""])[0]
+                if error:
+                    flow._outcome.error = error if _ERROR_CODE.match(error) else "an error"
+                    self._answer(400, "The provider did not authorize jobtoken.")
+                elif code and len(code) <= 4096:
+                    flow._outcome.code = code
+                    self._answer(200, "jobtoken is connected.")
+                else:
+                    flow._outcome.error = "a redirect without a code"
+                    self._answer(400, "The redirect carried no code.")
+                flow._outcome.done.set()
+
+            def _answer(self, status: int, text: str) -> None:
+                body = _PAGE.format(text).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return  # the query holds the code: never logged
+
+        return Callback

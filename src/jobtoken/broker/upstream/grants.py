@@ -1,0 +1,393 @@
+"""Upstream access tokens of OAuth connectors, refreshed once for every worker and broker.
+
+:meth:`UpstreamGrants.access` returns a connector's current upstream access token. It
+follows these steps, and the cross-process part lives in the store
+(``store/grant_queries.py``):
+
+1. The process's cached token is returned while it is *fresh*: it expires more than
+   the refresh margin from now (``refresh_margin_seconds``, at most half the token's
+   lifetime), and it is newer than the generation the caller says failed upstream
+   (``newer_than``, after an upstream 401).
+2. Otherwise one thread per connector goes on (a per-connector lock: single flight
+   within the process); the others wait for it and then take its result from step 1.
+3. It reads the grant row: another worker or broker may have refreshed it already.
+   No row: an ``oauth2-refresh`` connector was never connected
+   (``not_connected``); an ``oauth2-client-credentials`` one gets an empty row.
+   State ``needs_reauthorization``: refused (``needs_reauthorization``).
+4. After a failed refresh, no new one is tried before the row's ``retry_at`` (no
+   refresh storm): the old token is returned while it has not expired, else
+   ``provider_unavailable`` with ``Retry-After``.
+5. It takes the row's lease (single flight across processes). Lost: it reads the row
+   again every ``poll_seconds`` until the holder commits, up to the deadline.
+6. It calls the provider with bounded retries and jitter, all within the deadline,
+   which is shorter than the lease, so no two refreshes ever overlap.
+7. Success: the rotated refresh token and the new access token are sealed and
+   committed with the audit record in one transaction, before either is used; the
+   generation moves on. ``invalid_grant``: the grant becomes ``needs_reauthorization``
+   (audited, counted) and every exchange and proxied call for it is refused with the
+   command that fixes it. Other failures: the lease is released with a ``retry_at``.
+
+Every failure is a :class:`GrantUnavailable` whose text names the connector, never
+a token. This module blocks (store and provider): call it from a worker thread.
+
+Public API: :class:`UpstreamGrants`, :class:`UpstreamAccess`, :class:`GrantUnavailable`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jobtoken.broker.audit.chain import AuditEntry, AuditLog
+from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
+from jobtoken.broker.connectors.model import Connector, OAuthSettings
+from jobtoken.broker.ops.metrics import Metrics
+from jobtoken.broker.secrets.envelope import Sealer, SealingError
+from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, GRANT_READY, GrantRow, SqlStore
+from jobtoken.broker.upstream.oauth_client import ProviderClient, ProviderError, ProviderTokens
+from jobtoken.wire.strict_json import loads_strict
+
+__all__ = ["GrantUnavailable", "UpstreamAccess", "UpstreamGrants"]
+
+_SYSTEM_RANDOM = random.SystemRandom()
+
+
+class GrantUnavailable(Exception):
+    """No upstream access token can be had; ``reason`` is the audit/metrics code."""
+
+    def __init__(self, reason: str, text: str, *, retry_after: int = 0) -> None:
+        super().__init__(text)
+        self.reason, self.text, self.retry_after = reason, text, retry_after
+
+
+@dataclass(frozen=True, repr=False)
+class UpstreamAccess:
+    """A connector's upstream access token. ``repr`` shows no token."""
+
+    access_token: str
+    expires_at: int
+    obtained_at: int
+    generation: int
+    #: the API base URL the provider named for this grant (Salesforce), or ""
+    base_url: str = ""
+
+    def __repr__(self) -> str:
+        return f"UpstreamAccess(generation={self.generation}, expires_at={self.expires_at})"
+
+    def fresh(self, margin: int, now: float) -> bool:
+        lifetime = self.expires_at - self.obtained_at
+        return bool(self.access_token) and now < self.expires_at - min(margin, lifetime // 2)
+
+
+def grant_record_id(connector: str) -> str:
+    return f"grant:{connector}"
+
+
+def reconnect_hint(connector: str) -> str:
+    return (
+        f"connector {connector} needs re-authorization at its provider; an operator runs "
+        f"`jobtoken broker connect {connector} --config FILE`"
+    )
+
+
+class UpstreamGrants:
+    """The broker's access tokens for its OAuth connectors (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        store: SqlStore,
+        sealer: Sealer,
+        audit: AuditLog,
+        metrics: Metrics,
+        provider: ProviderClient,
+        deadline_seconds: float = 15.0,
+        poll_seconds: float = 0.025,
+        cooldown_seconds: float = 5.0,
+        attempts: int = 3,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        credentials: ConnectorCredentials | None = None,
+    ) -> None:
+        self._store, self._sealer, self._audit, self._metrics = store, sealer, audit, metrics
+        self._credentials = credentials or ConnectorCredentials(store, sealer, audit)
+        self._provider = provider
+        self._deadline, self._poll, self._cooldown = (
+            deadline_seconds,
+            poll_seconds,
+            cooldown_seconds,
+        )
+        self._attempts, self._clock, self._sleep = attempts, clock, sleep
+        #: the lease outlives every call its holder makes, so two refreshes never overlap
+        self._lease_ms = int((deadline_seconds + 5.0) * 1000)
+        self._cache: dict[str, UpstreamAccess] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # -- public ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self._provider.close()
+
+    def access(self, connector: Connector, *, newer_than: int = 0) -> UpstreamAccess:
+        """A fresh access token of ``connector``, newer than generation ``newer_than``."""
+        oauth = _oauth(connector)
+        cached = self._cache.get(connector.name)
+        if cached is not None and self._wanted(cached, oauth, newer_than):
+            return cached
+        lock = self._lock(connector.name)
+        if not lock.acquire(timeout=self._deadline):
+            raise self._unavailable(connector.name, "the refresh did not finish in time")
+        try:
+            return self._access_locked(connector, oauth, newer_than)
+        finally:
+            lock.release()
+
+    def check_ready(self, connector: Connector) -> None:
+        """Refuse (``GrantUnavailable``) when the connector was never connected or needs
+        re-authorization; an exchange for a proxied connector asks this, not for a token."""
+        row = self._store.grant(connector.name)
+        if row is None and connector.credential == "oauth2-refresh":
+            raise _not_connected(connector.name)
+        if row is not None and row.state == GRANT_NEEDS_REAUTHORIZATION:
+            raise GrantUnavailable("needs_reauthorization", reconnect_hint(connector.name))
+
+    def connect(self, connector: Connector, tokens: ProviderTokens, how: str) -> int:
+        """Store a newly authorized grant (``jobtoken broker connect``); its generation."""
+        payload = {
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "base_url": tokens.base_url,
+        }
+        sealed = self._seal(connector.name, payload)
+        entry = AuditEntry(decision="connected", reason=how, connector=connector.name)
+        now = int(self._clock())
+        generation = self._store.put_grant(
+            connector.name, sealed, tokens.expires_at, now, self._audit.builder(entry)
+        )
+        self._cache.pop(connector.name, None)
+        return generation
+
+    # -- the locked part ----------------------------------------------------------------
+    def _access_locked(
+        self, connector: Connector, oauth: OAuthSettings, newer_than: int
+    ) -> UpstreamAccess:
+        name = connector.name
+        give_up = time.monotonic() + self._deadline
+        while True:
+            cached = self._cache.get(name)
+            if cached is not None and self._wanted(cached, oauth, newer_than):
+                return cached  # another thread of this process refreshed it meanwhile
+            row = self._store.grant(name)
+            if row is None:
+                if connector.credential == "oauth2-refresh":
+                    raise _not_connected(name)
+                self._store.ensure_grant(name, self._seal(name, {}), int(self._clock()))
+                continue
+            if row.state == GRANT_NEEDS_REAUTHORIZATION:
+                raise GrantUnavailable("needs_reauthorization", reconnect_hint(name))
+            payload = self._open(name, row)
+            current = _access_of(row, payload)
+            if self._wanted(current, oauth, newer_than):
+                self._cache[name] = current
+                return current
+            now_ms = int(self._clock() * 1000)
+            if row.retry_at_ms > now_ms:
+                return self._after_failure(name, current, newer_than, row.retry_at_ms - now_ms)
+            owner = secrets.token_hex(12)
+            if self._store.take_lease(name, owner, row.generation, now_ms, now_ms + self._lease_ms):
+                return self._refresh(connector, oauth, row, payload, owner, give_up)
+            if time.monotonic() >= give_up:
+                raise self._unavailable(name, "another broker's refresh did not finish in time")
+            self._sleep(self._poll)
+
+    def _refresh(
+        self,
+        connector: Connector,
+        oauth: OAuthSettings,
+        row: GrantRow,
+        payload: dict[str, str],
+        owner: str,
+        give_up: float,
+    ) -> UpstreamAccess:
+        name, grant_type = connector.name, _grant_type(connector)
+        current = _access_of(row, payload)
+        try:
+            secret = self._client_secret(connector)
+            tokens = self._call_provider(connector, oauth, secret, payload, give_up)
+        except ProviderError as exc:
+            return self._failed(connector, owner, current, exc)
+        except GrantUnavailable:
+            self._store.release_lease(name, owner, state=GRANT_READY, retry_at_ms=0, audit=None)
+            raise
+        new_payload = {
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token or payload.get("refresh_token", ""),
+            "base_url": tokens.base_url or payload.get("base_url", ""),
+        }
+        now = int(self._clock())
+        entry = AuditEntry(
+            decision="refreshed",
+            reason=grant_type,
+            connector=name,
+            ttl=max(0, tokens.expires_at - now),
+            token_sha256=hashlib.sha256(tokens.access_token.encode()).hexdigest(),
+        )
+        sealed = self._seal(name, new_payload)
+        generation = self._store.commit_refresh(
+            name, owner, sealed, tokens.expires_at, now, self._audit.builder(entry)
+        )
+        if generation is None:  # cannot happen while the lease outlives the deadline
+            raise self._unavailable(name, "the refresh lease was lost")
+        self._metrics.count("jobtoken_upstream_refreshes_total", connector=name, outcome="ok")
+        self._metrics.set("jobtoken_connector_needs_reauthorization", 0, connector=name)
+        access = UpstreamAccess(
+            tokens.access_token, tokens.expires_at, now, generation, new_payload["base_url"]
+        )
+        self._cache[name] = access
+        return access
+
+    def _call_provider(
+        self,
+        connector: Connector,
+        oauth: OAuthSettings,
+        secret: str,
+        payload: dict[str, str],
+        give_up: float,
+    ) -> ProviderTokens:
+        """The token request, retried on ``unavailable`` with jittered back-off, within
+        ``give_up``; the last error once attempts or time run out."""
+        for attempt in range(self._attempts):
+            remaining = give_up - time.monotonic()
+            try:
+                if connector.credential == "oauth2-refresh":
+                    refresh_token = payload.get("refresh_token", "")
+                    if not refresh_token:
+                        raise _not_connected(connector.name)
+                    return self._provider.refresh(oauth, secret, refresh_token, timeout=remaining)
+                return self._provider.client_credentials(oauth, secret, timeout=remaining)
+            except ProviderError as exc:
+                pause = min(2.0, 0.2 * 2**attempt) * _SYSTEM_RANDOM.uniform(0.5, 1.5)
+                last_try = attempt == self._attempts - 1
+                if exc.kind != "unavailable" or last_try or time.monotonic() + pause >= give_up:
+                    raise
+                self._sleep(pause)
+        raise ProviderError("unavailable", "the provider was not tried")  # attempts == 0
+
+    def _failed(
+        self, connector: Connector, owner: str, current: UpstreamAccess, exc: ProviderError
+    ) -> UpstreamAccess:
+        name = connector.name
+        dead = exc.kind == "invalid_grant"
+        reason = {"invalid_grant": "invalid_grant", "unavailable": "provider_unavailable"}.get(
+            exc.kind, "provider_refused"
+        )
+        entry = AuditEntry(decision="refresh_failed", reason=reason, connector=name)
+        cooldown = max(self._cooldown * _SYSTEM_RANDOM.uniform(1.0, 1.5), exc.retry_after)
+        retry_at_ms = 0 if dead else int((self._clock() + cooldown) * 1000)
+        state = GRANT_NEEDS_REAUTHORIZATION if dead else GRANT_READY
+        self._store.release_lease(
+            name, owner, state=state, retry_at_ms=retry_at_ms, audit=self._audit.builder(entry)
+        )
+        self._metrics.count("jobtoken_upstream_refreshes_total", connector=name, outcome=reason)
+        self._cache.pop(name, None)
+        if dead:
+            self._metrics.set("jobtoken_connector_needs_reauthorization", 1, connector=name)
+            raise GrantUnavailable("needs_reauthorization", reconnect_hint(name))
+        if exc.kind == "refused":
+            text = f"connector {name}'s provider refused the broker ({exc.text}); check its client"
+            raise GrantUnavailable("provider_refused", text, retry_after=int(cooldown) + 1)
+        return self._after_failure(name, current, 0, int(cooldown * 1000))
+
+    def _after_failure(
+        self, name: str, current: UpstreamAccess, newer_than: int, wait_ms: int
+    ) -> UpstreamAccess:
+        """While refreshes are paused: the old token if it has not expired, else 503."""
+        usable = current.access_token and current.generation > newer_than
+        if usable and self._clock() < current.expires_at:
+            return current
+        raise self._unavailable(
+            name, "its provider is not answering", retry_after=max(1, -(-wait_ms // 1000))
+        )
+
+    # -- small parts ----------------------------------------------------------------------
+    def _wanted(self, access: UpstreamAccess, oauth: OAuthSettings, newer_than: int) -> bool:
+        fresh = access.fresh(oauth.refresh_margin_seconds, self._clock())
+        return fresh and access.generation > newer_than
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def _client_secret(self, connector: Connector) -> str:
+        name = connector.name
+        try:
+            return self._credentials.get(connector).decode("utf-8")
+        except CredentialUnusable as exc:
+            missing = exc.reason == "credential_missing"
+        except UnicodeDecodeError:
+            missing = False
+        if missing:
+            raise GrantUnavailable(
+                "credential_missing",
+                f"connector {name} has no client secret; an operator runs "
+                f"`jobtoken broker connector set {name} --config FILE --credential-file F` "
+                "or names a credential_sealed_file",
+            )
+        raise GrantUnavailable(  # the details are in the broker's log
+            "credential_unreadable", f"connector {name}'s client secret cannot be opened"
+        )
+
+    def _seal(self, name: str, payload: dict[str, str]) -> bytes:
+        return self._sealer.seal(grant_record_id(name), json.dumps(payload).encode())
+
+    def _open(self, name: str, row: GrantRow) -> dict[str, str]:
+        try:
+            value = loads_strict(self._sealer.open(grant_record_id(name), row.sealed))
+        except (SealingError, ValueError):
+            value = None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise GrantUnavailable(
+                "credential_unreadable", f"connector {name}'s grant cannot be opened"
+            )
+        return value
+
+    def _unavailable(self, name: str, why: str, *, retry_after: int = 2) -> GrantUnavailable:
+        return GrantUnavailable(
+            "provider_unavailable",
+            f"connector {name} is unavailable: {why}; try again later",
+            retry_after=retry_after,
+        )
+
+
+def _oauth(connector: Connector) -> OAuthSettings:
+    if connector.oauth is None:
+        raise ValueError(f"connector {connector.name} is not an OAuth connector")
+    return connector.oauth
+
+
+def _grant_type(connector: Connector) -> str:
+    return "refresh_token" if connector.credential == "oauth2-refresh" else "client_credentials"
+
+
+def _not_connected(name: str) -> GrantUnavailable:
+    return GrantUnavailable(
+        "not_connected",
+        f"connector {name} is not connected to its provider yet; an operator runs "
+        f"`jobtoken broker connect {name} --config FILE`",
+    )
+
+
+def _access_of(row: GrantRow, payload: dict[str, str]) -> UpstreamAccess:
+    return UpstreamAccess(
+        payload.get("access_token", ""),
+        row.access_expires_at,
+        row.refreshed_at,
+        row.generation,
+        payload.get("base_url", ""),
+    )
