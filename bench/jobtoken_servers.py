@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobtoken.broker.audit.chain import verify_chain
+from jobtoken.broker.audit.chain import check_chain
 from jobtoken.broker.store import open_store
 from support.loopback import free_port, stop_process, wait_until_healthy
 from support.oidc_issuer import FakeOidcIssuer
@@ -188,7 +188,7 @@ def check_audit(broker: Broker, succeeded: int) -> AuditCheck:
                 issued.add(str(record.get("token_id", "")))
             elif record.get("decision") == "denied":
                 denied += 1
-        chain = verify_chain(store.audit_rows(), store.audit_head())
+        chain = check_chain(store.audit_rows(), store.audit_head())
         tokens = _token_ids(broker)
         problems = list(chain[:5])
         missing = [t for t in tokens if t not in issued]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobtoken.broker.audit.chain import AuditEntry, AuditLog, verify_chain
+from jobtoken.broker.audit.chain import AuditEntry, AuditLog, check_chain
 from jobtoken.broker.store import SqlStore, TokenRecord, open_store
 from support.broker_process import REPO, REPO_ID, BrokerProcess, serving_broker
 from support.stores import fresh_schema_dsn
@@ -82,7 +82,7 @@ def _issued_records(broker: BrokerProcess) -> tuple[set[str], Counter[str], int]
                 issued.add(record["token_sha256"])
             elif record["decision"] == "revoked" and record["token_id"]:
                 revoked[record["token_sha256"]] += 1
-        problems = len(verify_chain(store.audit_rows(), store.audit_head()))
+        problems = len(check_chain(store.audit_rows(), store.audit_head()))
     finally:
         store.close()
     return issued, revoked, problems

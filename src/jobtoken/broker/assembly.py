@@ -1,10 +1,10 @@
-"""The broker assembled from its config: store, sealer, keys, verifier, policy, exchange.
+"""The broker assembled from its config: store, envelope, keys, verifier, policy, exchange.
 
 :meth:`Broker.from_config` reads every secret the config points at (master keys,
 introspection client secrets, webhook secret, GitHub token) once, at start, and fails
 with a :class:`~jobtoken.broker.config.ConfigError` naming what is missing.
 
-Public API: :class:`Broker`, :func:`open_sealer`, :func:`open_configured_store`.
+Public API: :class:`Broker`, :func:`open_envelope`, :func:`open_configured_store`.
 """
 
 from __future__ import annotations
@@ -21,24 +21,24 @@ from jobtoken.broker.oidc.jwks import TrustedIssuer
 from jobtoken.broker.oidc.verifier import IdTokenVerifier, VerifiedClaims, VerifierConfig
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.ops.rate_limits import RateLimiter
-from jobtoken.broker.secrets.envelope import MasterKey, Sealer, SealingError
+from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError, MasterKey
 from jobtoken.broker.store import SqlStore, StoreError, open_store
 from jobtoken.broker.tokens.exchange import PolicyCheck, TokenExchange
 from jobtoken.broker.tokens.registry import TokenRegistry
-from jobtoken.broker.tokens.signing import Minter, SigningKeys
+from jobtoken.broker.tokens.signing import SigningKeys, TokenSigner
 from jobtoken.broker.upstream.exchange_side import ExchangeUpstream
 from jobtoken.broker.upstream.grants import UpstreamGrants
 from jobtoken.broker.upstream.job_tokens import JobUpstreamTokens
-from jobtoken.broker.upstream.oauth_client import ProviderClient
+from jobtoken.broker.upstream.oauth_client import AuthorizationServerClient
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.evaluate import PolicyDecision, evaluate
 from jobtoken.policy.schema import OrgPolicy, load_org_policy
 from jobtoken.policy.sources import DirectoryPolicySource, PolicySource
 
-__all__ = ["Broker", "open_configured_store", "open_sealer", "verifier_config"]
+__all__ = ["Broker", "open_configured_store", "open_envelope", "verifier_config"]
 
 
-def open_sealer(config: BrokerConfig) -> Sealer:
+def open_envelope(config: BrokerConfig) -> Envelope:
     if config.keys.master_key is None:
         raise ConfigError(
             f"{config.path}: [keys] set master_key_file or master_key_env (the master key "
@@ -50,9 +50,9 @@ def open_sealer(config: BrokerConfig) -> Sealer:
             MasterKey.from_text(ref.read(), origin="keys.previous_master_key")
             for ref in config.keys.previous_master_keys
         )
-    except SealingError as exc:
+    except EnvelopeError as exc:
         raise ConfigError(str(exc)) from None
-    return Sealer(current, previous)
+    return Envelope(current, previous)
 
 
 def open_configured_store(config: BrokerConfig, *, migrate: bool = False) -> SqlStore:
@@ -76,9 +76,9 @@ class IntrospectionClient:
 class Broker:
     config: BrokerConfig
     store: SqlStore
-    sealer: Sealer
+    envelope: Envelope
     keys: SigningKeys
-    minter: Minter
+    signer: TokenSigner
     audit: AuditLog
     metrics: Metrics
     exchange: TokenExchange
@@ -97,7 +97,7 @@ class Broker:
 
     @classmethod
     def from_config(cls, config: BrokerConfig) -> Broker:
-        sealer = open_sealer(config)
+        envelope = open_envelope(config)
         clients = {
             c.id: IntrospectionClient(
                 c.id, c.secret.read().encode("utf-8"), c.role, frozenset(c.connectors)
@@ -114,37 +114,37 @@ class Broker:
         audit = AuditLog(store)
         keys = SigningKeys(
             store,
-            sealer,
+            envelope,
             alg=config.keys.signing_algorithm,
             refresh_seconds=config.keys.signing_key_refresh_seconds,
         )
         try:
             keys.ensure_current()
-        except SealingError as exc:
+        except EnvelopeError as exc:
             raise ConfigError(str(exc)) from None
-        minter = Minter(keys, issuer=config.server.public_url)
-        provider = ProviderClient(timeout_seconds=float(config.proxy.timeout_seconds))
+        signer = TokenSigner(keys, issuer=config.server.public_url)
+        provider = AuthorizationServerClient(timeout_seconds=float(config.proxy.timeout_seconds))
         # one per process: every use of a connector's credential (and the audit of each
         # sealed file opened) goes through it
-        credentials = ConnectorCredentials(store, sealer, audit)
+        credentials = ConnectorCredentials(store, envelope, audit)
         grants = UpstreamGrants(
             store=store,
-            sealer=sealer,
+            envelope=envelope,
             audit=audit,
             metrics=metrics,
             provider=provider,
             credentials=credentials,
         )
         app_tokens = JobUpstreamTokens(
-            store, sealer, audit, dict(config.connectors), provider, credentials=credentials
+            store, envelope, audit, dict(config.connectors), provider, credentials=credentials
         )
         exchange = TokenExchange(
             verifier=verifier,
             policy=policy,
             connectors=config.connectors,
-            minter=minter,
+            signer=signer,
             store=store,
-            sealer=sealer,
+            envelope=envelope,
             audit=audit,
             metrics=metrics,
             upstream=ExchangeUpstream(grants, app_tokens),
@@ -165,9 +165,9 @@ class Broker:
         return cls(
             config=config,
             store=store,
-            sealer=sealer,
+            envelope=envelope,
             keys=keys,
-            minter=minter,
+            signer=signer,
             audit=audit,
             metrics=metrics,
             exchange=exchange,

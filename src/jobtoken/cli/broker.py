@@ -25,9 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jobtoken.broker.assembly import open_configured_store, open_sealer
+from jobtoken.broker.assembly import open_configured_store, open_envelope
 from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
-from jobtoken.broker.secrets.envelope import Sealer, SealingError
+from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import LATEST_VERSION, SqlStore
 from jobtoken.broker.tokens.signing import SigningKeys
 from jobtoken.cli.broker_audit import register_audit
@@ -140,25 +140,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _rotate_master_key(args: argparse.Namespace) -> int:
     try:
-        _, sealer, store = _config_sealer_and_store(args.config)
+        _, envelope, store = _config_envelope_and_store(args.config)
     except ConfigError as exc:
         return _fail(str(exc))
     moved = kept = 0
     try:
         for record in store.sealed_records():
-            if sealer.key_id_of(record.sealed) == sealer.current.key_id:
+            if envelope.key_id_of(record.sealed) == envelope.current.key_id:
                 kept += 1
                 continue
-            rewrapped = sealer.rewrap(record.record_id, record.sealed)
+            rewrapped = envelope.rewrap(record.record_id, record.sealed)
             if not store.replace_sealed(record, rewrapped):
                 return _fail(f"record {record.key} changed during rotation; run the command again")
             moved += 1
-    except SealingError as exc:
+    except EnvelopeError as exc:
         return _fail(str(exc))
     finally:
         store.close()
     print(
-        f"re-wrapped {moved} record(s) under {sealer.current.key_id}; {kept} already were. "
+        f"re-wrapped {moved} record(s) under {envelope.current.key_id}; {kept} already were. "
         "The previous master keys can now be removed from the config."
     )
     return 0
@@ -166,11 +166,11 @@ def _rotate_master_key(args: argparse.Namespace) -> int:
 
 def _rotate_signing_key(args: argparse.Namespace) -> int:
     try:
-        config, sealer, store = _config_sealer_and_store(args.config)
+        config, envelope, store = _config_envelope_and_store(args.config)
     except ConfigError as exc:
         return _fail(str(exc))
     try:
-        kid = SigningKeys(store, sealer, alg=config.keys.signing_algorithm).rotate()
+        kid = SigningKeys(store, envelope, alg=config.keys.signing_algorithm).rotate()
     finally:
         store.close()
     print(
@@ -193,7 +193,7 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_sealer_and_store(config_path: Path) -> tuple[BrokerConfig, Sealer, SqlStore]:
-    """The config at `config_path`, its sealer (master keys) and its open store."""
+def _config_envelope_and_store(config_path: Path) -> tuple[BrokerConfig, Envelope, SqlStore]:
+    """The config at `config_path`, its envelope (master keys) and its open store."""
     config = load_config(config_path)
-    return config, open_sealer(config), open_configured_store(config)
+    return config, open_envelope(config), open_configured_store(config)

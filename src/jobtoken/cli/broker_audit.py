@@ -30,7 +30,7 @@ from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store
 from jobtoken.broker.audit.archive import ArchiveError, archive_before
-from jobtoken.broker.audit.chain import DECISIONS, export_jsonl, verify_chain
+from jobtoken.broker.audit.chain import DECISIONS, check_chain, export_jsonl
 from jobtoken.broker.audit.view import (
     AuditFilter,
     Record,
@@ -210,7 +210,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
             head = store.audit_head()
             start = store.audit_checkpoint()
             rows = store.audit_rows(up_to=head[0] if head else 0)
-            problems = verify_chain(rows, head, start)
+            problems = check_chain(rows, head, start)
     except ConfigError as exc:
         return _fail(str(exc))
     if problems:

@@ -26,17 +26,21 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jobtoken.broker.assembly import open_configured_store, open_sealer
+from jobtoken.broker.assembly import open_configured_store, open_envelope
 from jobtoken.broker.audit.chain import AuditLog
 from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector
 from jobtoken.broker.ops.metrics import Metrics
-from jobtoken.broker.secrets.envelope import Sealer, SealingError
+from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import SqlStore, StoreError
 from jobtoken.broker.upstream.authorization_flow import AuthorizationFailed, LoopbackAuthorization
 from jobtoken.broker.upstream.grants import GrantUnavailable, UpstreamGrants
-from jobtoken.broker.upstream.oauth_client import ProviderClient, ProviderError, ProviderTokens
+from jobtoken.broker.upstream.oauth_client import (
+    AuthorizationServerClient,
+    AuthorizationServerError,
+    AuthorizationServerTokens,
+)
 from jobtoken.cli.secret_input import read_secret_file
 
 __all__ = ["register_connectors"]
@@ -107,20 +111,20 @@ def _connector_set(args: argparse.Namespace) -> int:
                 "replace that file, or remove the setting first"
             )
         raw = read_secret_file(args.credential_file)
-        sealer = open_sealer(config)
+        envelope = open_envelope(config)
         store = open_configured_store(config)
     except (ConfigError, OSError, ValueError) as exc:
         return _fail(str(exc))
     try:
         store.put_credential(
-            args.name, sealer.seal(f"connector:{args.name}", raw), int(time.time())
+            args.name, envelope.encrypt(f"connector:{args.name}", raw), int(time.time())
         )
     finally:
         store.close()
     what = _WHAT[connector.credential]
     print(
         f"stored the credential of connector {args.name} (its {what}, sealed under "
-        f"{sealer.current.key_id})"
+        f"{envelope.current.key_id})"
     )
     if connector.credential == "oauth2-refresh":
         print(f"next: jobtoken broker connect {args.name} --config {args.config}")
@@ -180,30 +184,32 @@ def _connect(args: argparse.Namespace) -> int:
         refresh_token = (
             read_secret_file(args.refresh_token_file).decode() if args.refresh_token_file else ""
         )
-        sealer = open_sealer(config)
+        envelope = open_envelope(config)
         store = open_configured_store(config)
     except (ConfigError, OSError, ValueError) as exc:
         return _fail(str(exc))
-    provider = ProviderClient()
+    provider = AuthorizationServerClient()
     try:
-        grants = _grants(store, sealer, provider)
-        secret = _client_secret(store, sealer, connector, args.config)
+        grants = _grants(store, envelope, provider)
+        secret = _client_secret(store, envelope, connector, args.config)
         if refresh_token:
-            grants.connect(connector, ProviderTokens("", 0, refresh_token), "refresh_token_file")
+            grants.connect(
+                connector, AuthorizationServerTokens("", 0, refresh_token), "refresh_token_file"
+            )
             access = grants.access(connector)  # proves the refresh token works, and rotates it
             expires = access.expires_at
         else:
             expires = _browser_flow(connector, secret, grants, provider, args)
-    except (AuthorizationFailed, ProviderError, GrantUnavailable) as exc:
+    except (AuthorizationFailed, AuthorizationServerError, GrantUnavailable) as exc:
         return _fail(f"connector {args.name}: {exc}")
-    except (StoreError, SealingError, OSError) as exc:
+    except (StoreError, EnvelopeError, OSError) as exc:
         return _fail(str(exc))
     finally:
         provider.close()
         store.close()
     print(
         f"connected connector {args.name}: its refresh token is stored sealed under "
-        f"{sealer.current.key_id}; the current access token expires {_when(expires)}"
+        f"{envelope.current.key_id}; the current access token expires {_when(expires)}"
     )
     return 0
 
@@ -212,7 +218,7 @@ def _browser_flow(
     connector: Connector,
     secret: str,
     grants: UpstreamGrants,
-    provider: ProviderClient,
+    provider: AuthorizationServerClient,
     args: argparse.Namespace,
 ) -> int:
     assert connector.oauth is not None
@@ -233,15 +239,17 @@ def _browser_flow(
     return tokens.expires_at
 
 
-def _grants(store: SqlStore, sealer: Sealer, provider: ProviderClient) -> UpstreamGrants:
+def _grants(
+    store: SqlStore, envelope: Envelope, provider: AuthorizationServerClient
+) -> UpstreamGrants:
     return UpstreamGrants(
-        store=store, sealer=sealer, audit=AuditLog(store), metrics=Metrics(), provider=provider
+        store=store, envelope=envelope, audit=AuditLog(store), metrics=Metrics(), provider=provider
     )
 
 
-def _client_secret(store: SqlStore, sealer: Sealer, connector: Connector, config: Path) -> str:
+def _client_secret(store: SqlStore, envelope: Envelope, connector: Connector, config: Path) -> str:
     try:
-        return ConnectorCredentials(store, sealer, AuditLog(store)).get(connector).decode()
+        return ConnectorCredentials(store, envelope, AuditLog(store)).get(connector).decode()
     except CredentialUnusable as exc:
         if exc.reason != "credential_missing":
             raise AuthorizationFailed(exc.text) from None

@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from jobtoken.broker.assembly import open_configured_store, open_sealer
+from jobtoken.broker.assembly import open_configured_store, open_envelope
 from jobtoken.broker.config import ConfigError, load_config
 from jobtoken.broker.secrets.seal_keys import SealKeys
 from jobtoken.broker.secrets.sealed_file import SealedFileError
@@ -89,14 +89,14 @@ def _check(args: argparse.Namespace) -> int:
 def _seal_key(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-        sealer = open_sealer(config)
+        envelope = open_envelope(config)
         store = open_configured_store(config)
     except ConfigError as exc:
         print(f"jobtoken broker: {exc}", file=sys.stderr)
         return 1
     try:
         created = not store.seal_keys()
-        key_id, public_key = SealKeys(store, sealer).ensure_current()
+        key_id, public_key = SealKeys(store, envelope).ensure_current()
     except (SealedFileError, StoreError) as exc:
         print(f"jobtoken broker: {exc}", file=sys.stderr)
         return 1
@@ -106,7 +106,7 @@ def _seal_key(args: argparse.Namespace) -> int:
     state = "created now" if created else "the current one"
     print(
         f"seal key {key_id} ({state}; its private key is in the store, sealed under "
-        f"{sealer.current.key_id}). Seal a credential to it on any machine with:\n"
+        f"{envelope.current.key_id}). Seal a credential to it on any machine with:\n"
         "  jobtoken seal --key KEY --input - --output connector.sealed\n"
         "then commit the file and name it in the connector's table: credential_sealed_file = "
         '"connector.sealed"',

@@ -108,7 +108,7 @@ def test_migrate_upgrades_a_first_release_store_once(config: Path) -> None:
 def test_rotate_master_key_rewraps_the_seal_key_and_sealed_files_still_open(
     tmp_path: Path,
 ) -> None:
-    from jobtoken.broker.secrets.envelope import MasterKey, Sealer
+    from jobtoken.broker.secrets.envelope import Envelope, MasterKey
     from jobtoken.broker.store import open_store
 
     old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
@@ -139,7 +139,7 @@ def test_rotate_master_key_rewraps_the_seal_key_and_sealed_files_still_open(
     store = open_store("sqlite", path=tmp_path / "b.db")
     (row,) = store.seal_keys()
     store.close()
-    assert Sealer(MasterKey.from_text(new, origin="t")).key_id_of(row.sealed) == new_id
+    assert Envelope(MasterKey.from_text(new, origin="t")).key_id_of(row.sealed) == new_id
 
     config.write_text(
         f'[keys]\nmaster_key_file = "master.key"\n[store]\npath = "b.db"\n{connector}'

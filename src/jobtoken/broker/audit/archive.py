@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from jobtoken.broker.audit.chain import export_jsonl, verify_chain
+from jobtoken.broker.audit.chain import check_chain, export_jsonl
 from jobtoken.broker.store import AuditCheckpoint, AuditRow, SqlStore
 
 __all__ = ["ArchiveError", "archive_before"]
@@ -50,7 +50,7 @@ def archive_before(store: SqlStore, before: datetime, output: Path) -> AuditChec
     last = _last_before(store.audit_rows(up_to=head[0]), before)
     if last is None:
         return None
-    problems = verify_chain(store.audit_rows(up_to=last.seq), (last.seq, last.hash), start)
+    problems = check_chain(store.audit_rows(up_to=last.seq), (last.seq, last.hash), start)
     if problems:
         raise ArchiveError(f"the chain is broken, nothing archived: {problems[0]}")
     try:

@@ -5,13 +5,13 @@ revoked, a token introspected, a connector's grant connected or refreshed (or it
 refresh failed), a sealed credential file opened — becomes one record. Each record
 carries its sequence number and the hash of the record before it, and its own hash is
 ``SHA-256(prev_hash || "\\n" || canonical JSON)``; the newest (seq, hash) is also kept
-as the chain head. :func:`verify_chain` therefore detects a record altered (its hash no
+as the chain head. :func:`check_chain` therefore detects a record altered (its hash no
 longer matches), removed (a gap in ``seq`` or, at the end, a head that points past the
 last record) or reordered (a ``prev_hash`` that no longer links). A record holds the
 SHA-256 of a token, never the token; the issuing path commits the record in the same
 transaction as the token row, before the token is returned.
 
-Public API: :class:`AuditEntry`, :class:`AuditLog`, :func:`verify_chain`,
+Public API: :class:`AuditEntry`, :class:`AuditLog`, :func:`check_chain`,
 :func:`export_jsonl`, :data:`AUDITED_CLAIMS`.
 """
 
@@ -35,7 +35,7 @@ from jobtoken.broker.store import (
     TokenRecord,
 )
 
-__all__ = ["AUDITED_CLAIMS", "AuditEntry", "AuditLog", "export_jsonl", "verify_chain"]
+__all__ = ["AUDITED_CLAIMS", "AuditEntry", "AuditLog", "check_chain", "export_jsonl"]
 
 #: the caller's OIDC claims copied into every record
 AUDITED_CLAIMS = (
@@ -163,7 +163,7 @@ def chain_hash(prev_hash: str, record_text: str) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + record_text.encode()).hexdigest()
 
 
-def verify_chain(
+def check_chain(
     rows: Iterable[AuditRow],
     head: tuple[int, str] | None,
     start: tuple[int, str] | None = None,

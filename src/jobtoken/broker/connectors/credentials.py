@@ -27,7 +27,7 @@ from pathlib import Path
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.connectors.model import Connector
 from jobtoken.broker.ops.logs import log_event
-from jobtoken.broker.secrets.envelope import Sealer, SealingError
+from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.secrets.seal_keys import SealKeys
 from jobtoken.broker.secrets.sealed_file import SealedFile, SealedFileError, read_sealed_file
 from jobtoken.broker.store import SqlStore
@@ -46,9 +46,9 @@ class CredentialUnusable(Exception):
 
 
 class ConnectorCredentials:
-    def __init__(self, store: SqlStore, sealer: Sealer, audit: AuditLog) -> None:
-        self._store, self._sealer, self._audit = store, sealer, audit
-        self.seal_keys = SealKeys(store, sealer)
+    def __init__(self, store: SqlStore, envelope: Envelope, audit: AuditLog) -> None:
+        self._store, self._envelope, self._audit = store, envelope, audit
+        self.seal_keys = SealKeys(store, envelope)
         #: connector -> (SHA-256 of its sealed file, the credential opened from it)
         self._opened: dict[str, tuple[str, bytes]] = {}
         self._logged: dict[str, str] = {}
@@ -69,8 +69,8 @@ class ConnectorCredentials:
                 "or names a credential_sealed_file",
             )
         try:
-            return self._sealer.open(f"connector:{connector.name}", sealed)
-        except SealingError as exc:
+            return self._envelope.decrypt(f"connector:{connector.name}", sealed)
+        except EnvelopeError as exc:
             raise CredentialUnusable(
                 "credential_unreadable", f"connector {connector.name}'s credential: {exc}"
             ) from None

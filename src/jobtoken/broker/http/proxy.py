@@ -178,7 +178,7 @@ def _verify_and_find(
     broker: Broker, token: str, connector: str
 ) -> tuple[dict[str, Any], TokenRecord | None]:
     """The token's claims (raises InvalidAccessToken first), then its row in the store."""
-    claims = broker.minter.verify(token, connector=connector)
+    claims = broker.signer.verify(token, connector=connector)
     return claims, broker.store.find_token(claims["jti"])
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.connectors.credentials import CredentialUnusable
 from jobtoken.broker.connectors.model import OAUTH_CREDENTIALS, Connector
-from jobtoken.broker.secrets.envelope import SealingError
+from jobtoken.broker.secrets.envelope import EnvelopeError
 from jobtoken.broker.upstream.grants import GrantUnavailable
 
 __all__ = ["CredentialUnavailable", "UpstreamCredential", "upstream_credential"]
@@ -81,7 +81,7 @@ def _job_token(broker: Broker, connector: Connector, token_id: str) -> UpstreamC
     if revoked_upstream_at is not None or expires_at <= time.time():
         raise unusable
     try:
-        value = broker.sealer.open(f"job-upstream:{token_id}", sealed).decode("utf-8")
-    except (SealingError, UnicodeDecodeError):
+        value = broker.envelope.decrypt(f"job-upstream:{token_id}", sealed).decode("utf-8")
+    except (EnvelopeError, UnicodeDecodeError):
         raise unusable from None
     return UpstreamCredential(value)

@@ -6,10 +6,10 @@ record id is bound into both layers as associated data, so a sealed blob copied 
 another record fails to open. The master key has an id, derived from the key itself,
 written beside each wrapped data key: a broker can hold the new master key and the
 previous ones at the same time, open records sealed under any of them, and
-:meth:`Sealer.rewrap` moves a record to the current key without touching its
+:meth:`Envelope.rewrap` moves a record to the current key without touching its
 ciphertext — that is how ``jobtoken broker rotate-master-key`` rotates without downtime.
 
-Public API: :class:`MasterKey`, :class:`Sealer`, :class:`SealingError`.
+Public API: :class:`MasterKey`, :class:`Envelope`, :class:`EnvelopeError`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["MasterKey", "Sealer", "SealingError"]
+__all__ = ["Envelope", "EnvelopeError", "MasterKey"]
 
 _FORMAT_VERSION = 1
 _NONCE_BYTES = 12
@@ -38,7 +38,7 @@ _HOW_TO_GENERATE = (
 )
 
 
-class SealingError(Exception):
+class EnvelopeError(Exception):
     """A master key could not be loaded or a sealed record could not be opened."""
 
 
@@ -50,7 +50,7 @@ class MasterKey:
 
     def __post_init__(self) -> None:
         if len(self.key) != _KEY_BYTES:
-            raise SealingError(f"a master key must be {_KEY_BYTES} bytes; {_HOW_TO_GENERATE}")
+            raise EnvelopeError(f"a master key must be {_KEY_BYTES} bytes; {_HOW_TO_GENERATE}")
 
     def __repr__(self) -> str:
         return f"MasterKey(id={self.key_id!r})"
@@ -74,7 +74,7 @@ class MasterKey:
         for raw in candidates:
             if len(raw) == _KEY_BYTES:
                 return cls(raw)
-        raise SealingError(
+        raise EnvelopeError(
             f"the master key from {origin} is not 32 bytes in base64 or hex; {_HOW_TO_GENERATE}"
         )
 
@@ -83,16 +83,16 @@ class MasterKey:
         try:
             text = path.read_text(encoding="ascii")
         except OSError as exc:
-            raise SealingError(f"cannot read the master key file {path}: {exc.strerror}") from None
+            raise EnvelopeError(f"cannot read the master key file {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
-            raise SealingError(f"the master key file {path} is not ASCII text") from None
+            raise EnvelopeError(f"the master key file {path} is not ASCII text") from None
         return cls.from_text(text, origin=f"file {path}")
 
     @classmethod
     def from_env(cls, name: str) -> MasterKey:
         text = os.environ.get(name)
         if not text:
-            raise SealingError(f"environment variable {name} (master key) is not set or empty")
+            raise EnvelopeError(f"environment variable {name} (master key) is not set or empty")
         return cls.from_text(text, origin=f"environment variable {name}")
 
     @classmethod
@@ -103,44 +103,44 @@ class MasterKey:
         return base64.b64encode(self.key).decode("ascii")
 
 
-class Sealer:
+class Envelope:
     """Seals and opens records. ``current`` seals; ``current`` and ``previous`` open."""
 
     def __init__(self, current: MasterKey, previous: tuple[MasterKey, ...] = ()) -> None:
         self.current = current
         self._keys = {k.key_id: k for k in (*previous, current)}
 
-    def seal(self, record_id: str, plaintext: bytes) -> bytes:
+    def encrypt(self, record_id: str, plaintext: bytes) -> bytes:
         if len(plaintext) > _MAX_SECRET_BYTES:
-            raise SealingError(f"a secret may be at most {_MAX_SECRET_BYTES} bytes")
+            raise EnvelopeError(f"a secret may be at most {_MAX_SECRET_BYTES} bytes")
         data_key = AESGCM.generate_key(bit_length=256)
         nonce = secrets.token_bytes(_NONCE_BYTES)
         ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, _data_aad(record_id))
-        return _Sealed(
+        return _Blob(
             key_id=self.current.key_id,
             wrapped_key=self._wrap(record_id, self.current, data_key),
             nonce=nonce,
             ciphertext=ciphertext,
         ).to_bytes()
 
-    def open(self, record_id: str, blob: bytes) -> bytes:
-        sealed = _Sealed.from_bytes(blob)
+    def decrypt(self, record_id: str, blob: bytes) -> bytes:
+        sealed = _Blob.from_bytes(blob)
         data_key = self._unwrap(record_id, sealed)
         try:
             return AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext, _data_aad(record_id))
         except InvalidTag:
-            raise SealingError(f"record {record_id!r} failed authentication (altered?)") from None
+            raise EnvelopeError(f"record {record_id!r} failed authentication (altered?)") from None
 
     def key_id_of(self, blob: bytes) -> str:
-        return _Sealed.from_bytes(blob).key_id
+        return _Blob.from_bytes(blob).key_id
 
     def rewrap(self, record_id: str, blob: bytes) -> bytes:
         """Re-wrap the record's data key under the current master key; same ciphertext."""
-        sealed = _Sealed.from_bytes(blob)
+        sealed = _Blob.from_bytes(blob)
         if sealed.key_id == self.current.key_id:
             return blob
         data_key = self._unwrap(record_id, sealed)
-        return _Sealed(
+        return _Blob(
             key_id=self.current.key_id,
             wrapped_key=self._wrap(record_id, self.current, data_key),
             nonce=sealed.nonce,
@@ -152,10 +152,10 @@ class Sealer:
         aad = _wrap_aad(record_id, master.key_id)
         return nonce + AESGCM(master.key).encrypt(nonce, data_key, aad)
 
-    def _unwrap(self, record_id: str, sealed: _Sealed) -> bytes:
+    def _unwrap(self, record_id: str, sealed: _Blob) -> bytes:
         master = self._keys.get(sealed.key_id)
         if master is None:
-            raise SealingError(
+            raise EnvelopeError(
                 f"record {record_id!r} is sealed under master key {sealed.key_id}, which this "
                 "broker does not hold; add it to previous_master_key_files until "
                 "`jobtoken broker rotate-master-key` has run"
@@ -164,7 +164,7 @@ class Sealer:
         try:
             return AESGCM(master.key).decrypt(nonce, body, _wrap_aad(record_id, master.key_id))
         except InvalidTag:
-            raise SealingError(f"record {record_id!r} failed authentication (altered?)") from None
+            raise EnvelopeError(f"record {record_id!r} failed authentication (altered?)") from None
 
 
 def _data_aad(record_id: str) -> bytes:
@@ -184,7 +184,7 @@ def _b64url(value: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class _Sealed:
+class _Blob:
     """Wire layout: version(1) | len(key_id)(1) | key_id | len(wrapped)(2) | wrapped |
     nonce(12) | ciphertext."""
 
@@ -205,11 +205,11 @@ class _Sealed:
         )
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> _Sealed:
+    def from_bytes(cls, blob: bytes) -> _Blob:
         try:
             version, kid_len = struct.unpack_from(">BB", blob, 0)
             if version != _FORMAT_VERSION:
-                raise SealingError(f"unknown sealed record version {version}")
+                raise EnvelopeError(f"unknown sealed record version {version}")
             offset = 2
             key_id = blob[offset : offset + kid_len].decode("ascii")
             offset += kid_len
@@ -220,7 +220,7 @@ class _Sealed:
             nonce = blob[offset : offset + _NONCE_BYTES]
             ciphertext = blob[offset + _NONCE_BYTES :]
         except (struct.error, UnicodeDecodeError):
-            raise SealingError("sealed record is truncated or corrupt") from None
+            raise EnvelopeError("sealed record is truncated or corrupt") from None
         if len(wrapped) != wrapped_len or len(nonce) != _NONCE_BYTES or len(ciphertext) < 16:
-            raise SealingError("sealed record is truncated or corrupt")
+            raise EnvelopeError("sealed record is truncated or corrupt")
         return cls(key_id=key_id, wrapped_key=wrapped, nonce=nonce, ciphertext=ciphertext)

@@ -17,7 +17,7 @@ import time
 
 from nacl.public import PrivateKey
 
-from jobtoken.broker.secrets.envelope import Sealer, SealingError
+from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.secrets.sealed_file import (
     SealedFile,
     SealedFileError,
@@ -30,10 +30,10 @@ __all__ = ["SealKeys"]
 
 
 class SealKeys:
-    """The seal keys in ``store``, opened with ``sealer`` when a file needs one."""
+    """The seal keys in ``store``, opened with ``envelope`` when a file needs one."""
 
-    def __init__(self, store: SqlStore, sealer: Sealer) -> None:
-        self._store, self._sealer = store, sealer
+    def __init__(self, store: SqlStore, envelope: Envelope) -> None:
+        self._store, self._envelope = store, envelope
         self._opened: dict[str, bytes] = {}
         self._guard = threading.Lock()
 
@@ -44,7 +44,7 @@ class SealKeys:
             return current
         private = PrivateKey.generate()
         key_id = seal_key_id(bytes(private.public_key))
-        sealed = self._sealer.seal(_record_id(key_id), bytes(private))
+        sealed = self._envelope.encrypt(_record_id(key_id), bytes(private))
         self._store.add_seal_key(SealKeyRow(key_id, "current", int(time.time()), sealed))
         current = self.current()  # another process may have won: its key is the one
         assert current is not None
@@ -82,8 +82,8 @@ class SealKeys:
         if cached is not None:
             return cached
         try:
-            private = self._sealer.open(_record_id(key_id), blob)
-        except SealingError as exc:
+            private = self._envelope.decrypt(_record_id(key_id), blob)
+        except EnvelopeError as exc:
             raise SealedFileError(f"the broker's seal key {key_id}: {exc}") from None
         with self._guard:
             self._opened[key_id] = private

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobtoken.broker.assembly import open_configured_store, open_sealer, verifier_config
+from jobtoken.broker.assembly import open_configured_store, open_envelope, verifier_config
 from jobtoken.broker.audit.chain import AuditLog
 from jobtoken.broker.config import BrokerConfig, ConfigError
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
@@ -70,7 +70,7 @@ def preflight(config: BrokerConfig, *, reach_issuers: bool = False) -> list[Find
 
 
 def _secrets(config: BrokerConfig) -> Iterator[Finding]:
-    checks: list[tuple[str, Callable[[], object]]] = [("master key", lambda: open_sealer(config))]
+    checks: list[tuple[str, Callable[[], object]]] = [("master key", lambda: open_envelope(config))]
     checks += [(f"introspection client {c.id}", c.secret.read) for c in config.clients]
     for what, ref in (
         ("webhook secret", config.webhook.secret),
@@ -105,11 +105,11 @@ def _store_and_credentials(config: BrokerConfig) -> Iterator[Finding]:
         yield Finding("error", f"store: {exc}")
         return
     try:
-        sealer = open_sealer(config)
+        envelope = open_envelope(config)
     except ConfigError:
-        sealer = None  # reported with the secrets
+        envelope = None  # reported with the secrets
     try:
-        credentials = ConnectorCredentials(store, sealer, AuditLog(store)) if sealer else None
+        credentials = ConnectorCredentials(store, envelope, AuditLog(store)) if envelope else None
         for connector in needing:
             if credentials is not None:
                 yield from _credential(config, credentials, connector)

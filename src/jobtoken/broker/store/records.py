@@ -143,7 +143,7 @@ class AuditCheckpoint:
 
 
 #: the tables holding sealed blobs: table -> (its key column, the prefix of the record
-#: id the blob is sealed under, ``sealing.Sealer``'s associated data)
+#: id the blob is sealed under, ``sealing.Envelope``'s associated data)
 SEALED_TABLES = {
     "connector_credentials": ("name", "connector"),
     "signing_keys": ("kid", "signing-key"),

@@ -1,6 +1,6 @@
 """Sealed secrets at rest: connector credentials, signing keys, OAuth grants, per-job
 upstream tokens and the broker's seal key (the blobs are
-``sealing.Sealer`` envelopes; the store never sees a plaintext).
+``sealing.Envelope`` envelopes; the store never sees a plaintext).
 
 Part of :class:`~jobtoken.broker.store.base.SqlStore`.
 """

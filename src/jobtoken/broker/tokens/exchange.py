@@ -34,7 +34,7 @@ The store is down (``StoreError``): nothing is issued or audited, and the caller
 answers 503.
 This module blocks (network for JWKS, disk for the store): call it from a worker thread.
 
-Public API: :class:`TokenExchange`, :class:`TokenRequest`, :class:`IssuedToken`,
+Public API: :class:`TokenExchange`, :class:`TokenRequest`, :class:`ExchangedToken`,
 :class:`PolicyCheck`, :func:`token_sha256`.
 """
 
@@ -55,16 +55,16 @@ from jobtoken.broker.oidc.verifier import REPLAYED, IdTokenVerifier, InvalidIdTo
 from jobtoken.broker.ops.logs import log_event
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.ops.rate_limits import RateLimited, RateLimiter
-from jobtoken.broker.secrets.envelope import Sealer
+from jobtoken.broker.secrets.envelope import Envelope
 from jobtoken.broker.store import IssueRefused, JobKey, JtiClaim, SqlStore, TokenRecord
-from jobtoken.broker.tokens.signing import JobBinding, Minter
+from jobtoken.broker.tokens.signing import JobBinding, TokenSigner
 from jobtoken.broker.upstream.exchange_side import ExchangeUpstream, UpstreamPart
 from jobtoken.policy.evaluate import PolicyDecision
 from jobtoken.wire.grammar import MAX_SCOPES, SCOPE
 from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
 
 __all__ = [
-    "IssuedToken",
+    "ExchangedToken",
     "PolicyCheck",
     "TokenExchange",
     "TokenRequest",
@@ -102,7 +102,7 @@ class TokenRequest:
 
 
 @dataclass(frozen=True, repr=False)
-class IssuedToken:
+class ExchangedToken:
     """What the exchange issued; ``response()`` is the RFC 8693 §2.2.1 body."""
 
     access_token: str
@@ -136,9 +136,9 @@ class TokenExchange:
         verifier: IdTokenVerifier,
         policy: PolicyCheck,
         connectors: Mapping[str, Connector],
-        minter: Minter,
+        signer: TokenSigner,
         store: SqlStore,
-        sealer: Sealer,
+        envelope: Envelope,
         audit: AuditLog,
         metrics: Metrics,
         default_ttl: int,
@@ -148,15 +148,15 @@ class TokenExchange:
         clock: Callable[[], float] = time.time,
         credentials: ConnectorCredentials | None = None,
     ) -> None:
-        self._credentials = credentials or ConnectorCredentials(store, sealer, audit)
+        self._credentials = credentials or ConnectorCredentials(store, envelope, audit)
         self._repository_limit = repository_limit or RateLimiter(0, 1)
         self._verifier, self._policy, self._connectors = verifier, policy, connectors
-        self._minter, self._store, self._sealer, self._audit = minter, store, sealer, audit
+        self._signer, self._store, self._envelope, self._audit = signer, store, envelope, audit
         self._metrics = metrics
         self._upstream = upstream or ExchangeUpstream(None, None)
         self._default_ttl, self._max_ttl, self._clock = default_ttl, max_ttl, clock
 
-    def exchange(self, request: TokenRequest) -> IssuedToken:
+    def exchange(self, request: TokenRequest) -> ExchangedToken:
         claims: Mapping[str, object] = {}
         scopes: tuple[str, ...] = ()
         try:
@@ -187,7 +187,7 @@ class TokenExchange:
                     verified,
                     issued,
                     record,
-                    self._upstream.seal(connector, record.token_id, upstream),
+                    self._upstream.encrypt(connector, record.token_id, upstream),
                 )
             except BaseException:
                 self._upstream.discard(connector, upstream)
@@ -250,7 +250,7 @@ class TokenExchange:
         self,
         request: TokenRequest,
         verified: VerifiedClaims,
-        issued: IssuedToken,
+        issued: ExchangedToken,
         record: TokenRecord,
         upstream: bytes | None,
     ) -> None:
@@ -306,7 +306,7 @@ class TokenExchange:
 
     def _issue(
         self, verified: VerifiedClaims, connector: Connector, scopes: tuple[str, ...], ttl: int
-    ) -> tuple[IssuedToken, TokenRecord, UpstreamPart]:
+    ) -> tuple[ExchangedToken, TokenRecord, UpstreamPart]:
         now = int(self._clock())
         binding = JobBinding(
             repository_id=verified.repository_id,
@@ -320,7 +320,7 @@ class TokenExchange:
         upstream = self._upstream.prepare(connector, repository, scopes, ttl, now)
         ttl = upstream.ttl
         if connector.kind == "minted":
-            minted = self._minter.mint(
+            minted = self._signer.sign(
                 connector=connector.name,
                 scopes=scopes,
                 ttl=ttl,
@@ -349,7 +349,7 @@ class TokenExchange:
             shared_credential=connector.kind == "passthrough" and not upstream.per_job,
         )
         lease = None if connector.kind == "minted" else connector.upstream_revocable
-        issued = IssuedToken(token, token_type, ttl, scopes, token_id, now + ttl, lease)
+        issued = ExchangedToken(token, token_type, ttl, scopes, token_id, now + ttl, lease)
         return issued, record, upstream
 
     def _refuse_spent(self, verified: VerifiedClaims, job: JobBinding, now: int) -> None:

@@ -9,13 +9,13 @@ immutable id, as ``github:repository:<repository_id>`` (the job itself is in the
 claims; the repository is what a resource server allow-lists). Any JWT library verifies
 it through ``GET /.well-known/jwks.json``.
 
-Signing keys live in the store, sealed by the sealer. :meth:`SigningKeys.rotate` makes a
+Signing keys live in the store, sealed by the envelope. :meth:`SigningKeys.rotate` makes a
 fresh key current; the former current key becomes "previous" and stays in the JWKS (so
 tokens it signed keep verifying until they expire); the one before is retired. Every
 broker process re-reads the keys at most every ``refresh_seconds``, so a rotation done
 by the CLI reaches running workers without a restart.
 
-Public API: :class:`SigningKeys`, :class:`Minter`, :class:`JobBinding`,
+Public API: :class:`SigningKeys`, :class:`TokenSigner`, :class:`JobBinding`,
 :class:`MintedToken`, :class:`InvalidAccessToken`, :data:`ALGORITHMS`.
 """
 
@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
-from jobtoken.broker.secrets.envelope import Sealer
+from jobtoken.broker.secrets.envelope import Envelope
 from jobtoken.broker.store import SigningKeyRow, SqlStore
 
 __all__ = [
@@ -42,8 +42,8 @@ __all__ = [
     "InvalidAccessToken",
     "JobBinding",
     "MintedToken",
-    "Minter",
     "SigningKeys",
+    "TokenSigner",
 ]
 
 ALGORITHMS = ("EdDSA", "ES256")
@@ -116,14 +116,14 @@ class SigningKeys:
     def __init__(
         self,
         store: SqlStore,
-        sealer: Sealer,
+        envelope: Envelope,
         alg: str = "ES256",
         refresh_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if alg not in ALGORITHMS:
             raise ValueError(f"signing algorithm must be one of {', '.join(ALGORITHMS)}")
-        self._store, self._sealer, self.alg = store, sealer, alg
+        self._store, self._envelope, self.alg = store, envelope, alg
         self._refresh, self._clock = refresh_seconds, clock
         self._lock = threading.Lock()
         self._keys: list[_LoadedKey] = []
@@ -142,7 +142,7 @@ class SigningKeys:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        sealed = self._sealer.seal(f"signing-key:{kid}", der)
+        sealed = self._envelope.encrypt(f"signing-key:{kid}", der)
         self._store.add_signing_key(
             SigningKeyRow(kid, self.alg, "current", int(time.time()), sealed)
         )
@@ -176,20 +176,20 @@ class SigningKeys:
             return list(self._keys)
 
     def _open(self, row: SigningKeyRow) -> _LoadedKey:
-        der = self._sealer.open(f"signing-key:{row.kid}", row.sealed)
+        der = self._envelope.decrypt(f"signing-key:{row.kid}", row.sealed)
         private = serialization.load_der_private_key(der, password=None)
         if not isinstance(private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
             raise InvalidAccessToken(f"signing key {row.kid} has an unsupported type")
         return _LoadedKey(row.kid, row.alg, private)
 
 
-class Minter:
+class TokenSigner:
     """Signs job-bound tokens and verifies the ones presented back to the broker."""
 
     def __init__(self, keys: SigningKeys, issuer: str) -> None:
         self._keys, self.issuer = keys, issuer
 
-    def mint(
+    def sign(
         self,
         *,
         connector: str,

@@ -9,7 +9,7 @@ redirect that carries that ``state`` (compared in constant time). A redirect wit
 another ``state`` is refused and the wait goes on; ``error=…`` ends it. The listener
 answers only ``GET /callback``, reads no body, and stops at the deadline.
 
-The code is then exchanged by ``oauth_client.ProviderClient.authorization_code`` with
+The code is then exchanged by ``oauth_client.AuthorizationServerClient.authorization_code`` with
 the verifier. Nothing here prints or logs a code or a token.
 
 Public API: :class:`LoopbackAuthorization`, :class:`AuthorizationFailed`.

@@ -50,7 +50,7 @@ class ExchangeUpstream:
         """Check (and, where the job gets one, obtain) the upstream access; OAuthError."""
         if connector.per_job_upstream and self._app_tokens is not None:
             try:
-                token, expires_at = self._app_tokens.mint(connector, repository, scopes)
+                token, expires_at = self._app_tokens.issue(connector, repository, scopes)
             except AppTokenUnavailable as exc:
                 error = "invalid_scope" if exc.reason == "unknown_scope" else "invalid_target"
                 if exc.status == 503:
@@ -63,13 +63,13 @@ class ExchangeUpstream:
             raise OAuthError("invalid_target", "this broker cannot serve that connector")
         return UpstreamPart(ttl=ttl)
 
-    def seal(self, connector: Connector, token_id: str, part: UpstreamPart) -> bytes | None:
+    def encrypt(self, connector: Connector, token_id: str, part: UpstreamPart) -> bytes | None:
         """The per-job token, sealed, to keep with the job's row: the proxy injects it
         (GitHub App) and the revocation revokes it upstream. A token the upstream
         cannot revoke (no ``revoke_url``) and the proxy never uses is not kept."""
         if not part.per_job or self._app_tokens is None or not connector.upstream_revocable:
             return None
-        return self._app_tokens.seal(token_id, part.token)
+        return self._app_tokens.encrypt(token_id, part.token)
 
     def discard(self, connector: Connector, part: UpstreamPart) -> None:
         """The exchange failed after ``prepare``: revoke a per-job token it minted."""

@@ -48,9 +48,13 @@ from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector, OAuthSettings
 from jobtoken.broker.ops.metrics import Metrics
-from jobtoken.broker.secrets.envelope import Sealer, SealingError
+from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, GRANT_READY, GrantRow, SqlStore
-from jobtoken.broker.upstream.oauth_client import ProviderClient, ProviderError, ProviderTokens
+from jobtoken.broker.upstream.oauth_client import (
+    AuthorizationServerClient,
+    AuthorizationServerError,
+    AuthorizationServerTokens,
+)
 from jobtoken.wire.strict_json import loads_strict
 
 __all__ = ["GrantUnavailable", "UpstreamAccess", "UpstreamGrants"]
@@ -103,10 +107,10 @@ class UpstreamGrants:
         self,
         *,
         store: SqlStore,
-        sealer: Sealer,
+        envelope: Envelope,
         audit: AuditLog,
         metrics: Metrics,
-        provider: ProviderClient,
+        provider: AuthorizationServerClient,
         deadline_seconds: float = 15.0,
         poll_seconds: float = 0.025,
         cooldown_seconds: float = 5.0,
@@ -115,8 +119,8 @@ class UpstreamGrants:
         sleep: Callable[[float], None] = time.sleep,
         credentials: ConnectorCredentials | None = None,
     ) -> None:
-        self._store, self._sealer, self._audit, self._metrics = store, sealer, audit, metrics
-        self._credentials = credentials or ConnectorCredentials(store, sealer, audit)
+        self._store, self._envelope, self._audit, self._metrics = store, envelope, audit, metrics
+        self._credentials = credentials or ConnectorCredentials(store, envelope, audit)
         self._provider = provider
         self._deadline, self._poll, self._cooldown = (
             deadline_seconds,
@@ -157,7 +161,7 @@ class UpstreamGrants:
         if row is not None and row.state == GRANT_NEEDS_REAUTHORIZATION:
             raise GrantUnavailable("needs_reauthorization", reconnect_hint(connector.name))
 
-    def connect(self, connector: Connector, tokens: ProviderTokens, how: str) -> int:
+    def connect(self, connector: Connector, tokens: AuthorizationServerTokens, how: str) -> int:
         """Store a newly authorized grant (``jobtoken broker connect``); its generation."""
         payload = {
             "access_token": tokens.access_token,
@@ -220,7 +224,7 @@ class UpstreamGrants:
         try:
             secret = self._client_secret(connector)
             tokens = self._call_provider(connector, oauth, secret, payload, give_up)
-        except ProviderError as exc:
+        except AuthorizationServerError as exc:
             return self._failed(connector, owner, current, exc)
         except GrantUnavailable:
             self._store.release_lease(name, owner, state=GRANT_READY, retry_at_ms=0, audit=None)
@@ -259,7 +263,7 @@ class UpstreamGrants:
         secret: str,
         payload: dict[str, str],
         give_up: float,
-    ) -> ProviderTokens:
+    ) -> AuthorizationServerTokens:
         """The token request, retried on ``unavailable`` with jittered back-off, within
         ``give_up``; the last error once attempts or time run out."""
         for attempt in range(self._attempts):
@@ -271,16 +275,20 @@ class UpstreamGrants:
                         raise _not_connected(connector.name)
                     return self._provider.refresh(oauth, secret, refresh_token, timeout=remaining)
                 return self._provider.client_credentials(oauth, secret, timeout=remaining)
-            except ProviderError as exc:
+            except AuthorizationServerError as exc:
                 pause = min(2.0, 0.2 * 2**attempt) * _SYSTEM_RANDOM.uniform(0.5, 1.5)
                 last_try = attempt == self._attempts - 1
                 if exc.kind != "unavailable" or last_try or time.monotonic() + pause >= give_up:
                     raise
                 self._sleep(pause)
-        raise ProviderError("unavailable", "the provider was not tried")  # attempts == 0
+        raise AuthorizationServerError("unavailable", "the provider was not tried")  # attempts == 0
 
     def _failed(
-        self, connector: Connector, owner: str, current: UpstreamAccess, exc: ProviderError
+        self,
+        connector: Connector,
+        owner: str,
+        current: UpstreamAccess,
+        exc: AuthorizationServerError,
     ) -> UpstreamAccess:
         name = connector.name
         dead = exc.kind == "invalid_grant"
@@ -344,12 +352,12 @@ class UpstreamGrants:
         )
 
     def _seal(self, name: str, payload: dict[str, str]) -> bytes:
-        return self._sealer.seal(grant_record_id(name), json.dumps(payload).encode())
+        return self._envelope.encrypt(grant_record_id(name), json.dumps(payload).encode())
 
     def _open(self, name: str, row: GrantRow) -> dict[str, str]:
         try:
-            value = loads_strict(self._sealer.open(grant_record_id(name), row.sealed))
-        except (SealingError, ValueError):
+            value = loads_strict(self._envelope.decrypt(grant_record_id(name), row.sealed))
+        except (EnvelopeError, ValueError):
             value = None
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise GrantUnavailable(

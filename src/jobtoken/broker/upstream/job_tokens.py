@@ -35,9 +35,12 @@ from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector
 from jobtoken.broker.ops.logs import log_event
-from jobtoken.broker.secrets.envelope import Sealer, SealingError
+from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import SqlStore, TokenRecord
-from jobtoken.broker.upstream.oauth_client import ProviderClient, ProviderError
+from jobtoken.broker.upstream.oauth_client import (
+    AuthorizationServerClient,
+    AuthorizationServerError,
+)
 
 if TYPE_CHECKING:
     from jobtoken.broker.upstream.github_app import GitHubApp, InstallationToken
@@ -60,20 +63,20 @@ class JobUpstreamTokens:
     def __init__(
         self,
         store: SqlStore,
-        sealer: Sealer,
+        envelope: Envelope,
         audit: AuditLog,
         connectors: dict[str, Connector],
-        provider: ProviderClient | None = None,
+        provider: AuthorizationServerClient | None = None,
         clock: Callable[[], float] = time.time,
         credentials: ConnectorCredentials | None = None,
     ) -> None:
-        self._store, self._sealer, self._audit, self._clock = store, sealer, audit, clock
-        self._credentials = credentials or ConnectorCredentials(store, sealer, audit)
-        self._connectors, self._provider = connectors, provider or ProviderClient()
+        self._store, self._envelope, self._audit, self._clock = store, envelope, audit, clock
+        self._credentials = credentials or ConnectorCredentials(store, envelope, audit)
+        self._connectors, self._provider = connectors, provider or AuthorizationServerClient()
         self._apps: dict[str, tuple[str, GitHubApp]] = {}
         self._guard = threading.Lock()
 
-    def mint(
+    def issue(
         self, connector: Connector, repository: str, scopes: tuple[str, ...]
     ) -> tuple[str, int]:
         """(token, expires_at) of a new upstream token for this job alone."""
@@ -88,7 +91,7 @@ class JobUpstreamTokens:
             tokens = self._provider.client_credentials(
                 connector.oauth, self._client_secret(connector)
             )
-        except ProviderError as exc:
+        except AuthorizationServerError as exc:
             raise AppTokenUnavailable(
                 "provider_unavailable" if exc.kind == "unavailable" else "provider_refused",
                 f"connector {connector.name}: the provider issued no token ({exc.text})",
@@ -122,8 +125,8 @@ class JobUpstreamTokens:
                 status=status,
             ) from None
 
-    def seal(self, token_id: str, token: str) -> bytes:
-        return self._sealer.seal(f"job-upstream:{token_id}", token.encode())
+    def encrypt(self, token_id: str, token: str) -> bytes:
+        return self._envelope.encrypt(f"job-upstream:{token_id}", token.encode())
 
     def discard(self, connector: Connector, token: str) -> None:
         """Revoke an upstream token the exchange minted but did not issue."""
@@ -157,8 +160,8 @@ class JobUpstreamTokens:
     # -- internals -----------------------------------------------------------------------
     def _revoke_row(self, connector: Connector, token_id: str, sealed: bytes) -> int:
         try:
-            token = self._sealer.open(f"job-upstream:{token_id}", sealed).decode("utf-8")
-        except (SealingError, UnicodeDecodeError):
+            token = self._envelope.decrypt(f"job-upstream:{token_id}", sealed).decode("utf-8")
+        except (EnvelopeError, UnicodeDecodeError):
             return 0
         if not self._revoke_upstream(connector, token):
             return 0
@@ -188,7 +191,7 @@ class JobUpstreamTokens:
                 self._provider.revoke(connector.oauth, secret, token, "access_token")
             else:
                 self._app(connector).revoke_installation_token(token)
-        except (GitHubAppError, ProviderError, AppTokenUnavailable) as exc:
+        except (GitHubAppError, AuthorizationServerError, AppTokenUnavailable) as exc:
             log_event(
                 "upstream revocation failed; retried later",
                 connector=connector.name,

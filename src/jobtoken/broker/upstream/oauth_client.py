@@ -1,6 +1,6 @@
 """The broker as an OAuth client of a connector's provider: token requests and revocation.
 
-:class:`ProviderClient` sends one request to a provider's token endpoint (RFC 6749
+:class:`AuthorizationServerClient` sends one request to a provider's token endpoint (RFC 6749
 §4.1.3 authorization code with PKCE, §6 refresh, §4.4 client credentials) or its
 revocation endpoint (RFC 7009), bounded in size and time (``bounded_http``), and reads
 the answer strictly:
@@ -11,7 +11,7 @@ the answer strictly:
   the stored one (rotation);
 - Slack's ``{"ok": false, "error": …}`` answered with status 200 is an error too;
 - ``invalid_grant`` (and Slack's ``invalid_refresh_token``/``token_revoked``) means the
-  grant is dead: :class:`ProviderError` kind ``invalid_grant``;
+  grant is dead: :class:`AuthorizationServerError` kind ``invalid_grant``;
 - 5xx, 429, a timeout or an unreachable host: kind ``unavailable``, with the
   provider's ``Retry-After`` when it sent one;
 - any other refusal: kind ``refused``; a body that is not what RFC 6749 §5.1 says:
@@ -21,7 +21,8 @@ An error's text names the provider's error *code* only (checked against
 ``[a-z0-9_.]``): never a URL, a header, a body or its ``error_description``, which
 could echo a secret.
 
-Public API: :class:`ProviderClient`, :class:`ProviderTokens`, :class:`ProviderError`.
+Public API: :class:`AuthorizationServerClient`, :class:`AuthorizationServerTokens`,
+:class:`AuthorizationServerError`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from jobtoken.broker.connectors.model import OAuthSettings, check_endpoint
 from jobtoken.broker.upstream.bounded_http import BoundedHttpError, BoundedResponse, request_bounded
 from jobtoken.wire.strict_json import loads_strict
 
-__all__ = ["ProviderClient", "ProviderError", "ProviderTokens"]
+__all__ = ["AuthorizationServerClient", "AuthorizationServerError", "AuthorizationServerTokens"]
 
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_TOKEN_CHARS = 8192
@@ -54,7 +55,7 @@ _BEARER_TYPES = frozenset({"bearer", "bot", "user"})  # Slack names its bearer t
 Failure = Literal["invalid_grant", "unavailable", "refused", "invalid_response"]
 
 
-class ProviderError(Exception):
+class AuthorizationServerError(Exception):
     """A token or revocation request failed; ``kind`` says how (module docstring)."""
 
     def __init__(self, kind: Failure, text: str, *, retry_after: int = 0) -> None:
@@ -63,7 +64,7 @@ class ProviderError(Exception):
 
 
 @dataclass(frozen=True, repr=False)
-class ProviderTokens:
+class AuthorizationServerTokens:
     """A token response, read. ``repr`` shows no token."""
 
     access_token: str
@@ -75,10 +76,10 @@ class ProviderTokens:
     scope: str = ""
 
     def __repr__(self) -> str:
-        return f"ProviderTokens(expires_at={self.expires_at})"
+        return f"AuthorizationServerTokens(expires_at={self.expires_at})"
 
 
-class ProviderClient:
+class AuthorizationServerClient:
     """Token and revocation requests to providers. Thread-safe."""
 
     def __init__(self, *, timeout_seconds: float = 10.0) -> None:
@@ -91,13 +92,13 @@ class ProviderClient:
 
     def refresh(
         self, oauth: OAuthSettings, secret: str, refresh_token: str, *, timeout: float = 0
-    ) -> ProviderTokens:
+    ) -> AuthorizationServerTokens:
         fields = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         return self._token(oauth, secret, fields, timeout)
 
     def client_credentials(
         self, oauth: OAuthSettings, secret: str, *, timeout: float = 0
-    ) -> ProviderTokens:
+    ) -> AuthorizationServerTokens:
         fields = {"grant_type": "client_credentials"}
         if oauth.scopes:
             fields["scope"] = oauth.scope_separator.join(oauth.scopes)
@@ -105,7 +106,7 @@ class ProviderClient:
 
     def authorization_code(
         self, oauth: OAuthSettings, secret: str, *, code: str, redirect_uri: str, verifier: str
-    ) -> ProviderTokens:
+    ) -> AuthorizationServerTokens:
         fields = {
             "grant_type": "authorization_code",
             "code": code,
@@ -117,7 +118,7 @@ class ProviderClient:
     def revoke(self, oauth: OAuthSettings, secret: str, token: str, hint: str) -> None:
         """RFC 7009: revoke ``token`` (``hint``: access_token or refresh_token)."""
         if not oauth.revoke_url:
-            raise ProviderError("refused", "the provider has no revocation endpoint")
+            raise AuthorizationServerError("refused", "the provider has no revocation endpoint")
         fields = {"token": token, "token_type_hint": hint}
         response = self._post(oauth, oauth.revoke_url, secret, fields, 0)
         if response.status != 200:
@@ -126,7 +127,7 @@ class ProviderClient:
     # -- internals -----------------------------------------------------------------------
     def _token(
         self, oauth: OAuthSettings, secret: str, fields: dict[str, str], timeout: float
-    ) -> ProviderTokens:
+    ) -> AuthorizationServerTokens:
         now = int(time.time())
         response = self._post(oauth, oauth.token_url, secret, fields, timeout)
         if not 200 <= response.status < 300:
@@ -167,8 +168,10 @@ class ProviderClient:
             )
         except BoundedHttpError as exc:
             if exc.kind == "too_large":
-                raise ProviderError("invalid_response", f"the provider {exc.detail}") from None
-            raise ProviderError("unavailable", f"the provider {exc.detail}") from None
+                raise AuthorizationServerError(
+                    "invalid_response", f"the provider {exc.detail}"
+                ) from None
+            raise AuthorizationServerError("unavailable", f"the provider {exc.detail}") from None
 
 
 def _json_object(body: bytes) -> dict[str, object]:
@@ -177,52 +180,70 @@ def _json_object(body: bytes) -> dict[str, object]:
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise ProviderError("invalid_response", "the provider's answer is not a JSON object")
+        raise AuthorizationServerError(
+            "invalid_response", "the provider's answer is not a JSON object"
+        )
     return value
 
 
-def _error_of(response: BoundedResponse, body: Mapping[str, object] | None = None) -> ProviderError:
+def _error_of(
+    response: BoundedResponse, body: Mapping[str, object] | None = None
+) -> AuthorizationServerError:
     if response.status >= 500 or response.status == 429:
         retry = response.headers.get("Retry-After", "")
         seconds = int(retry) if retry.isdigit() and len(retry) < 6 else 0
-        return ProviderError(
+        return AuthorizationServerError(
             "unavailable", f"the provider answered {response.status}", retry_after=seconds
         )
     if body is None:
         try:
             body = _json_object(response.body)
-        except ProviderError:
+        except AuthorizationServerError:
             body = {}
     code = body.get("error")
     code = code if isinstance(code, str) and _ERROR_CODE.match(code) else "unknown"
     if code in _DEAD_GRANT:
-        return ProviderError("invalid_grant", f"the provider answered {code}")
-    return ProviderError("refused", f"the provider answered {response.status} {code}")
+        return AuthorizationServerError("invalid_grant", f"the provider answered {code}")
+    return AuthorizationServerError("refused", f"the provider answered {response.status} {code}")
 
 
-def _tokens(oauth: OAuthSettings, body: Mapping[str, object], now: int) -> ProviderTokens:
+def _tokens(
+    oauth: OAuthSettings, body: Mapping[str, object], now: int
+) -> AuthorizationServerTokens:
     holder: Mapping[str, object] = body
     for name in oauth.access_token_path[:-1]:
         inner = holder.get(name)
         if not isinstance(inner, dict):
-            raise ProviderError("invalid_response", f"the token response has no {name} object")
+            raise AuthorizationServerError(
+                "invalid_response", f"the token response has no {name} object"
+            )
         holder = inner
     access = holder.get(oauth.access_token_path[-1])
     if not isinstance(access, str) or not 0 < len(access) <= MAX_TOKEN_CHARS:
-        raise ProviderError("invalid_response", "the token response has no usable access_token")
+        raise AuthorizationServerError(
+            "invalid_response", "the token response has no usable access_token"
+        )
     token_type = holder.get("token_type", body.get("token_type", "bearer"))
     if not isinstance(token_type, str) or token_type.lower() not in _BEARER_TYPES:
-        raise ProviderError("invalid_response", "the token response's token_type is not bearer")
+        raise AuthorizationServerError(
+            "invalid_response", "the token response's token_type is not bearer"
+        )
     expires_in = holder.get("expires_in", body.get("expires_in", oauth.default_expires_in))
     if isinstance(expires_in, str) and expires_in.isdigit():  # some providers quote it
         expires_in = int(expires_in)
     if isinstance(expires_in, bool) or not isinstance(expires_in, int):
-        raise ProviderError("invalid_response", "the token response's expires_in is not a number")
+        raise AuthorizationServerError(
+            "invalid_response", "the token response's expires_in is not a number"
+        )
     if not 0 < expires_in <= MAX_EXPIRES_IN:
-        raise ProviderError("invalid_response", "the token response's expires_in is out of range")
+        raise AuthorizationServerError(
+            "invalid_response", "the token response's expires_in is out of range"
+        )
     refresh = holder.get("refresh_token", body.get("refresh_token", ""))
     if not isinstance(refresh, str) or len(refresh) > MAX_TOKEN_CHARS:
-        raise ProviderError("invalid_response", "the token response's refresh_token is malformed")
+        raise AuthorizationServerError(
+            "invalid_response", "the token response's refresh_token is malformed"
+        )
     base_url = ""
     if oauth.base_url_field:
         value = body.get(oauth.base_url_field)
@@ -231,12 +252,12 @@ def _tokens(oauth: OAuthSettings, body: Mapping[str, object], now: int) -> Provi
                 raise ValueError
             check_endpoint(value, oauth.base_url_field)
         except ValueError:
-            raise ProviderError(
+            raise AuthorizationServerError(
                 "invalid_response", f"the token response has no https {oauth.base_url_field}"
             ) from None
         base_url = value.rstrip("/")
     scope = holder.get("scope", body.get("scope", ""))
-    return ProviderTokens(
+    return AuthorizationServerTokens(
         access_token=access,
         expires_at=now + expires_in,
         refresh_token=refresh,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobtoken.broker.audit.archive import ArchiveError, archive_before
-from jobtoken.broker.audit.chain import AuditEntry, AuditLog, verify_chain
+from jobtoken.broker.audit.chain import AuditEntry, AuditLog, check_chain
 from jobtoken.broker.store import GENESIS_HASH, AuditRow, SqlStore
 
 DAY1 = datetime(2026, 11, 1, 12, tzinfo=timezone.utc).timestamp()
@@ -27,7 +27,7 @@ def _records(store: SqlStore, when: float, count: int) -> None:
 
 def _intact(store: SqlStore) -> list[str]:
     head = store.audit_head()
-    return verify_chain(store.audit_rows(), head, store.audit_checkpoint())
+    return check_chain(store.audit_rows(), head, store.audit_checkpoint())
 
 
 def test_an_archive_moves_the_old_prefix_and_both_sides_verify(
@@ -69,10 +69,10 @@ def test_tampering_after_an_archive_is_still_found(store: SqlStore, tmp_path: Pa
     rows = list(store.audit_rows())
     forged = [AuditRow(rows[0].seq, rows[0].record, "f" * 64, rows[0].hash), *rows[1:]]
     checkpoint = store.audit_checkpoint()
-    assert any("does not link" in p for p in verify_chain(forged, store.audit_head(), checkpoint))
+    assert any("does not link" in p for p in check_chain(forged, store.audit_head(), checkpoint))
     assert any(
         "expected record 5" in p
-        for p in verify_chain(rows[1:], store.audit_head(), store.audit_checkpoint())
+        for p in check_chain(rows[1:], store.audit_head(), store.audit_checkpoint())
     )
 
 

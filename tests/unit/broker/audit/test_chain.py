@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobtoken.broker.audit.chain import AuditEntry, AuditLog, export_jsonl, verify_chain
+from jobtoken.broker.audit.chain import AuditEntry, AuditLog, check_chain, export_jsonl
 from jobtoken.broker.store import SqlStore, open_store
 
 
@@ -39,11 +39,11 @@ def _db(store: SqlStore, tmp_path: Path) -> sqlite3.Connection:
 
 def test_an_untouched_chain_verifies(store: SqlStore) -> None:
     _fill(store)
-    assert verify_chain(store.audit_rows(), store.audit_head()) == []
+    assert check_chain(store.audit_rows(), store.audit_head()) == []
 
 
 def test_an_empty_chain_verifies(store: SqlStore) -> None:
-    assert verify_chain(store.audit_rows(), store.audit_head()) == []
+    assert check_chain(store.audit_rows(), store.audit_head()) == []
 
 
 def test_an_altered_record_is_detected(store: SqlStore, tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_an_altered_record_is_detected(store: SqlStore, tmp_path: Path) -> None:
     _db(store, tmp_path).execute(
         "UPDATE audit SET record = replace(record, 'denied', 'issued') WHERE seq = 2"
     )
-    assert "record 2: content altered (hash mismatch)" in verify_chain(
+    assert "record 2: content altered (hash mismatch)" in check_chain(
         store.audit_rows(), store.audit_head()
     )
 
@@ -68,7 +68,7 @@ def test_an_altered_record_with_a_recomputed_hash_breaks_the_next_link(
     db.execute(
         "UPDATE audit SET record = ?, hash = ? WHERE seq = 2", (forged, chain_hash(prev, forged))
     )
-    assert "record 3: does not link to the record before it" in verify_chain(
+    assert "record 3: does not link to the record before it" in check_chain(
         store.audit_rows(), store.audit_head()
     )
 
@@ -76,14 +76,14 @@ def test_an_altered_record_with_a_recomputed_hash_breaks_the_next_link(
 def test_a_removed_record_is_detected(store: SqlStore, tmp_path: Path) -> None:
     _fill(store)
     _db(store, tmp_path).execute("DELETE FROM audit WHERE seq = 2")
-    problems = verify_chain(store.audit_rows(), store.audit_head())
+    problems = check_chain(store.audit_rows(), store.audit_head())
     assert any("expected record 2" in p for p in problems)
 
 
 def test_removing_the_last_record_is_detected_by_the_head(store: SqlStore, tmp_path: Path) -> None:
     _fill(store)
     _db(store, tmp_path).execute("DELETE FROM audit WHERE seq = 4")
-    problems = verify_chain(store.audit_rows(), store.audit_head())
+    problems = check_chain(store.audit_rows(), store.audit_head())
     assert any("records removed at the end" in p for p in problems)
 
 
@@ -93,7 +93,7 @@ def test_reordered_records_are_detected(store: SqlStore, tmp_path: Path) -> None
     db.execute("UPDATE audit SET seq = -2 WHERE seq = 2")
     db.execute("UPDATE audit SET seq = 2 WHERE seq = 3")
     db.execute("UPDATE audit SET seq = 3 WHERE seq = -2")
-    problems = verify_chain(store.audit_rows(), store.audit_head())
+    problems = check_chain(store.audit_rows(), store.audit_head())
     assert "record 2: does not link to the record before it" in problems
     assert "record 2: its content names another position" in problems
 

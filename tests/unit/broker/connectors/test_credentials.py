@@ -15,7 +15,7 @@ from nacl.public import PrivateKey
 from jobtoken.broker.audit.chain import AuditLog
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector
-from jobtoken.broker.secrets.envelope import MasterKey, Sealer
+from jobtoken.broker.secrets.envelope import Envelope, MasterKey
 from jobtoken.broker.secrets.sealed_file import seal_credential
 from jobtoken.broker.store import SqlStore
 
@@ -24,7 +24,7 @@ SECRET = b"sk_live_SEALED_0123456789"
 
 @pytest.fixture
 def credentials(store: SqlStore) -> ConnectorCredentials:
-    return ConnectorCredentials(store, Sealer(MasterKey.generate()), AuditLog(store))
+    return ConnectorCredentials(store, Envelope(MasterKey.generate()), AuditLog(store))
 
 
 def _records(store: SqlStore) -> list[dict[str, object]]:
@@ -40,9 +40,9 @@ def _sealed_connector(
 
 
 def test_a_stored_credential_comes_from_the_store(store: SqlStore) -> None:
-    sealer = Sealer(MasterKey.generate())
-    store.put_credential("api", sealer.seal("connector:api", b"stored"), 1)
-    credentials = ConnectorCredentials(store, sealer, AuditLog(store))
+    envelope = Envelope(MasterKey.generate())
+    store.put_credential("api", envelope.encrypt("connector:api", b"stored"), 1)
+    credentials = ConnectorCredentials(store, envelope, AuditLog(store))
     assert credentials.get(Connector(name="api")) == b"stored"
 
 
@@ -83,9 +83,9 @@ def test_a_sealed_file_is_opened_once_until_its_content_changes(
 
 
 def test_a_sealed_file_wins_over_a_stored_credential(store: SqlStore, tmp_path: Path) -> None:
-    sealer = Sealer(MasterKey.generate())
-    store.put_credential("api", sealer.seal("connector:api", b"stored"), 1)
-    credentials = ConnectorCredentials(store, sealer, AuditLog(store))
+    envelope = Envelope(MasterKey.generate())
+    store.put_credential("api", envelope.encrypt("connector:api", b"stored"), 1)
+    credentials = ConnectorCredentials(store, envelope, AuditLog(store))
     assert credentials.get(_sealed_connector(credentials, tmp_path / "f")) == SECRET
 
 

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from jobtoken.broker.config import load_config
-from jobtoken.broker.secrets.envelope import MasterKey, Sealer
+from jobtoken.broker.secrets.envelope import Envelope, MasterKey
 from jobtoken.broker.setup.preflight import Finding, preflight
 from jobtoken.broker.store import open_store
 
@@ -85,7 +85,7 @@ def test_bad_policies_and_a_credential_sealed_with_another_key_are_found(
     (policies / "o" / "r.yml").write_text(_POLICY_WILDCARD)
     (policies / "o" / "broken.yml").write_text("version: 1\nrepository: o/broken\nextra: 1\n")
     store = open_store("sqlite", path=tmp_path / "b.db")
-    store.put_credential("ftp", Sealer(other, ()).seal("connector:ftp", b"ftp-secret"), 1)
+    store.put_credential("ftp", Envelope(other, ()).encrypt("connector:ftp", b"ftp-secret"), 1)
     store.close()
 
     findings = preflight(load_config(tmp_path / "broker.toml"))
@@ -122,12 +122,12 @@ def test_an_oauth_connector_not_connected_or_dead_is_an_error_naming_connect(
         + oauth.format("fine")
     )
     store = open_store("sqlite", path=tmp_path / "b.db")
-    sealer = Sealer(key, ())
+    envelope = Envelope(key, ())
     for name in ("crm", "dead", "fine"):
-        store.put_credential(name, sealer.seal(f"connector:{name}", b"client-secret"), 1)
+        store.put_credential(name, envelope.encrypt(f"connector:{name}", b"client-secret"), 1)
     build = lambda seq, prev: ("{}", "0" * 64)  # noqa: E731 (an audit record, not checked here)
     for name in ("dead", "fine"):
-        store.put_grant(name, sealer.seal(f"grant:{name}", b"{}"), 0, 1, build)
+        store.put_grant(name, envelope.encrypt(f"grant:{name}", b"{}"), 0, 1, build)
     owner = "test"
     assert store.take_lease("dead", owner, 1, 0, 10**15)
     store.release_lease("dead", owner, state="needs_reauthorization", retry_at_ms=0, audit=None)
@@ -174,8 +174,8 @@ def test_a_sealed_credential_file_that_does_not_open_is_an_error_naming_it(
     assert "jobtoken broker seal-key" in finding.text
 
     store = open_store("sqlite", path=tmp_path / "b.db")
-    sealer = Sealer(MasterKey.from_text((tmp_path / "master.key").read_text(), origin="t"))
-    _, public = SealKeys(store, sealer).ensure_current()
+    envelope = Envelope(MasterKey.from_text((tmp_path / "master.key").read_text(), origin="t"))
+    _, public = SealKeys(store, envelope).ensure_current()
     sealed = tmp_path / "api.sealed"
     sealed.write_text(seal_credential(b"sk_live_x", bytes(PrivateKey.generate().public_key)))
     (finding,) = about_connectors()

@@ -1,5 +1,5 @@
 """The exchange use case in-process: real verifier (loopback issuer), real store and
-minter; the policy is a plain function standing in for the admins' file."""
+signer; the policy is a plain function standing in for the admins' file."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from jobtoken.broker.http.oauth import OAuthError
 from jobtoken.broker.oidc.jwks import TrustedIssuer
 from jobtoken.broker.oidc.verifier import IdTokenVerifier, VerifiedClaims, VerifierConfig
 from jobtoken.broker.ops.metrics import Metrics
-from jobtoken.broker.secrets.envelope import MasterKey, Sealer
+from jobtoken.broker.secrets.envelope import Envelope, MasterKey
 from jobtoken.broker.store import SqlStore, open_store
 from jobtoken.broker.tokens.exchange import (
     TokenExchange,
     TokenRequest,
     token_sha256,
 )
-from jobtoken.broker.tokens.signing import Minter, SigningKeys
+from jobtoken.broker.tokens.signing import SigningKeys, TokenSigner
 from jobtoken.policy.evaluate import PolicyDecision
 from support.oidc_issuer import FakeOidcIssuer
 
@@ -52,17 +52,17 @@ class Policy:
         )
 
 
-Parts = tuple[FakeOidcIssuer, SqlStore, TokenExchange, Policy, Sealer]
+Parts = tuple[FakeOidcIssuer, SqlStore, TokenExchange, Policy, Envelope]
 
 
 @pytest.fixture
 def parts(
     tmp_path: Path,
-) -> Iterator[tuple[FakeOidcIssuer, SqlStore, TokenExchange, Policy, Sealer]]:
+) -> Iterator[tuple[FakeOidcIssuer, SqlStore, TokenExchange, Policy, Envelope]]:
     with FakeOidcIssuer() as issuer:
         store = open_store("sqlite", path=tmp_path / "broker.db")
-        sealer = Sealer(MasterKey.generate())
-        keys = SigningKeys(store, sealer)
+        envelope = Envelope(MasterKey.generate())
+        keys = SigningKeys(store, envelope)
         keys.ensure_current()
         policy = Policy()
         verifier = IdTokenVerifier(
@@ -75,15 +75,15 @@ def parts(
             verifier=verifier,
             policy=policy,
             connectors=CONNECTORS,
-            minter=Minter(keys, AUDIENCE),
+            signer=TokenSigner(keys, AUDIENCE),
             store=store,
-            sealer=sealer,
+            envelope=envelope,
             audit=AuditLog(store),
             metrics=Metrics(),
             default_ttl=900,
             max_ttl=3600,
         )
-        yield issuer, store, exchange, policy, sealer
+        yield issuer, store, exchange, policy, envelope
         store.close()
 
 
@@ -171,8 +171,8 @@ def test_the_id_token_is_verified_before_the_connector_is_looked_up(parts: Parts
 
 
 def test_passthrough_leases_the_stored_credential(parts: Parts) -> None:
-    issuer, store, exchange, _, sealer = parts
-    store.put_credential("ftp", sealer.seal("connector:ftp", b"ftp-password"), 0)
+    issuer, store, exchange, _, envelope = parts
+    store.put_credential("ftp", envelope.encrypt("connector:ftp", b"ftp-password"), 0)
     issued = exchange.exchange(_request(issuer, connector="ftp", scope="ftp.read"))
     assert issued.access_token == "ftp-password"
     assert issued.issued_token_type == "urn:ietf:params:oauth:token-type:access_token"

@@ -17,10 +17,13 @@ import pytest
 from jobtoken.broker.audit.chain import AuditLog
 from jobtoken.broker.connectors.model import Connector, OAuthSettings
 from jobtoken.broker.ops.metrics import Metrics
-from jobtoken.broker.secrets.envelope import MasterKey, Sealer
+from jobtoken.broker.secrets.envelope import Envelope, MasterKey
 from jobtoken.broker.store import SqlStore
 from jobtoken.broker.upstream.grants import GrantUnavailable, UpstreamGrants
-from jobtoken.broker.upstream.oauth_client import ProviderError, ProviderTokens
+from jobtoken.broker.upstream.oauth_client import (
+    AuthorizationServerError,
+    AuthorizationServerTokens,
+)
 from support.stores import open_kind
 
 OAUTH = OAuthSettings(
@@ -41,12 +44,12 @@ class ScriptedProvider:
 
     lifetime: int = 3600
     delay: float = 0.0
-    failures: list[ProviderError] = field(default_factory=list)
+    failures: list[AuthorizationServerError] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
     refresh_token: str = "rt-0"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _answer(self, grant: str, presented: str) -> ProviderTokens:
+    def _answer(self, grant: str, presented: str) -> AuthorizationServerTokens:
         time.sleep(self.delay)
         with self.lock:
             self.calls.append((grant, presented))
@@ -54,33 +57,37 @@ class ScriptedProvider:
                 raise self.failures.pop(0)
             if grant == "refresh_token":
                 if presented != self.refresh_token:
-                    raise ProviderError("invalid_grant", "the provider answered invalid_grant")
+                    raise AuthorizationServerError(
+                        "invalid_grant", "the provider answered invalid_grant"
+                    )
                 self.refresh_token = "rt-" + secrets.token_hex(8)
             access = "at-" + secrets.token_hex(8)
-            return ProviderTokens(access, int(time.time()) + self.lifetime, self.refresh_token)
+            return AuthorizationServerTokens(
+                access, int(time.time()) + self.lifetime, self.refresh_token
+            )
 
     def refresh(
         self, oauth: OAuthSettings, secret: str, refresh_token: str, *, timeout: float = 0
-    ) -> ProviderTokens:
+    ) -> AuthorizationServerTokens:
         assert (oauth, secret) == (OAUTH, SECRET)
         assert timeout > 0
         return self._answer("refresh_token", refresh_token)
 
     def client_credentials(
         self, oauth: OAuthSettings, secret: str, *, timeout: float = 0
-    ) -> ProviderTokens:
+    ) -> AuthorizationServerTokens:
         assert (oauth, secret) == (OAUTH, SECRET)
         assert timeout > 0
         return self._answer("client_credentials", "")
 
 
-SEALER = Sealer(MasterKey.generate())
+ENVELOPE = Envelope(MasterKey.generate())
 
 
 def grants_on(store: SqlStore, provider: ScriptedProvider, **options: float) -> UpstreamGrants:
     return UpstreamGrants(
         store=store,
-        sealer=SEALER,
+        envelope=ENVELOPE,
         audit=AuditLog(store),
         metrics=Metrics(),
         provider=provider,  # type: ignore[arg-type]
@@ -99,10 +106,12 @@ def connected(store: SqlStore, provider: ScriptedProvider) -> Iterator[UpstreamG
     """A connected grant whose access token has expired: the first use refreshes."""
     for connector in (REFRESHING, CLIENT_CREDENTIALS):
         store.put_credential(
-            connector.name, SEALER.seal(f"connector:{connector.name}", SECRET.encode()), 0
+            connector.name, ENVELOPE.encrypt(f"connector:{connector.name}", SECRET.encode()), 0
         )
     grants = grants_on(store, provider)
-    grants.connect(REFRESHING, ProviderTokens("at-old", int(time.time()) - 1, "rt-0"), "test")
+    grants.connect(
+        REFRESHING, AuthorizationServerTokens("at-old", int(time.time()) - 1, "rt-0"), "test"
+    )
     return grants
 
 
@@ -138,8 +147,10 @@ def test_two_brokers_on_one_store_share_one_refresh(
     stores = [open_kind(*store_factory) for _ in range(2)]
     try:
         first, second = (grants_on(s, provider) for s in stores)
-        stores[0].put_credential("crm", SEALER.seal("connector:crm", SECRET.encode()), 0)
-        first.connect(REFRESHING, ProviderTokens("at-old", int(time.time()) - 1, "rt-0"), "t")
+        stores[0].put_credential("crm", ENVELOPE.encrypt("connector:crm", SECRET.encode()), 0)
+        first.connect(
+            REFRESHING, AuthorizationServerTokens("at-old", int(time.time()) - 1, "rt-0"), "t"
+        )
         provider.delay = 0.3
         results: list[str] = []
         threads = [
@@ -221,7 +232,7 @@ def test_invalid_grant_marks_the_connector_for_reauthorization(
 def test_a_provider_outage_is_retried_a_bounded_number_of_times_then_paused(
     connected: UpstreamGrants, provider: ScriptedProvider, store: SqlStore
 ) -> None:
-    down = ProviderError("unavailable", "the provider answered 503")
+    down = AuthorizationServerError("unavailable", "the provider answered 503")
     provider.failures = [down, down, down, down]
     with pytest.raises(GrantUnavailable) as refused:
         connected.access(REFRESHING)
@@ -242,12 +253,14 @@ def test_a_provider_outage_is_retried_a_bounded_number_of_times_then_paused(
 def test_during_an_outage_a_token_that_has_not_expired_is_still_served(
     store: SqlStore, provider: ScriptedProvider
 ) -> None:
-    store.put_credential("crm", SEALER.seal("connector:crm", SECRET.encode()), 0)
+    store.put_credential("crm", ENVELOPE.encrypt("connector:crm", SECRET.encode()), 0)
     grants = grants_on(store, provider)
     # a 4 s token is due for refresh after 2 s (half its life), and valid for 2 more
-    grants.connect(REFRESHING, ProviderTokens("at-valid", int(time.time()) + 4, "rt-0"), "t")
+    grants.connect(
+        REFRESHING, AuthorizationServerTokens("at-valid", int(time.time()) + 4, "rt-0"), "t"
+    )
     time.sleep(2.1)
-    provider.failures = [ProviderError("unavailable", "503")] * 3
+    provider.failures = [AuthorizationServerError("unavailable", "503")] * 3
     assert grants.access(REFRESHING).access_token == "at-valid"
     assert len(provider.calls) == 3
 
@@ -275,7 +288,7 @@ def test_a_missing_client_secret_releases_the_lease(
     store: SqlStore, provider: ScriptedProvider
 ) -> None:
     grants = grants_on(store, provider)
-    grants.connect(REFRESHING, ProviderTokens("at-old", 0, "rt-0"), "t")
+    grants.connect(REFRESHING, AuthorizationServerTokens("at-old", 0, "rt-0"), "t")
     with pytest.raises(GrantUnavailable) as refused:
         grants.access(REFRESHING)
     assert refused.value.reason == "credential_missing"
@@ -307,7 +320,7 @@ def test_the_client_secret_can_come_from_a_sealed_credential_file(
     from jobtoken.broker.secrets.seal_keys import SealKeys
     from jobtoken.broker.secrets.sealed_file import seal_credential
 
-    _, public = SealKeys(store, SEALER).ensure_current()
+    _, public = SealKeys(store, ENVELOPE).ensure_current()
     (tmp_path / "batch.sealed").write_text(seal_credential(SECRET.encode(), public))
     connector = replace(CLIENT_CREDENTIALS, credential_sealed_file=tmp_path / "batch.sealed")
     access = grants_on(store, provider).access(connector)  # the provider asserts the secret

@@ -14,7 +14,10 @@ from urllib.parse import parse_qs
 import pytest
 
 from jobtoken.broker.connectors.model import OAuthSettings
-from jobtoken.broker.upstream.oauth_client import ProviderClient, ProviderError
+from jobtoken.broker.upstream.oauth_client import (
+    AuthorizationServerClient,
+    AuthorizationServerError,
+)
 from support.loopback import LoopbackServer
 
 SECRET = "s3cret/with+odd:chars"
@@ -76,7 +79,7 @@ def test_a_refresh_posts_the_rfc6749_form_with_the_client_in_the_body(
         "expires_in": 1800,
         "refresh_token": "rt-2",
     }
-    tokens = ProviderClient().refresh(settings(endpoint), SECRET, "rt-1")
+    tokens = AuthorizationServerClient().refresh(settings(endpoint), SECRET, "rt-1")
     assert (tokens.access_token, tokens.refresh_token) == ("at-1", "rt-2")
     path, headers, body = endpoint.received[0]
     assert path == "/token"
@@ -94,7 +97,7 @@ def test_a_refresh_posts_the_rfc6749_form_with_the_client_in_the_body(
 
 def test_client_secret_basic_encodes_each_part_before_joining(endpoint: TokenEndpoint) -> None:
     endpoint.body = {"access_token": "at", "token_type": "bearer", "expires_in": 60}
-    ProviderClient().client_credentials(
+    AuthorizationServerClient().client_credentials(
         settings(endpoint, client_auth="client_secret_basic", scope_separator=","), SECRET
     )
     _, headers, body = endpoint.received[0]
@@ -108,7 +111,7 @@ def test_client_secret_basic_encodes_each_part_before_joining(endpoint: TokenEnd
 
 def test_a_json_token_body_for_providers_that_want_one(endpoint: TokenEndpoint) -> None:
     endpoint.body = {"access_token": "at", "token_type": "bearer"}
-    tokens = ProviderClient().authorization_code(
+    tokens = AuthorizationServerClient().authorization_code(
         settings(endpoint, token_body="json", default_expires_in=600),
         SECRET,
         code="c0de",
@@ -138,7 +141,7 @@ def test_nested_tokens_and_a_base_url_from_the_response(endpoint: TokenEndpoint)
     oauth = settings(
         endpoint, access_token_path=("authed_user", "access_token"), base_url_field="instance_url"
     )
-    tokens = ProviderClient().refresh(oauth, SECRET, "rt")
+    tokens = AuthorizationServerClient().refresh(oauth, SECRET, "rt")
     assert tokens.access_token == "xoxp-1"
     assert tokens.base_url == "https://acme.my.salesforce.com"
 
@@ -165,8 +168,8 @@ def test_answers_are_classified_and_the_text_quotes_no_secret(
     endpoint: TokenEndpoint, status: int, body: object, kind: str
 ) -> None:
     endpoint.status, endpoint.body = status, body
-    with pytest.raises(ProviderError) as failed:
-        ProviderClient().refresh(settings(endpoint), SECRET, "rt-1")
+    with pytest.raises(AuthorizationServerError) as failed:
+        AuthorizationServerClient().refresh(settings(endpoint), SECRET, "rt-1")
     assert failed.value.kind == kind
     for secret in ("rt-1", SECRET, "<script>", "revoked"):
         assert secret not in failed.value.text
@@ -174,27 +177,29 @@ def test_answers_are_classified_and_the_text_quotes_no_secret(
 
 def test_a_base_url_that_is_not_https_is_refused(endpoint: TokenEndpoint) -> None:
     endpoint.body = {"access_token": "a", "instance_url": "http://evil.example"}
-    with pytest.raises(ProviderError) as failed:
-        ProviderClient().refresh(settings(endpoint, base_url_field="instance_url"), SECRET, "r")
+    with pytest.raises(AuthorizationServerError) as failed:
+        AuthorizationServerClient().refresh(
+            settings(endpoint, base_url_field="instance_url"), SECRET, "r"
+        )
     assert failed.value.kind == "invalid_response"
 
 
 def test_retry_after_is_passed_on(endpoint: TokenEndpoint) -> None:
     endpoint.status, endpoint.headers = 503, {"Retry-After": "7"}
-    with pytest.raises(ProviderError) as failed:
-        ProviderClient().refresh(settings(endpoint), SECRET, "rt")
+    with pytest.raises(AuthorizationServerError) as failed:
+        AuthorizationServerClient().refresh(settings(endpoint), SECRET, "rt")
     assert (failed.value.kind, failed.value.retry_after) == ("unavailable", 7)
 
 
 def test_an_unreachable_provider_is_unavailable() -> None:
     oauth = OAuthSettings(client_id="c", token_url="http://127.0.0.1:9/token")
-    with pytest.raises(ProviderError) as failed:
-        ProviderClient(timeout_seconds=2).refresh(oauth, SECRET, "rt")
+    with pytest.raises(AuthorizationServerError) as failed:
+        AuthorizationServerClient(timeout_seconds=2).refresh(oauth, SECRET, "rt")
     assert failed.value.kind == "unavailable"
 
 
 def test_revocation_posts_rfc7009_fields(endpoint: TokenEndpoint) -> None:
-    ProviderClient().revoke(settings(endpoint), SECRET, "at-1", "access_token")
+    AuthorizationServerClient().revoke(settings(endpoint), SECRET, "at-1", "access_token")
     path, _, body = endpoint.received[0]
     assert path == "/revoke"
     assert parse_qs(body.decode()) == {
