@@ -14,7 +14,7 @@
 - ``audit archive --config FILE --before DATE --output FILE`` — move older records to
   a file and keep their head as a checkpoint that ``verify`` starts from.
 
-``tail`` and ``list`` print what ``audit_view.py`` makes of a record (never a token:
+``tail`` and ``list`` print what ``audit/view.py`` makes of a record (never a token:
 the trail holds only hashes); ``--json`` prints records as ``export`` does.
 """
 

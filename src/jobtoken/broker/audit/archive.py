@@ -31,12 +31,13 @@ from datetime import datetime
 from pathlib import Path
 
 from jobtoken.broker.audit.chain import check_chain, export_jsonl
+from jobtoken.broker.errors import BrokerFailure
 from jobtoken.broker.store import AuditCheckpoint, AuditRow, SqlStore
 
 __all__ = ["ArchiveError", "archive_before"]
 
 
-class ArchiveError(Exception):
+class ArchiveError(BrokerFailure):
     """Nothing was archived; the text says why."""
 
 

@@ -62,13 +62,13 @@ DECISIONS = (
     "denied",
     "revoked",
     "introspected",
-    # a connector's OAuth grant at its provider (upstream_grants.py)
+    # a connector's OAuth grant at its provider (upstream/grants.py)
     "connected",
     "refreshed",
     "refresh_failed",
     # a job's own upstream token (a GitHub App installation token) revoked at GitHub
     "revoked_upstream",
-    # a connector's sealed credential file opened for use (connector_credentials.py)
+    # a connector's sealed credential file opened for use (connectors/credentials.py)
     "credential_opened",
 )
 
@@ -171,7 +171,7 @@ def check_chain(
     """Every break in the chain, as sentences naming the record; empty means intact.
 
     ``start`` is the checkpoint (seq, hash) the rows follow, when a prefix of the
-    chain was archived (``audit_archive.py``): the first row must be the one after it
+    chain was archived (``audit/archive.py``): the first row must be the one after it
     and link to its hash.
     """
     problems: list[str] = []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from jobtoken.broker.errors import BrokerFailure
+
 __all__ = ["ConfigError"]
 
 
-class ConfigError(Exception):
+class ConfigError(BrokerFailure):
     """The configuration is unusable; the message names the key and what to change."""

@@ -3,7 +3,7 @@
 
 - in the store, sealed under the master key by ``jobtoken broker connector set``;
 - or in the sealed credential file its config table names
-  (``credential_sealed_file = "path"``, ``credential_box.py``), sealed with
+  (``credential_sealed_file = "path"``, ``secrets/sealed_file.py``), sealed with
   ``jobtoken seal`` to the broker's seal key, for configs kept in a repository.
 
 A sealed file is read on each use (it is small) and opened when its content is new to
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.connectors.model import Connector
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.logs import log_event
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.secrets.seal_keys import SealKeys
@@ -35,14 +36,17 @@ from jobtoken.broker.store import SqlStore
 __all__ = ["ConnectorCredentials", "CredentialUnusable"]
 
 
-class CredentialUnusable(Exception):
+class CredentialUnusable(BrokerError):
     """No usable credential: ``reason`` is ``credential_missing`` (none was set) or
-    ``credential_unreadable`` (it does not open); ``text`` is for operators (it names
-    the connector, and the file, never a secret)."""
+    ``credential_unreadable`` (it does not open). A job is told only that the operators
+    must act (``invalid_target``); ``text`` is for the operators (it names the connector,
+    and the file, never a secret)."""
 
-    def __init__(self, reason: str, text: str) -> None:
-        super().__init__(text)
-        self.reason, self.text = reason, text
+    def __init__(self, reason: str, connector: str, text: str) -> None:
+        state = "has no credential yet" if reason == "credential_missing" else "is unavailable"
+        description = f"connector {connector} {state}; ask the broker operators"
+        super().__init__("invalid_target", description, reason=reason)
+        self.text = text
 
 
 class ConnectorCredentials:
@@ -64,6 +68,7 @@ class ConnectorCredentials:
         if sealed is None:
             raise CredentialUnusable(
                 "credential_missing",
+                connector.name,
                 f"connector {connector.name} has no credential; an operator runs `jobtoken "
                 f"broker connector set {connector.name} --config FILE --credential-file F` "
                 "or names a credential_sealed_file",
@@ -72,7 +77,9 @@ class ConnectorCredentials:
             return self._envelope.decrypt(f"connector:{connector.name}", sealed)
         except EnvelopeError as exc:
             raise CredentialUnusable(
-                "credential_unreadable", f"connector {connector.name}'s credential: {exc}"
+                "credential_unreadable",
+                connector.name,
+                f"connector {connector.name}'s credential: {exc}",
             ) from None
 
     def check(self, connector: Connector) -> None:
@@ -86,7 +93,7 @@ class ConnectorCredentials:
             self.seal_keys.open(read_sealed_file(path))
         except SealedFileError as exc:
             raise CredentialUnusable(
-                "credential_unreadable", f"connector {connector.name}: {exc}"
+                "credential_unreadable", connector.name, f"connector {connector.name}: {exc}"
             ) from None
 
     def _from_sealed_file(self, connector: Connector) -> bytes:
@@ -105,7 +112,7 @@ class ConnectorCredentials:
         except SealedFileError as exc:
             text = f"connector {connector.name}: {exc}"
             self._log_once(connector.name, text)
-            raise CredentialUnusable("credential_unreadable", text) from None
+            raise CredentialUnusable("credential_unreadable", connector.name, text) from None
 
     def _cached(self, name: str, sha256: str) -> bytes | None:
         with self._guard:

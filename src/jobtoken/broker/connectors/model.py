@@ -20,7 +20,7 @@ a choice separate from how the job receives access:
   file sealed to the broker's seal key (``credential_sealed_file``, for GitOps);
 - ``oauth2-refresh``: an OAuth refresh token got by ``jobtoken broker connect`` (the
   authorization-code flow), refreshed once for every worker and broker
-  (``upstream_grants.py``); the client secret is stored sealed;
+  (``upstream/grants.py``); the client secret is stored sealed;
 - ``oauth2-client-credentials``: the client secret, traded for access tokens;
 - ``github-app``: the app's private key; every exchange mints a GitHub installation
   token limited to the job's repository and the permissions its scopes name.
@@ -187,7 +187,7 @@ class Connector:
     #: static headers the proxy adds to every call (Notion-Version)
     headers: tuple[tuple[str, str], ...] = ()
     #: the credential in a file sealed to the broker's seal key (``jobtoken seal``),
-    #: instead of one stored by ``connector set`` (``connector_credentials.py``)
+    #: instead of one stored by ``connector set`` (``connectors/credentials.py``)
     credential_sealed_file: Path | None = None
 
     def __post_init__(self) -> None:

@@ -2,17 +2,17 @@
 
 Routes (standards first, so that any OAuth client can talk to the broker):
 
-- ``POST /token`` — RFC 8693 token exchange (``token_exchange.py``);
+- ``POST /token`` — RFC 8693 token exchange (``tokens/exchange.py``);
 - ``POST /revoke`` — RFC 7009, by possession or for a job proved by its ID token
-  (``registry_endpoints.py``);
+  (``http/registry_routes.py``);
 - ``POST /introspect`` — RFC 7662, HTTP Basic client auth; inactive is ``{"active": false}``;
 - ``GET /.well-known/oauth-authorization-server`` — RFC 8414 metadata;
 - ``GET /.well-known/jwks.json`` — the current and previous signing keys;
-- ``POST /webhooks/github`` — ``workflow_job`` completed → revoke (``webhook.py``);
-- ``ANY /proxy/<connector>/<path>`` — connector calls with a broker token (``proxy.py``);
+- ``POST /webhooks/github`` — ``workflow_job`` completed → revoke (``http/webhook.py``);
+- ``ANY /proxy/<connector>/<path>`` — connector calls with a broker token (``http/proxy.py``);
 - ``GET /healthz`` (readiness: the store answers), ``GET /livez`` (liveness),
   ``GET /metrics`` (Prometheus text);
-- ``GET /openapi.json`` — this API as an OpenAPI 3.1 document (``openapi.py``).
+- ``GET /openapi.json`` — this API as an OpenAPI 3.1 document (``openapi/document.py``).
 
 The app's lifespan runs the expiry purge and opens the proxy's upstream clients (one
 pooled ``httpx.AsyncClient`` per proxied connector) at start, and closes them at stop.
@@ -44,13 +44,9 @@ from starlette.routing import Route
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.audit.chain import AuditEntry
 from jobtoken.broker.config import load_config
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.http.blocking import blocking
-from jobtoken.broker.http.oauth import (
-    OAuthError,
-    error_response,
-    oauth_json,
-    read_form,
-)
+from jobtoken.broker.http.oauth import error_response, oauth_json, read_form
 from jobtoken.broker.http.openapi.document import serve_openapi
 from jobtoken.broker.http.proxy import handle_proxy
 from jobtoken.broker.http.registry_routes import introspect, revoke
@@ -104,11 +100,11 @@ def create_app(broker: Broker) -> Starlette:
                         await blocking(broker.audit.record, entry)
                     raise refused
                 response = await handler(request, broker)
-            except OAuthError as exc:
-                return error_response(exc)
-            except StoreError as exc:
+            except StoreError as exc:  # a failure of the broker, not a refusal (errors.py)
                 broker.metrics.count("jobtoken_store_unavailable_total")
                 return error_response(outage.refuse(exc))
+            except BrokerError as exc:
+                return error_response(exc)
             if outage.active and response.status_code < 500:
                 outage.recovered()
             return response
@@ -175,7 +171,7 @@ async def token(request: Request, broker: Broker) -> Response:
     try:
         form = await read_form(request, broker.config.server.max_body_bytes)
         exchange = replace(_token_request(form, client, user_agent), request_id=request_id(request))
-    except OAuthError as exc:  # refused before the exchange proper: audited all the same
+    except BrokerError as exc:  # refused before the exchange proper: audited all the same
         refused = TokenRequest(
             subject_token="",
             connector=form.get("resource") or form.get("audience") or "",
@@ -192,51 +188,51 @@ async def token(request: Request, broker: Broker) -> Response:
 
 def _token_request(form: dict[str, str], client: str, user_agent: str) -> TokenRequest:
     if form.get("grant_type") != TOKEN_EXCHANGE_GRANT:
-        raise OAuthError(
+        raise BrokerError(
             "unsupported_grant_type",
             f"grant_type must be {TOKEN_EXCHANGE_GRANT}",
             reason="unsupported_grant_type",
         )
     if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
-        raise OAuthError(
+        raise BrokerError(
             "invalid_request",
             "subject_token_type must be the id_token or jwt token type",
             reason="unsupported_subject_token_type",
         )
     if form.get("requested_token_type", JWT_TOKEN_TYPE) not in (JWT_TOKEN_TYPE, ACCESS_TOKEN_TYPE):
-        raise OAuthError(
+        raise BrokerError(
             "invalid_request",
             "requested_token_type must be jwt or access_token",
             reason="unsupported_requested_token_type",
         )
     if "actor_token" in form:
-        raise OAuthError(
+        raise BrokerError(
             "invalid_request", "delegation (actor_token) is not supported", reason="actor_token"
         )
     subject_token = form.get("subject_token", "")
     if not subject_token:
-        raise OAuthError(
+        raise BrokerError(
             "invalid_request",
             "subject_token is missing (the job's ID token)",
             reason="missing_subject_token",
         )
     resource, audience = form.get("resource"), form.get("audience")
     if resource and audience and resource != audience:
-        raise OAuthError(
+        raise BrokerError(
             "invalid_target",
             "resource and audience name different connectors",
             reason="conflicting_target",
         )
     connector = resource or audience or ""
     if not connector:
-        raise OAuthError(
+        raise BrokerError(
             "invalid_target",
             "name the connector in the resource parameter",
             reason="missing_target",
         )
     ttl_text = form.get("ttl")
     if ttl_text is not None and not _ASCII_SECONDS.fullmatch(ttl_text):
-        raise OAuthError(
+        raise BrokerError(
             "invalid_request",
             "ttl must be a number of seconds (ASCII digits, at most 6)",
             reason="malformed_ttl",

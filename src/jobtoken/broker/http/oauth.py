@@ -6,7 +6,7 @@ after the body has been read under a size cap, so no multipart parser is involve
 an oversized body is refused before it is buffered. A parameter sent twice is an
 ``invalid_request`` (RFC 6749 §3.1). Every response carries ``Cache-Control: no-store``.
 
-Public API: :class:`OAuthError`, :func:`read_body`, :func:`read_form`,
+Public API: :func:`read_body`, :func:`read_form`,
 :func:`oauth_json`, :func:`error_response`, :func:`basic_credentials`, :func:`safe_text`.
 """
 
@@ -22,10 +22,9 @@ from urllib.parse import parse_qs, unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from jobtoken.wire.oauth_terms import ERROR_CODES
+from jobtoken.broker.errors import BrokerError
 
 __all__ = [
-    "OAuthError",
     "basic_credentials",
     "error_response",
     "oauth_json",
@@ -40,26 +39,6 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")  # RFC 6749 error_description charset
 
 
-class OAuthError(Exception):
-    """An RFC 6749 §5.2 error. ``reason`` is the audit/metrics code."""
-
-    def __init__(
-        self,
-        error: str,
-        description: str,
-        *,
-        status: int = 400,
-        reason: str = "",
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        if error not in ERROR_CODES:
-            raise ValueError(f"{error!r} is not an OAuth error code")
-        super().__init__(description)
-        self.error, self.description, self.status = error, description, status
-        self.reason = reason or error
-        self.headers = dict(headers or {})
-
-
 def safe_text(text: str, limit: int = 300) -> str:
     """Text reduced to RFC 6749's error charset; also harmless in a workflow log."""
     return _UNSAFE.sub("?", text)[:limit].replace("::", ": :")
@@ -69,7 +48,7 @@ def oauth_json(body: Mapping[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(dict(body), status_code=status, headers=NO_STORE)
 
 
-def error_response(exc: OAuthError) -> JSONResponse:
+def error_response(exc: BrokerError) -> JSONResponse:
     body = {"error": exc.error, "error_description": safe_text(exc.description)}
     return JSONResponse(body, status_code=exc.status, headers={**NO_STORE, **exc.headers})
 
@@ -79,15 +58,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise OAuthError("invalid_request", "invalid Content-Length")
+            raise BrokerError("invalid_request", "invalid Content-Length")
         if int(declared) > limit:
-            raise OAuthError("invalid_request", f"request body over {limit} bytes", status=413)
+            raise BrokerError("invalid_request", f"request body over {limit} bytes", status=413)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise OAuthError("invalid_request", f"request body over {limit} bytes", status=413)
+            raise BrokerError("invalid_request", f"request body over {limit} bytes", status=413)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -96,7 +75,7 @@ async def read_form(request: Request, limit: int) -> dict[str, str]:
     """A bounded ``application/x-www-form-urlencoded`` body as single-valued fields."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM_TYPE:
-        raise OAuthError("invalid_request", f"the body must be {FORM_TYPE}")
+        raise BrokerError("invalid_request", f"the body must be {FORM_TYPE}")
     body = await read_body(request, limit)
     if not body:
         return {}
@@ -109,12 +88,12 @@ async def read_form(request: Request, limit: int) -> dict[str, str]:
             errors="strict",
         )
     except (UnicodeDecodeError, ValueError):
-        raise OAuthError(
+        raise BrokerError(
             "invalid_request", "the form body is malformed or has too many fields"
         ) from None
     repeated = sorted(name for name, values in fields.items() if len(values) > 1)
     if repeated:
-        raise OAuthError("invalid_request", f"parameter {safe_text(repeated[0], 40)} sent twice")
+        raise BrokerError("invalid_request", f"parameter {safe_text(repeated[0], 40)} sent twice")
     return {name: values[0] for name, values in fields.items()}
 
 

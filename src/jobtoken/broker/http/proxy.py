@@ -8,7 +8,7 @@ path is plain (no ``.``/``..``/empty segments, no ``;`` (``..;`` path parameters
 Tomcat/Spring normalise away), no encoded ``/`` or ``\\``); a configured
 route maps the method and path to a scope the token holds. Only then is the request
 forwarded to ``base_url`` + path with the upstream credential injected
-(``proxy_credentials.py``: a static key, an OAuth access token refreshed once for
+(``http/proxy_credentials.py``: a static key, an OAuth access token refreshed once for
 everyone, or the job's own GitHub App token) and the broker token removed. An
 OAuth connector's API answering 401 gets one forced single-flight refresh and one
 retry, no more. Request and response bodies are capped, the upstream call has a
@@ -16,7 +16,7 @@ timeout and an overall deadline, redirects are not followed, and only an allowli
 headers passes in either direction. The token check and the store reads run in the
 thread pool (the store is synchronous); the upstream call itself runs on the event
 loop, through the connector's pooled keep-alive ``httpx.AsyncClient``
-(``proxy_upstream.UpstreamPool``, opened and closed with the app).
+(``upstream/proxy_client.py``'s ``UpstreamPool``, opened and closed with the app).
 
 Public API: :func:`handle_proxy`.
 """
@@ -29,18 +29,19 @@ from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.connectors.model import Connector
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.http.blocking import blocking
-from jobtoken.broker.http.oauth import OAuthError, read_body, safe_text
+from jobtoken.broker.http.oauth import error_response, read_body, safe_text
 from jobtoken.broker.http.proxy_credentials import (
-    CredentialUnavailable,
     UpstreamCredential,
+    unavailable,
     upstream_credential,
 )
-from jobtoken.broker.store import TokenRecord
+from jobtoken.broker.store import StoreError, TokenRecord
 from jobtoken.broker.tokens.exchange import token_sha256
 from jobtoken.broker.tokens.signing import InvalidAccessToken
 from jobtoken.broker.upstream.proxy_client import UpstreamError, UpstreamPool, UpstreamResponse
@@ -55,69 +56,31 @@ RESPONSE_HEADERS = frozenset(
 )
 _MAX_QUERY_PARAMETERS = 32
 _BINDING = ("repository_id", "run_id", "run_attempt", "check_run_id")
-_MESSAGES = {
-    "too_large": "the connector's response is too large",
-    "too_slow": "the connector did not answer in time",
-}
 
 
-def _refuse(status: int, error: str, description: str) -> Response:
-    headers = {"Cache-Control": "no-store"}
-    if status == 401:
-        headers["WWW-Authenticate"] = f'Bearer error="{error}"'
-    return JSONResponse(
-        {"error": error, "error_description": description}, status_code=status, headers=headers
-    )
+def _refusal(broker: Broker, exc: BrokerError, outcome: str) -> Response:
+    """The proxy's answer to a refusal, counted by ``outcome``: the same body and headers
+    as every other endpoint's (RFC 6750 §3: a 401 says ``WWW-Authenticate: Bearer``)."""
+    broker.metrics.count("jobtoken_proxy_requests_total", outcome=outcome)
+    response = error_response(exc)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
+    return response
+
+
+def _refused(status: int, error: str, description: str, outcome: str) -> BrokerError:
+    return BrokerError(error, description, status=status, reason=outcome)
 
 
 async def handle_proxy(request: Request, broker: Broker, upstreams: UpstreamPool) -> Response:
-    name = request.path_params["connector"]
-    connector = broker.connectors.get(name)
-    if connector is None or not connector.proxied:
-        return _refuse(404, "not_found", "no proxied connector of that name")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return _refuse(401, "invalid_token", "send the broker token as Authorization: Bearer")
-    try:  # one thread hop for both: the keys may be refreshed from the store, then its row
-        claims, record = await blocking(_verify_and_find, broker, token, name)
-    except InvalidAccessToken as exc:
-        broker.metrics.count("jobtoken_proxy_requests_total", outcome="invalid_token")
-        return _refuse(401, "invalid_token", str(exc))
-    now = int(time.time())
-    if (
-        record is None
-        or not hmac.compare_digest(record.token_sha256.encode(), token_sha256(token).encode())
-        or not record.active(now)
-        or any(str(claims.get(k, "")) != getattr(record, k) for k in _BINDING)
-    ):
-        broker.metrics.count("jobtoken_proxy_requests_total", outcome="invalid_token")
-        return _refuse(401, "invalid_token", "the token is revoked, expired or not issued here")
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    prefix = f"/proxy/{name}".encode()
-    segments = _segments(raw_path[len(prefix) :].decode("ascii", "replace"))
-    if segments is None:
-        return _refuse(
-            400, "invalid_request", "the path has empty, dot, `;` or encoded-slash segments"
-        )
-    decoded = tuple(unquote(s) for s in segments)
-    route = connector.route_for(request.method, decoded)
-    if route is None:
-        broker.metrics.count("jobtoken_proxy_requests_total", outcome="no_route")
-        return _refuse(403, "insufficient_scope", "no route of this connector allows this call")
-    needed = route.scope
-    if needed not in str(claims["scope"]).split():
-        broker.metrics.count("jobtoken_proxy_requests_total", outcome="insufficient_scope")
-        return _refuse(403, "insufficient_scope", f"this call needs scope {needed}")
-    query, refused = _allowed_query(request.url.query, route.query)
-    if refused is not None:
-        broker.metrics.count("jobtoken_proxy_requests_total", outcome="query_refused")
-        return _refuse(
-            400, "invalid_request", f"query parameter {refused} is not allowed on this route"
-        )
     try:
+        claims, record, connector = await _admitted(request, broker)
+        segments, query = _route(request, connector, claims)
         body = await read_body(request, broker.config.proxy.max_request_bytes)
-    except OAuthError as exc:
-        return _refuse(exc.status, "invalid_request", exc.description)
+    except StoreError:
+        raise  # the edge answers the outage
+    except BrokerError as exc:
+        return _refusal(broker, exc, exc.reason)
     try:
         credential = await blocking(upstream_credential, broker, connector, record.token_id)
         upstream = await _send(request, upstreams, connector, credential, segments, query, body)
@@ -128,17 +91,83 @@ async def handle_proxy(request: Request, broker: Broker, upstreams: UpstreamPool
                 _newer_credential, broker, connector, record.token_id, credential.generation
             )
             upstream = await _send(request, upstreams, connector, credential, segments, query, body)
-    except CredentialUnavailable as exc:
-        broker.metrics.count("jobtoken_proxy_requests_total", outcome="credential_unavailable")
-        response = _refuse(exc.status, exc.error, exc.text)
-        if exc.retry_after:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+    except StoreError:
+        raise
     except UpstreamError as exc:
-        broker.metrics.count("jobtoken_proxy_requests_total", outcome="upstream_error")
-        return _refuse(502, "bad_gateway", _MESSAGES.get(exc.kind, f"the connector {exc.detail}"))
+        return _refusal(broker, exc, "upstream_error")
+    except BrokerError as exc:
+        return _refusal(broker, exc, "credential_unavailable")
     broker.metrics.count("jobtoken_proxy_requests_total", outcome="forwarded")
     return Response(upstream.body, status_code=upstream.status, headers=_kept_headers(upstream))
+
+
+async def _admitted(
+    request: Request, broker: Broker
+) -> tuple[dict[str, Any], TokenRecord, Connector]:
+    """The proxied connector, and the presented token's claims and row: issued here, not
+    revoked, unexpired, bound to the job its claims name."""
+    name = request.path_params["connector"]
+    connector = broker.connectors.get(name)
+    if connector is None or not connector.proxied:
+        raise _refused(404, "not_found", "no proxied connector of that name", "not_proxied")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _refused(
+            401, "invalid_token", "send the broker token as Authorization: Bearer", "no_token"
+        )
+    try:  # one thread hop for both: the keys may be refreshed from the store, then its row
+        claims, record = await blocking(_verify_and_find, broker, token, name)
+    except InvalidAccessToken as exc:
+        raise _refused(401, "invalid_token", exc.description, "invalid_token") from None
+    now = int(time.time())
+    if (
+        record is None
+        or not hmac.compare_digest(record.token_sha256.encode(), token_sha256(token).encode())
+        or not record.active(now)
+        or any(str(claims.get(k, "")) != getattr(record, k) for k in _BINDING)
+    ):
+        raise _refused(
+            401,
+            "invalid_token",
+            "the token is revoked, expired or not issued here",
+            "invalid_token",
+        )
+    return claims, record, connector
+
+
+def _route(
+    request: Request, connector: Connector, claims: dict[str, Any]
+) -> tuple[tuple[str, ...], str]:
+    """The raw path segments and the query to forward, once the path
+    is plain, a route maps it to a scope the token holds and the query is the route's."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    prefix = f"/proxy/{connector.name}".encode()
+    segments = _segments(raw_path[len(prefix) :].decode("ascii", "replace"))
+    if segments is None:
+        raise _refused(
+            400,
+            "invalid_request",
+            "the path has empty, dot, `;` or encoded-slash segments",
+            "malformed_path",
+        )
+    route = connector.route_for(request.method, tuple(unquote(s) for s in segments))
+    if route is None:
+        raise _refused(
+            403, "insufficient_scope", "no route of this connector allows this call", "no_route"
+        )
+    if route.scope not in str(claims["scope"]).split():
+        raise _refused(
+            403, "insufficient_scope", f"this call needs scope {route.scope}", "insufficient_scope"
+        )
+    query, refused = _allowed_query(request.url.query, route.query)
+    if refused is not None:
+        raise _refused(
+            400,
+            "invalid_request",
+            f"query parameter {refused} is not allowed on this route",
+            "query_refused",
+        )
+    return segments, query
 
 
 def _newer_credential(
@@ -165,9 +194,7 @@ async def _send(
     try:  # Starlette decoded the request's headers as latin-1: this gives back their bytes
         raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     except UnicodeEncodeError:  # only the credential can be outside latin-1
-        raise CredentialUnavailable(
-            503, "temporarily_unavailable", "connector credential unavailable"
-        ) from None
+        raise unavailable("connector credential unavailable") from None
     url = (credential.base_url or connector.base_url) + "/" + "/".join(segments)
     if query:
         url += "?" + query

@@ -1,20 +1,21 @@
 """The credential the proxy injects into a connector call, by the connector's ``credential``:
 
-- ``static``: the connector's key (``connector_credentials.py``: stored by ``connector
+- ``static``: the connector's key (``connectors/credentials.py``: stored by ``connector
   set``, or its sealed credential file);
 - ``oauth2-refresh`` / ``oauth2-client-credentials``: the grant's current access
-  token (``upstream_grants.UpstreamGrants``, refreshed once for every worker and
+  token (``upstream/grants.py``, refreshed once for every worker and
   broker), and with it its *generation*: after an upstream 401 the proxy asks once
   for a token newer than the one that failed, then retries once;
 - ``github-app``: the installation token minted for this job at its exchange
-  (``job_upstream_tokens``), never another job's.
+  (``upstream/job_tokens.py``), never another job's.
 
-Every failure is a :class:`CredentialUnavailable` carrying the HTTP answer; its text
-names the connector, never a credential. Blocking (store, provider): call it from a
-worker thread.
+Every failure is a :class:`~jobtoken.broker.errors.BrokerError` carrying the proxy's
+answer: 503 ``temporarily_unavailable`` with ``Retry-After`` while the provider or the
+credential may come back, 502 ``bad_gateway`` for a grant only its operators can mend
+(which the token endpoint answers ``invalid_target``); its text names the connector,
+never a credential. Blocking (store, provider): call it from a worker thread.
 
-Public API: :func:`upstream_credential`, :class:`UpstreamCredential`,
-:class:`CredentialUnavailable`.
+Public API: :func:`upstream_credential`, :class:`UpstreamCredential`.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from dataclasses import dataclass
 from jobtoken.broker.assembly import Broker
 from jobtoken.broker.connectors.credentials import CredentialUnusable
 from jobtoken.broker.connectors.model import OAUTH_CREDENTIALS, Connector
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.secrets.envelope import EnvelopeError
 from jobtoken.broker.upstream.grants import GrantUnavailable
 
-__all__ = ["CredentialUnavailable", "UpstreamCredential", "upstream_credential"]
+__all__ = ["UpstreamCredential", "bad_gateway", "unavailable", "upstream_credential"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -40,10 +42,13 @@ class UpstreamCredential:
     base_url: str = ""
 
 
-class CredentialUnavailable(Exception):
-    def __init__(self, status: int, error: str, text: str, retry_after: int = 0) -> None:
-        super().__init__(text)
-        self.status, self.error, self.text, self.retry_after = status, error, text, retry_after
+def unavailable(text: str) -> BrokerError:
+    """The connector's credential cannot be had now: a 503 the caller may retry."""
+    return BrokerError("temporarily_unavailable", text, status=503, reason="credential_unavailable")
+
+
+def bad_gateway(text: str) -> BrokerError:
+    return BrokerError("bad_gateway", text, status=502, reason="credential_unavailable")
 
 
 def upstream_credential(
@@ -53,28 +58,22 @@ def upstream_credential(
         try:
             access = broker.grants.access(connector, newer_than=newer_than)
         except GrantUnavailable as exc:
-            if exc.reason == "provider_unavailable":
-                raise CredentialUnavailable(
-                    503, "temporarily_unavailable", exc.text, exc.retry_after or 2
-                ) from None
-            raise CredentialUnavailable(502, "bad_gateway", exc.text) from None
+            if exc.status < 500:  # the connector's state, not this call's: a bad gateway
+                raise bad_gateway(exc.description) from None
+            raise
         return UpstreamCredential(access.access_token, access.generation, access.base_url)
     if connector.per_job_upstream:
         return _job_token(broker, connector, token_id)
     try:
         value = broker.credentials.get(connector).decode("utf-8")
     except (CredentialUnusable, UnicodeDecodeError):  # the details are in the broker's log
-        raise CredentialUnavailable(
-            503, "temporarily_unavailable", "connector credential unavailable"
-        ) from None
+        raise unavailable("connector credential unavailable") from None
     return UpstreamCredential(value)
 
 
 def _job_token(broker: Broker, connector: Connector, token_id: str) -> UpstreamCredential:
     found = broker.store.job_upstream_token(token_id)
-    unusable = CredentialUnavailable(
-        502, "bad_gateway", f"connector {connector.name} has no upstream token for this job"
-    )
+    unusable = bad_gateway(f"connector {connector.name} has no upstream token for this job")
     if found is None:
         raise unusable
     sealed, expires_at, revoked_upstream_at = found

@@ -24,17 +24,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobtoken.broker.assembly import Broker
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.http.blocking import blocking
-from jobtoken.broker.http.oauth import (
-    NO_STORE,
-    OAuthError,
-    basic_credentials,
-    oauth_json,
-    read_form,
-)
+from jobtoken.broker.http.oauth import NO_STORE, basic_credentials, oauth_json, read_form
 from jobtoken.broker.http.request_log import request_id
-from jobtoken.broker.oidc.verifier import InvalidIdToken, VerifiedClaims
-from jobtoken.broker.store import JobKey
+from jobtoken.broker.oidc.verifier import VerifiedClaims
+from jobtoken.broker.store import JobKey, StoreError
 from jobtoken.wire.oauth_terms import SUBJECT_TOKEN_TYPES
 
 __all__ = ["introspect", "revoke"]
@@ -48,11 +43,13 @@ async def revoke(request: Request, broker: Broker) -> Response:
         form = await read_form(request, broker.config.server.max_body_bytes)
         token, token_id = form.get("token", ""), form.get("token_id", "")
         if not (token or token_id):
-            raise OAuthError("invalid_request", "token is missing", reason="missing_token")
+            raise BrokerError("invalid_request", "token is missing", reason="missing_token")
         claims = None
         if "subject_token" in form or not token:  # with `token`, `token_id` is ignored
             claims = await _job_proof(broker, form, "token" if token else "token_id")
-    except OAuthError as refusal:
+    except StoreError:
+        raise  # the broker's failure, not a refusal: the edge answers the outage
+    except BrokerError as refusal:
         reason = refusal.reason
         await blocking(
             lambda: broker.registry.refuse(
@@ -92,16 +89,13 @@ async def revoke(request: Request, broker: Broker) -> Response:
 async def _job_proof(broker: Broker, form: dict[str, str], by: str) -> VerifiedClaims:
     """The verified claims of the request's ID token, which names the job."""
     if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
-        raise OAuthError(
+        raise BrokerError(
             "invalid_request",
             f"revoking by {by} for a job needs its ID token: subject_token, with "
             "subject_token_type the id_token or jwt token type",
             reason="unsupported_subject_token_type",
         )
-    try:
-        return await blocking(broker.verifier.verify, form.get("subject_token", ""))
-    except InvalidIdToken as exc:
-        raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
+    return await blocking(broker.verifier.verify, form.get("subject_token", ""))  # InvalidIdToken
 
 
 def _job(claims: VerifiedClaims) -> JobKey:
@@ -115,7 +109,7 @@ async def introspect(request: Request, broker: Broker) -> Response:
     credentials = basic_credentials(request)
     client = broker.authenticate_client(*credentials) if credentials else None
     if client is None:
-        raise OAuthError(
+        raise BrokerError(
             "invalid_client",
             "introspection needs HTTP Basic client credentials configured on the broker",
             status=401,
@@ -125,8 +119,8 @@ async def introspect(request: Request, broker: Broker) -> Response:
         form = await read_form(request, broker.config.server.max_body_bytes)
         token = form.get("token", "")
         if not token:
-            raise OAuthError("invalid_request", "token is missing", reason="missing_token")
-    except OAuthError as refusal:
+            raise BrokerError("invalid_request", "token is missing", reason="missing_token")
+    except BrokerError as refusal:
         reason = refusal.reason
         await blocking(
             lambda: broker.registry.refuse(reason, client_address=client_address, request_id=rid)

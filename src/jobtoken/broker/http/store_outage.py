@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from jobtoken.broker.http.oauth import OAuthError
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.logs import log_event
 from jobtoken.broker.store import StoreError
 
@@ -42,7 +42,7 @@ class StoreOutage:
     def active(self) -> bool:
         return bool(self._condition)
 
-    def refuse(self, exc: StoreError) -> OAuthError:
+    def refuse(self, exc: StoreError) -> BrokerError:
         """Record one request refused because of ``exc``; the error to answer it with."""
         condition = str(exc)[:300]
         with self._lock:
@@ -56,7 +56,7 @@ class StoreOutage:
                     refusals_since_last_line=self._refusals,
                 )
                 self._condition, self._logged_at, self._refusals = condition, now, 0
-        return OAuthError(
+        return BrokerError(
             "temporarily_unavailable",
             "the broker's store is unavailable; retry shortly",
             status=503,

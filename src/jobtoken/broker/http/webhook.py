@@ -32,8 +32,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from jobtoken.broker.assembly import Broker
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.http.blocking import blocking
-from jobtoken.broker.http.oauth import OAuthError, read_body
+from jobtoken.broker.http.oauth import read_body
 from jobtoken.broker.http.request_log import request_id
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
@@ -56,7 +57,7 @@ async def handle_github_webhook(request: Request, broker: Broker) -> Response:
         return JSONResponse({"error": "webhook not configured"}, status_code=404)
     try:
         body = await read_body(request, broker.config.webhook.max_body_bytes)
-    except OAuthError as exc:
+    except BrokerError as exc:
         broker.metrics.count("jobtoken_webhooks_total", outcome="refused")
         return JSONResponse({"error": exc.description}, status_code=exc.status)
     given = request.headers.get("x-hub-signature-256", "").encode("utf-8", "surrogatepass")

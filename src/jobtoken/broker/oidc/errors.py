@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+from jobtoken.broker.errors import BrokerError
+
 __all__ = ["InvalidIdToken"]
 
 
-class InvalidIdToken(Exception):
-    """The ID token is refused. ``reason``: machine code; ``description``: what to fix."""
+class InvalidIdToken(BrokerError):
+    """The ID token is refused (``invalid_grant``). ``reason``: machine code;
+    ``description``: what to fix."""
 
     def __init__(self, reason: str, description: str) -> None:
-        super().__init__(description)
-        self.reason = reason
-        self.description = description
+        super().__init__("invalid_grant", description, reason=reason)

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 
+from jobtoken.broker.oidc.errors import InvalidIdToken
 from jobtoken.broker.upstream.bounded_http import BoundedHttpError, request_bounded
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
@@ -52,13 +53,9 @@ MAX_KID_LENGTH = 128
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-class JwksError(Exception):
-    """The issuer's keys could not be obtained, or hold no key with this ``kid``."""
-
-    def __init__(self, reason: str, description: str) -> None:
-        super().__init__(description)
-        self.reason = reason
-        self.description = description
+class JwksError(InvalidIdToken):
+    """The issuer's keys could not be obtained, or hold no key with this ``kid``: the ID
+    token cannot be verified, so it is refused as any other (``invalid_grant``)."""
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from jobtoken.broker.oidc.claims import REQUIRED_CLAIMS, VerifiedClaims, check_values
 from jobtoken.broker.oidc.errors import InvalidIdToken
 from jobtoken.broker.oidc.github_issuers import GITHUB_ISSUER, ghes_issuer, github_enterprise_issuer
-from jobtoken.broker.oidc.jwks import JwksCache, JwksError, TrustedIssuer
+from jobtoken.broker.oidc.jwks import JwksCache, TrustedIssuer
 from jobtoken.wire.strict_json import DuplicateKeyError, StrictJsonError, loads_strict
 
 __all__ = [
@@ -229,10 +229,7 @@ class IdTokenVerifier:
             )
         kid = header["kid"]
         assert isinstance(kid, str)  # checked by _check_header
-        try:
-            key = self._key_sets[issuer].key_for(kid, now=now)
-        except JwksError as exc:
-            raise InvalidIdToken(exc.reason, exc.description) from None
+        key = self._key_sets[issuer].key_for(kid, now=now)  # JwksError: an InvalidIdToken
         claims = self._decode(parsed, key, issuer)
         self._check_times(claims, now)
         verified = check_values(claims)

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobtoken.broker.http.oauth import OAuthError
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.logs import log_event
 
 __all__ = ["MAX_KEYS", "RateLimited", "RateLimiter", "Verdict"]
@@ -98,7 +98,7 @@ class RateLimiter:
             return Verdict(False, retry_after)
 
 
-class RateLimited(OAuthError):
+class RateLimited(BrokerError):
     """429 ``temporarily_unavailable`` for a refused request; ``report`` says whether
     this refusal is the one of its window to audit."""
 

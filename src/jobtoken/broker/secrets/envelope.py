@@ -26,6 +26,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from jobtoken.broker.errors import BrokerFailure
+
 __all__ = ["Envelope", "EnvelopeError", "MasterKey"]
 
 _FORMAT_VERSION = 1
@@ -38,7 +40,7 @@ _HOW_TO_GENERATE = (
 )
 
 
-class EnvelopeError(Exception):
+class EnvelopeError(BrokerFailure):
     """A master key could not be loaded or a sealed record could not be opened."""
 
 

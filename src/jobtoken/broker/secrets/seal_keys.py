@@ -1,5 +1,5 @@
 """The broker's seal key: the X25519 key pair that sealed credential files are sealed to
-(``credential_box.py``).
+(``secrets/sealed_file.py``).
 
 ``jobtoken broker seal-key`` creates it on first use and prints its public half. The
 private half lives in the store's ``seal_keys`` table, sealed under the master key like

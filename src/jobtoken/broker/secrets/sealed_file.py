@@ -37,6 +37,8 @@ from pathlib import Path
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
+from jobtoken.broker.errors import BrokerFailure
+
 __all__ = [
     "FORMAT",
     "MAX_CREDENTIAL_BYTES",
@@ -60,7 +62,7 @@ _SEAL_OVERHEAD = 48  # the ephemeral public key (32) and the MAC (16)
 _LINE = 76
 
 
-class SealedFileError(Exception):
+class SealedFileError(BrokerFailure):
     """A sealed credential file, or a public key, that cannot be used; the text names the
     file and what to do, never a secret."""
 

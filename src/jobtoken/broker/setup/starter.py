@@ -15,6 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
+from jobtoken.broker.errors import BrokerFailure
 from jobtoken.broker.setup.preflight import PLACEHOLDER_PUBLIC_URL
 
 __all__ = ["StarterError", "write_starter"]
@@ -84,7 +85,7 @@ connectors:
 POLICY_PATH = Path("policies") / "example-org" / "example-repo.yml"
 
 
-class StarterError(Exception):
+class StarterError(BrokerFailure):
     """The directory cannot take a starter (not empty, or not writable)."""
 
 

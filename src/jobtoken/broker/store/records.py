@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from jobtoken.broker.errors import BrokerError, BrokerFailure
+
 #: the columns of ``tokens``, in :class:`TokenRecord`'s field order
 TOKEN_COLUMNS = (
     "token_id, token_sha256, kind, connector, scopes, subject, repository_id, run_id, "  # noqa: S105
@@ -29,22 +31,33 @@ class Cursor(Protocol):
     def fetchmany(self, size: int = ...) -> list[Any]: ...
 
 
-class StoreError(Exception):
+class StoreError(BrokerFailure):
     """The store is unreachable, cannot commit, or holds what this broker did not write.
 
     The broker answers ``503 temporarily_unavailable`` while it cannot commit; the text
     names the condition (never a value from a row).
     """
 
+    code, http_status = "temporarily_unavailable", 503
 
-class IssueRefused(Exception):
-    """The issuing transaction found that the token must not be issued; nothing of it
-    was committed. ``reason`` is ``replayed`` (the ID token's ``jti`` was used already)
-    or ``job_completed`` (its job ended)."""
+
+class IssueRefused(BrokerError):
+    """The token must not be issued: ``reason`` is ``replayed`` (the ID token's ``jti``
+    was used already) or ``job_completed`` (its job ended). Raised by the issuing
+    transaction, which then commits none of it, and by the exchange's read ahead of it."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__("invalid_grant", _SPENT[reason], reason=reason)
+
+
+#: what a caller is told of an ID token that must not be used again
+_SPENT = {
+    "replayed": "this ID token was already used; request a fresh ID token for each exchange",
+    "job_completed": (
+        "the job this ID token belongs to has completed; a finished job gets no "
+        "new tokens (request the token in a step of a running job)"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -113,7 +126,7 @@ class SigningKeyRow:
 
 @dataclass(frozen=True, repr=False)
 class SealKeyRow:
-    """The broker's X25519 key pair for sealed credential files (``seal_key.py``):
+    """The broker's X25519 key pair for sealed credential files (``secrets/seal_keys.py``):
     ``sealed`` is its private key under the master key."""
 
     key_id: str

@@ -142,7 +142,7 @@ class BatchWriter:
         except Exception as exc:  # the body's own refusal, for its caller
             write.error = exc
             if not savepoints:
-                raise _OwnRefusal from None
+                raise _OwnRefusal("the write refused; its own error is kept") from None
             cur.execute("ROLLBACK TO SAVEPOINT batch_write")
         if savepoints:
             cur.execute("RELEASE SAVEPOINT batch_write")

@@ -4,7 +4,7 @@
 
 1. verify the subject token (``verify.IdTokenVerifier``: issuer allowlist, signature,
    audience, times; its single use is step 7) — ``invalid_grant`` otherwise; then the
-   repository's rate limit (``rate_limits.py``) — 429 ``temporarily_unavailable``,
+   repository's rate limit (``ops/rate_limits.py``) — 429 ``temporarily_unavailable``,
    audited once a minute per repository, counted always;
 2. the connector (``resource`` / ``audience``) is configured — ``invalid_target``;
 3. the requested scopes are well formed and, where the connector lists its scopes,
@@ -13,7 +13,7 @@
    its error, naming the failing check;
 5. TTL = min(requested or default, policy ``max_ttl``, connector ``max_ttl``,
    broker ``max_ttl_seconds``);
-6. the upstream side (``exchange_upstream.py``): an OAuth connector's grant must be
+6. the upstream side (``upstream/exchange_side.py``): an OAuth connector's grant must be
    connected and alive; a GitHub App connector mints this job's installation token
    (after a read that the ID token is unused and its job has not ended, so that a
    replay mints nothing upstream); either may cap the TTL. Then mint (``minted``) or
@@ -50,13 +50,13 @@ from typing import Protocol
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector
-from jobtoken.broker.http.oauth import OAuthError
-from jobtoken.broker.oidc.verifier import REPLAYED, IdTokenVerifier, InvalidIdToken, VerifiedClaims
+from jobtoken.broker.errors import BrokerError
+from jobtoken.broker.oidc.verifier import IdTokenVerifier, VerifiedClaims
 from jobtoken.broker.ops.logs import log_event
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.ops.rate_limits import RateLimited, RateLimiter
 from jobtoken.broker.secrets.envelope import Envelope
-from jobtoken.broker.store import IssueRefused, JobKey, JtiClaim, SqlStore, TokenRecord
+from jobtoken.broker.store import IssueRefused, JobKey, JtiClaim, SqlStore, StoreError, TokenRecord
 from jobtoken.broker.tokens.signing import JobBinding, TokenSigner
 from jobtoken.broker.upstream.exchange_side import ExchangeUpstream, UpstreamPart
 from jobtoken.policy.evaluate import PolicyDecision
@@ -70,12 +70,6 @@ __all__ = [
     "TokenRequest",
     "token_sha256",
 ]
-
-
-_JOB_COMPLETED = (
-    "the job this ID token belongs to has completed; a finished job gets no "
-    "new tokens (request the token in a step of a running job)"
-)
 
 
 def token_sha256(token: str) -> str:
@@ -172,14 +166,14 @@ class TokenExchange:
             requested_ttl = self._default_ttl if request.ttl is None else request.ttl
             outcome = self._policy(verified, connector.name, scopes, requested_ttl)
             if not outcome.allowed:
-                raise OAuthError(
+                raise BrokerError(
                     outcome.oauth_error or "unauthorized_client",
                     outcome.description,
                     reason=outcome.reason,
                 )
             ttl = min(requested_ttl, outcome.max_ttl, connector.max_ttl, self._max_ttl)
             if ttl < 1:
-                raise OAuthError("invalid_request", "the token lifetime must be positive")
+                raise BrokerError("invalid_request", "the token lifetime must be positive")
             issued, record, upstream = self._issue(verified, connector, scopes, ttl)
             try:
                 self._commit(
@@ -197,7 +191,9 @@ class TokenExchange:
             if exc.report:  # the first of its window; the others are counted only
                 self.refuse(request, exc, claims=claims, scopes=scopes)
             raise
-        except OAuthError as exc:
+        except StoreError:
+            raise  # the broker's failure, not a refusal: the edge answers the outage
+        except BrokerError as exc:
             self.refuse(request, exc, claims=claims, scopes=scopes)
             raise
         self._metrics.count(
@@ -208,7 +204,7 @@ class TokenExchange:
     def refuse(
         self,
         request: TokenRequest,
-        exc: OAuthError,
+        exc: BrokerError,
         *,
         claims: Mapping[str, object] | None = None,
         scopes: tuple[str, ...] = (),
@@ -241,10 +237,7 @@ class TokenExchange:
         )
 
     def _verify(self, subject_token: str) -> VerifiedClaims:
-        try:
-            return self._verifier.verify(subject_token, claim_jti=False)
-        except InvalidIdToken as exc:
-            raise OAuthError("invalid_grant", exc.description, reason=exc.reason) from None
+        return self._verifier.verify(subject_token, claim_jti=False)  # or InvalidIdToken
 
     def _commit(
         self,
@@ -270,16 +263,13 @@ class TokenExchange:
         )
         single_use = JtiClaim(verified.iss, verified.jti, self._verifier.single_use_until(verified))
         job = JobKey(record.repository_id, record.run_id, record.run_attempt, record.check_run_id)
-        try:
-            self._audit.record(entry, token=record, jti=single_use, job=job, upstream=upstream)
-        except IssueRefused as refused:
-            description = REPLAYED if refused.reason == "replayed" else _JOB_COMPLETED
-            raise OAuthError("invalid_grant", description, reason=refused.reason) from None
+        # IssueRefused when the jti was used or the job ended meanwhile: nothing committed
+        self._audit.record(entry, token=record, jti=single_use, job=job, upstream=upstream)
 
     def _connector(self, name: str) -> Connector:
         connector = self._connectors.get(name)
         if connector is None:
-            raise OAuthError(
+            raise BrokerError(
                 "invalid_target",
                 "no connector of that name on this broker (the resource parameter); "
                 "check the connector input",
@@ -290,14 +280,14 @@ class TokenExchange:
     def _scopes(self, scope: str, connector: Connector) -> tuple[str, ...]:
         names = scope.split(" ")
         if not scope or len(names) > MAX_SCOPES or any(not SCOPE.match(n) for n in names):
-            raise OAuthError(
+            raise BrokerError(
                 "invalid_scope",
                 f"scope must be 1 to {MAX_SCOPES} scope names separated by single spaces",
                 reason="malformed_scope",
             )
         for name in names:
             if connector.scopes and name not in connector.scopes:
-                raise OAuthError(
+                raise BrokerError(
                     "invalid_scope",
                     f"scope {name} is not a scope of connector {connector.name}",
                     reason="unknown_scope",
@@ -358,26 +348,15 @@ class TokenExchange:
         token from getting an upstream token of its own (a GitHub installation token, a
         client-credentials grant) only to revoke it again."""
         if self._store.jti_claimed(verified.iss, verified.jti, now):
-            raise OAuthError("invalid_grant", REPLAYED, reason="replayed")
+            raise IssueRefused("replayed")
         ended = (job.repository_id, job.run_id, job.run_attempt, job.check_run_id)
         if self._store.job_ended(*ended):
-            raise OAuthError("invalid_grant", _JOB_COMPLETED, reason="job_completed")
+            raise IssueRefused("job_completed")
 
     def _lease(self, connector: Connector) -> str:
-        try:
+        try:  # CredentialUnusable tells the job to ask the operators; the log has the rest
             return self._credentials.get(connector).decode("utf-8")
-        except CredentialUnusable as exc:
-            missing = exc.reason == "credential_missing"
         except UnicodeDecodeError:
-            missing = False
-        if missing:
-            raise OAuthError(
-                "invalid_target",
-                f"connector {connector.name} has no credential yet; ask the broker operators",
-                reason="credential_missing",
-            )
-        raise OAuthError(  # the details are in the broker's log
-            "invalid_target",
-            f"connector {connector.name} is unavailable; ask the broker operators",
-            reason="credential_unreadable",
-        )
+            raise CredentialUnusable(
+                "credential_unreadable", connector.name, "the credential is not UTF-8 text"
+            ) from None

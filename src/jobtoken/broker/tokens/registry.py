@@ -18,12 +18,12 @@ members on which they all agree, and ``active_leases``.
 Introspection answers exactly ``{"active": false}`` for any token that is unknown,
 expired or revoked.
 A job's tokens are revoked together when GitHub reports the job completed
-(``webhook.py``). Every revocation and introspection is audited, with the id of the
+(``http/webhook.py``). Every revocation and introspection is audited, with the id of the
 HTTP request that asked for it (``request_id``); a revocation commits
 in the same transaction as its audit record. Revocations are rows in the store, so
 they survive a restart. After each revocation commits, ``after_revoke`` gets the
 revoked rows: a job's own upstream tokens (GitHub App installation tokens) are then
-revoked at GitHub (``job_upstream_tokens.py``).
+revoked at GitHub (``upstream/job_tokens.py``).
 
 Public API: :class:`TokenRegistry`.
 """
@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
-from jobtoken.broker.http.oauth import OAuthError
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.store import REVOKE_BATCH, AuditBuilder, JobKey, SqlStore, TokenRecord
 from jobtoken.broker.tokens.exchange import token_sha256
@@ -78,7 +78,7 @@ class TokenRegistry:
     ) -> None:
         """Revoke `token` by possession; with `job` (proved by the caller with a fresh ID
         token, whose `claims` the audit record keeps), only what is bound to that job.
-        OAuthError ``unsupported_token_type`` (audited) for a shared credential's lease
+        BrokerError ``unsupported_token_type`` (audited) for a shared credential's lease
         without `job`."""
         if len(token) > MAX_TOKEN_CHARS:
             return
@@ -109,7 +109,7 @@ class TokenRegistry:
             )
         )
         if shared:
-            raise OAuthError(
+            raise BrokerError(
                 "unsupported_token_type", SHARED_CREDENTIAL, reason="shared_credential"
             )
 

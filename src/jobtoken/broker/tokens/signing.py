@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from jobtoken.broker.errors import BrokerFailure
 from jobtoken.broker.secrets.envelope import Envelope
 from jobtoken.broker.store import SigningKeyRow, SqlStore
 
@@ -55,8 +56,10 @@ PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 
-class InvalidAccessToken(Exception):
+class InvalidAccessToken(BrokerFailure):
     """A presented broker token is not one this broker issued, or no longer valid."""
+
+    code, http_status = "invalid_token", 401
 
 
 @dataclass(frozen=True)

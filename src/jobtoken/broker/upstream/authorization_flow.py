@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from jobtoken.broker.connectors.model import OAuthSettings
+from jobtoken.broker.errors import BrokerFailure
 
 __all__ = ["AuthorizationFailed", "LoopbackAuthorization"]
 
@@ -39,7 +40,7 @@ _PAGE = (
 )
 
 
-class AuthorizationFailed(Exception):
+class AuthorizationFailed(BrokerFailure):
     """The user refused, the redirect never came, or it was not ours."""
 
 

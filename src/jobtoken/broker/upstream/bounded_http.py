@@ -3,7 +3,7 @@
 The broker fetches from servers it does not control: an issuer's discovery document
 and JWKS, and the GitHub contents API (policies). :func:`request_bounded` is the one
 synchronous loop that does it (the proxy's connector calls are async, with the same
-bounds: ``proxy_upstream``): no redirects followed, a declared ``Content-Length``
+bounds: ``upstream/proxy_client.py``): no redirects followed, a declared ``Content-Length``
 over the cap refused before reading, the body streamed and cut at ``max_bytes``, and
 the whole exchange cut at ``total_seconds``. Every failure is a
 :class:`BoundedHttpError` whose ``kind`` says which bound was hit and whose text names
@@ -23,6 +23,8 @@ from typing import Literal
 
 import requests
 
+from jobtoken.broker.errors import UpstreamFailure
+
 __all__ = ["BoundedHttpError", "BoundedResponse", "request_bounded"]
 
 _CHUNK = 8192
@@ -31,12 +33,14 @@ _DIGITS = re.compile(r"[0-9]{1,20}\Z")
 Failure = Literal["too_large", "too_slow", "unreachable"]
 
 
-class BoundedHttpError(Exception):
-    """The request failed or broke a bound; ``kind`` says which."""
+class BoundedHttpError(UpstreamFailure):
+    """The request failed or broke a bound; ``kind`` says which, ``detail`` how."""
+
+    kind: Failure
 
     def __init__(self, kind: Failure, detail: str) -> None:
-        super().__init__(detail)
-        self.kind, self.detail = kind, detail
+        super().__init__(kind, detail)
+        self.detail = detail
 
 
 @dataclass(frozen=True, repr=False)

@@ -9,7 +9,7 @@ the broker may issue, and the upstream token a job gets with its broker token.
   revoked upstream at job end without cutting off the other jobs (docs/connectors.md);
   503 ``temporarily_unavailable`` while the provider cannot refresh it.
 - ``github-app``: a new installation token for this job's repository and scopes
-  (``job_upstream_tokens.py``), its TTL capped at the token's; kept sealed with the
+  (``upstream/job_tokens.py``), its TTL capped at the token's; kept sealed with the
   broker token's row and revoked at GitHub with it. Minted, the job uses it only
   through the proxy; passthrough, the job gets it.
 - ``oauth2-client-credentials`` with ``passthrough``: a client-credentials grant of
@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobtoken.broker.connectors.model import Connector
-from jobtoken.broker.http.oauth import OAuthError
-from jobtoken.broker.upstream.grants import GrantUnavailable, UpstreamGrants
-from jobtoken.broker.upstream.job_tokens import AppTokenUnavailable, JobUpstreamTokens
+from jobtoken.broker.errors import BrokerError
+from jobtoken.broker.upstream.grants import UpstreamGrants
+from jobtoken.broker.upstream.job_tokens import JobUpstreamTokens
 
 __all__ = ["ExchangeUpstream", "UpstreamPart"]
 
@@ -47,20 +47,16 @@ class ExchangeUpstream:
     def prepare(
         self, connector: Connector, repository: str, scopes: tuple[str, ...], ttl: int, now: int
     ) -> UpstreamPart:
-        """Check (and, where the job gets one, obtain) the upstream access; OAuthError."""
+        """Check (and, where the job gets one, obtain) the upstream access. Raises
+        :class:`AppTokenUnavailable` or :class:`GrantUnavailable`, each a refusal as it
+        stands (``jobtoken.broker.errors``)."""
         if connector.per_job_upstream and self._app_tokens is not None:
-            try:
-                token, expires_at = self._app_tokens.issue(connector, repository, scopes)
-            except AppTokenUnavailable as exc:
-                error = "invalid_scope" if exc.reason == "unknown_scope" else "invalid_target"
-                if exc.status == 503:
-                    raise _unavailable(exc.text, exc.reason, 2) from None
-                raise OAuthError(error, exc.text, reason=exc.reason) from None
+            token, expires_at = self._app_tokens.issue(connector, repository, scopes)
             return UpstreamPart(token, min(ttl, expires_at - now), True)
         if connector.oauth is not None and self._grants is not None:
             return self._oauth(self._grants, connector, ttl, now)
         if connector.oauth is not None or connector.per_job_upstream:
-            raise OAuthError("invalid_target", "this broker cannot serve that connector")
+            raise BrokerError("invalid_target", "this broker cannot serve that connector")
         return UpstreamPart(ttl=ttl)
 
     def encrypt(self, connector: Connector, token_id: str, part: UpstreamPart) -> bytes | None:
@@ -78,23 +74,8 @@ class ExchangeUpstream:
 
     @staticmethod
     def _oauth(grants: UpstreamGrants, connector: Connector, ttl: int, now: int) -> UpstreamPart:
-        try:
-            if connector.kind == "minted":
-                grants.check_ready(connector)
-                return UpstreamPart(ttl=ttl)
-            access = grants.access(connector)
-        except GrantUnavailable as exc:
-            if exc.reason == "provider_unavailable":
-                raise _unavailable(exc.text, exc.reason, exc.retry_after or 2) from None
-            raise OAuthError("invalid_target", exc.text, reason=exc.reason) from None
+        if connector.kind == "minted":
+            grants.check_ready(connector)
+            return UpstreamPart(ttl=ttl)
+        access = grants.access(connector)
         return UpstreamPart(access.access_token, min(ttl, access.expires_at - now))
-
-
-def _unavailable(text: str, reason: str, retry_after: int) -> OAuthError:
-    return OAuthError(
-        "temporarily_unavailable",
-        text,
-        status=503,
-        reason=reason,
-        headers={"Retry-After": str(retry_after)},
-    )

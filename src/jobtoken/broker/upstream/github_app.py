@@ -57,6 +57,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from jobtoken.broker.errors import UpstreamFailure
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
 __all__ = [
@@ -109,12 +110,13 @@ _SHOWN = re.compile(r"[a-z_]{1,40}:[a-z]{1,10}\Z")  # what an error may quote of
 Kind = Literal["unreachable", "refused", "invalid_response"]
 
 
-class GitHubAppError(Exception):
+class GitHubAppError(UpstreamFailure):
     """A GitHub API call failed; ``kind`` says how. The text names no secret."""
 
+    kind: Kind
+
     def __init__(self, kind: Kind, text: str) -> None:
-        super().__init__(text)
-        self.kind, self.text = kind, text
+        super().__init__(kind, text)
 
 
 @dataclass(frozen=True)

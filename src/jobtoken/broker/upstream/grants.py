@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector, OAuthSettings
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, GRANT_READY, GrantRow, SqlStore
@@ -62,12 +63,23 @@ __all__ = ["GrantUnavailable", "UpstreamAccess", "UpstreamGrants"]
 _SYSTEM_RANDOM = random.SystemRandom()
 
 
-class GrantUnavailable(Exception):
-    """No upstream access token can be had; ``reason`` is the audit/metrics code."""
+class GrantUnavailable(BrokerError):
+    """No upstream access token can be had; ``reason`` is the audit/metrics code.
+
+    A provider that is not answering (``provider_unavailable``) is a wait: 503
+    ``temporarily_unavailable`` with ``Retry-After``. Any other reason is the connector's
+    state, which only its operators can change (``broker connect``, its client secret):
+    ``invalid_target`` at the token endpoint; the proxy answers it as a bad gateway."""
 
     def __init__(self, reason: str, text: str, *, retry_after: int = 0) -> None:
-        super().__init__(text)
-        self.reason, self.text, self.retry_after = reason, text, retry_after
+        if reason == "provider_unavailable":
+            wait = retry_after or 2
+            super().__init__(
+                "temporarily_unavailable", text, status=503, reason=reason, retry_after=wait
+            )
+        else:
+            super().__init__("invalid_target", text, reason=reason)
+        self.text = text
 
 
 @dataclass(frozen=True, repr=False)

@@ -8,7 +8,7 @@ A ``github-app`` connector holds the app's private key (sealed, ``connector set`
 to the job's repository and to the permissions its granted scopes name
 (``contents:read`` → ``{"contents": "read"}``), as octo-sts and
 create-github-app-token do, but bound to the job: the exchange stores it sealed with
-the broker token's row (``job_upstream_tokens``), the proxy injects it for that token
+the broker token's row (``upstream/job_tokens.py``), the proxy injects it for that token
 only, and :meth:`revoke_upstream` calls ``DELETE /installation/token`` for each
 revoked broker token that had one — after the revocation committed, whichever path
 revoked it (the revoke step, the webhook at job end, an admin). A revocation GitHub
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.logs import log_event
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import SqlStore, TokenRecord
@@ -51,12 +52,21 @@ __all__ = ["AppTokenUnavailable", "JobUpstreamTokens"]
 SWEEP_BATCH = 100
 
 
-class AppTokenUnavailable(Exception):
-    """No installation token for this exchange; ``reason`` is the audit code."""
+class AppTokenUnavailable(BrokerError):
+    """No upstream token for this exchange; ``reason`` is the audit code. ``status`` 503
+    is a wait (``temporarily_unavailable``, ``Retry-After: 2``); otherwise the job asked
+    for a scope the app cannot grant (``invalid_scope``) or the connector cannot serve it
+    now (``invalid_target``)."""
 
     def __init__(self, reason: str, text: str, *, status: int = 400) -> None:
-        super().__init__(text)
-        self.reason, self.text, self.status = reason, text, status
+        if status == 503:
+            super().__init__(
+                "temporarily_unavailable", text, status=503, reason=reason, retry_after=2
+            )
+        else:
+            error = "invalid_scope" if reason == "unknown_scope" else "invalid_target"
+            super().__init__(error, text, reason=reason)
+        self.text = text
 
 
 class JobUpstreamTokens:

@@ -39,6 +39,7 @@ from urllib.parse import quote, urlencode
 import requests
 
 from jobtoken.broker.connectors.model import OAuthSettings, check_endpoint
+from jobtoken.broker.errors import UpstreamFailure
 from jobtoken.broker.upstream.bounded_http import BoundedHttpError, BoundedResponse, request_bounded
 from jobtoken.wire.strict_json import loads_strict
 
@@ -55,12 +56,13 @@ _BEARER_TYPES = frozenset({"bearer", "bot", "user"})  # Slack names its bearer t
 Failure = Literal["invalid_grant", "unavailable", "refused", "invalid_response"]
 
 
-class AuthorizationServerError(Exception):
+class AuthorizationServerError(UpstreamFailure):
     """A token or revocation request failed; ``kind`` says how (module docstring)."""
 
+    kind: Failure
+
     def __init__(self, kind: Failure, text: str, *, retry_after: int = 0) -> None:
-        super().__init__(text)
-        self.kind, self.text, self.retry_after = kind, text, retry_after
+        super().__init__(kind, text, retry_after=retry_after)
 
 
 @dataclass(frozen=True, repr=False)

@@ -29,6 +29,7 @@ import httpx
 
 from jobtoken.broker.config import ProxyConfig
 from jobtoken.broker.connectors.model import Connector
+from jobtoken.broker.errors import BrokerError
 
 __all__ = ["UpstreamError", "UpstreamPool", "UpstreamResponse"]
 
@@ -45,12 +46,20 @@ Failure = Literal["too_large", "too_slow", "unreachable"]
 Headers = list[tuple[bytes, bytes]]
 
 
-class UpstreamError(Exception):
-    """The call failed or broke a bound; ``kind`` says which. The text names no secret."""
+class UpstreamError(BrokerError):
+    """The call failed or broke a bound; ``kind`` says which: a 502 ``bad_gateway`` whose
+    description says what the connector did. The text names no secret."""
 
     def __init__(self, kind: Failure, detail: str) -> None:
-        super().__init__(detail)
+        said = _SAID.get(kind, f"the connector {detail}")
+        super().__init__("bad_gateway", said, status=502, reason="upstream_error")
         self.kind, self.detail = kind, detail
+
+
+_SAID = {
+    "too_large": "the connector's response is too large",
+    "too_slow": "the connector did not answer in time",
+}
 
 
 @dataclass(frozen=True, repr=False)

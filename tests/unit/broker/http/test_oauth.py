@@ -9,19 +9,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from jobtoken.broker.http.oauth import (
-    OAuthError,
-    basic_credentials,
-    error_response,
-    read_form,
-    safe_text,
-)
+from jobtoken.broker.errors import BrokerError
+from jobtoken.broker.http.oauth import basic_credentials, error_response, read_form, safe_text
 
 
 async def _echo(request: Request) -> Response:
     try:
         form = await read_form(request, limit=200)
-    except OAuthError as exc:
+    except BrokerError as exc:
         return error_response(exc)
     return JSONResponse({"form": form, "basic": basic_credentials(request)})
 

@@ -11,7 +11,7 @@ import pytest
 
 from jobtoken.broker.audit.chain import AUDITED_CLAIMS, AuditLog
 from jobtoken.broker.connectors.model import Connector
-from jobtoken.broker.http.oauth import OAuthError
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.oidc.jwks import TrustedIssuer
 from jobtoken.broker.oidc.verifier import IdTokenVerifier, VerifiedClaims, VerifierConfig
 from jobtoken.broker.ops.metrics import Metrics
@@ -127,7 +127,7 @@ def test_the_requested_ttl_is_capped_but_never_raised(parts: Parts) -> None:
 
 def test_a_denied_scope_is_audited_with_its_reason(parts: Parts) -> None:
     issuer, store, exchange, _, _ = parts
-    with pytest.raises(OAuthError) as info:
+    with pytest.raises(BrokerError) as info:
         exchange.exchange(_request(issuer, scope="contacts.read contacts.write"))
     assert info.value.error == "invalid_scope"
     assert "contacts.write" in info.value.description
@@ -155,7 +155,7 @@ def test_refusals_name_the_failed_check(
     reason: str,
 ) -> None:
     issuer, store, exchange, policy, _ = parts
-    with pytest.raises(OAuthError) as info:
+    with pytest.raises(BrokerError) as info:
         exchange.exchange(_request(issuer, **kw))
     assert (info.value.error, info.value.reason) == (error, reason)
     assert _audit(store)[-1]["reason"] == reason
@@ -165,7 +165,7 @@ def test_refusals_name_the_failed_check(
 
 def test_the_id_token_is_verified_before_the_connector_is_looked_up(parts: Parts) -> None:
     issuer, _, exchange, _, _ = parts
-    with pytest.raises(OAuthError) as info:
+    with pytest.raises(BrokerError) as info:
         exchange.exchange(_request(issuer, subject_token="x", connector="nope"))
     assert info.value.error == "invalid_grant"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobtoken.broker.audit.chain import AuditLog
-from jobtoken.broker.http.oauth import OAuthError
+from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.store import JobKey, SqlStore, TokenRecord, open_store
 from jobtoken.broker.tokens.exchange import token_sha256
@@ -189,7 +189,7 @@ def test_possession_alone_revokes_no_lease_of_a_shared_credential(store: SqlStor
     for job in ("4", "5"):
         _issue(store, "static-key", check_run_id=job, shared_credential=True)
     registry = _registry(store)
-    with pytest.raises(OAuthError) as refused:
+    with pytest.raises(BrokerError) as refused:
         registry.revoke("static-key", request_id="r-1")
     assert (refused.value.error, refused.value.reason) == (
         "unsupported_token_type",

@@ -124,7 +124,10 @@ def test_an_unreachable_upstream_is_named_without_url_or_credential() -> None:
     with pytest.raises(UpstreamError) as caught:
         _run(_pool(url), call)
     assert caught.value.kind == "unreachable"
-    assert str(caught.value) == "could not be reached (ConnectError)"
+    assert caught.value.detail == "could not be reached (ConnectError)"
+    # what the job reads: a bad gateway naming neither the URL nor the credential
+    assert (caught.value.status, caught.value.error) == (502, "bad_gateway")
+    assert str(caught.value) == "the connector could not be reached (ConnectError)"
 
 
 def test_proxy_variables_of_the_process_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:

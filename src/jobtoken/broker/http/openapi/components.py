@@ -1,8 +1,8 @@
-"""The reusable parts of the broker's OpenAPI document (``openapi.py``): the bodies,
+"""The reusable parts of the broker's OpenAPI document (``openapi/document.py``): the bodies,
 headers, shared error responses and security schemes its operations refer to.
 
-Written by hand, as data, from what the handlers answer (``app.py``, ``oauth.py``,
-``proxy.py``, ``webhook.py``, ``token_registry.py``, ``rate_limits.py``,
+Written by hand, as data, from what the handlers answer (``http/app.py``, ``http/oauth.py``,
+``http/proxy.py``, ``http/webhook.py``, ``tokens/registry.py``, ``ops/rate_limits.py``,
 ``store_outage.py``). The helpers only spell the repeated shapes once.
 
 Public API: :data:`COMPONENTS`, :func:`ref`, :func:`response`, :func:`json_body`,
@@ -30,7 +30,7 @@ Json = dict[str, Any]
 _SCOPE_NAME = r"[!#-\[\]-~]{1,128}"
 SCOPE_LIST = f"^{_SCOPE_NAME}( {_SCOPE_NAME}){{0,{MAX_SCOPES - 1}}}$"
 CONNECTOR_NAME = "^[a-z0-9][a-z0-9_-]{0,62}$"
-#: what an active token's introspection always has (``token_registry.py``)
+#: what an active token's introspection always has (``tokens/registry.py``)
 _INTROSPECTION_MEMBERS = (
     "active", "scope", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss", "jti",
     "token_kind", "repository_id", "run_id", "run_attempt",

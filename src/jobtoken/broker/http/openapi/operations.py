@@ -1,8 +1,8 @@
-"""The operations of the broker's OpenAPI document (``openapi.py``), path by path.
+"""The operations of the broker's OpenAPI document (``openapi/document.py``), path by path.
 
-Written by hand from what each handler reads and answers: ``app.py`` (token, revoke,
-introspect, metadata, JWKS, probes, metrics), ``proxy.py`` and ``webhook.py``. The
-shared bodies, headers and error responses are in ``openapi_components.py``.
+Written by hand from what each handler reads and answers: ``http/app.py`` (token, revoke,
+introspect, metadata, JWKS, probes, metrics), ``http/proxy.py`` and ``http/webhook.py``. The
+shared bodies, headers and error responses are in ``openapi/components.py``.
 
 Public API: :data:`PATHS`, :data:`PROXY_RESPONSES`.
 """
