@@ -23,7 +23,7 @@ from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.ops.rate_limits import RateLimiter
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError, MasterKey
 from jobtoken.broker.store import SqlStore, StoreError, open_store
-from jobtoken.broker.tokens.exchange import PolicyCheck, TokenExchange
+from jobtoken.broker.tokens.exchange import PolicyDecider, TokenExchange
 from jobtoken.broker.tokens.registry import TokenRegistry
 from jobtoken.broker.tokens.signing import SigningKeys, TokenSigner
 from jobtoken.broker.upstream.exchange_side import ExchangeUpstream
@@ -251,12 +251,12 @@ def _org_policy(config: BrokerConfig) -> OrgPolicy | None:
         raise ConfigError(str(exc)) from None
 
 
-def _policy_check(config: BrokerConfig) -> PolicyCheck:
+def _policy_check(config: BrokerConfig) -> PolicyDecider:
     source, org = _policy_source(config), _org_policy(config)
 
-    def check(
+    def decide(
         claims: VerifiedClaims, connector: str, scopes: tuple[str, ...], ttl: int
     ) -> PolicyDecision:
         return evaluate(source, org, claims.claims, connector, scopes, ttl)
 
-    return check
+    return decide

@@ -82,7 +82,7 @@ class ConnectorCredentials:
                 f"connector {connector.name}'s credential: {exc}",
             ) from None
 
-    def check(self, connector: Connector) -> None:
+    def require_usable(self, connector: Connector) -> None:
         """Open the connector's credential without keeping or auditing it (``broker
         check``); :class:`CredentialUnusable` as :meth:`get`."""
         path = connector.credential_sealed_file

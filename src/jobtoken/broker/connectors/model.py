@@ -95,7 +95,7 @@ class Route:
         return len(pattern) == len(segments)
 
 
-def check_endpoint(url: str, what: str) -> None:
+def require_endpoint(url: str, what: str) -> None:
     """An https URL (http only on loopback), with no credentials or fragment."""
     parts = urlsplit(url)
     loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
@@ -134,10 +134,10 @@ class OAuthSettings:
     def __post_init__(self) -> None:
         if not self.client_id or len(self.client_id) > 512:
             raise ValueError("client_id must be set (at most 512 characters)")
-        check_endpoint(self.token_url, "token_url")
+        require_endpoint(self.token_url, "token_url")
         for name in ("authorize_url", "revoke_url"):
             if getattr(self, name):
-                check_endpoint(getattr(self, name), name)
+                require_endpoint(getattr(self, name), name)
         if self.scope_separator not in (" ", ","):
             raise ValueError("scope_separator must be ' ' or ','")
         if self.client_auth not in CLIENT_AUTH:
@@ -161,7 +161,7 @@ class GitHubAppSettings:
     def __post_init__(self) -> None:
         if not self.app_id.isdigit() and not self.app_id.startswith("Iv"):
             raise ValueError("app_id must be the app's numeric id or its client id (Iv…)")
-        check_endpoint(self.api_url, "api_url")
+        require_endpoint(self.api_url, "api_url")
 
 
 #: Default ``max_ttl_seconds`` of a minted connector without ``base_url``: its tokens are

@@ -1,7 +1,7 @@
 """The claims of a GitHub Actions ID token: which are required, and what each must look like.
 
 The tables here drive step 5 of ``jobtoken.broker.oidc.verifier`` (:data:`REQUIRED_CLAIMS`)
-and :func:`check_values` is its step 7 (claim values): it returns the
+and :func:`read_claims` is its step 7 (claim values): it returns the
 :class:`VerifiedClaims` the verifier hands out, or raises ``InvalidIdToken``.
 """
 
@@ -23,7 +23,7 @@ __all__ = [
     "REQUIRED_ID_CLAIMS",
     "TIME_CLAIMS",
     "VerifiedClaims",
-    "check_values",
+    "read_claims",
 ]
 
 REQUIRED_CLAIMS = (
@@ -75,7 +75,7 @@ class VerifiedClaims:
     claims: Mapping[str, str | int] = field(repr=False)
 
 
-def check_values(claims: Mapping[str, object]) -> VerifiedClaims:
+def read_claims(claims: Mapping[str, object]) -> VerifiedClaims:
     if len(claims) > MAX_CLAIMS:
         raise InvalidIdToken("invalid_claim", f"the token has more than {MAX_CLAIMS} claims")
     strings: dict[str, str] = {}

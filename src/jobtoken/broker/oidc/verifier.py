@@ -76,7 +76,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from jobtoken.broker.oidc.claims import REQUIRED_CLAIMS, VerifiedClaims, check_values
+from jobtoken.broker.oidc.claims import REQUIRED_CLAIMS, VerifiedClaims, read_claims
 from jobtoken.broker.oidc.errors import InvalidIdToken
 from jobtoken.broker.oidc.github_issuers import GITHUB_ISSUER, ghes_issuer, github_enterprise_issuer
 from jobtoken.broker.oidc.jwks import JwksCache, TrustedIssuer
@@ -232,7 +232,7 @@ class IdTokenVerifier:
         key = self._key_sets[issuer].key_for(kid, now=now)  # JwksError: an InvalidIdToken
         claims = self._decode(parsed, key, issuer)
         self._check_times(claims, now)
-        verified = check_values(claims)
+        verified = read_claims(claims)
         if claim_jti and not self._jti_store.claim_jti(
             issuer, verified.jti, self.single_use_until(verified)
         ):

@@ -67,10 +67,10 @@ class RateLimiter:
 
     def refusal(self, key: str, limit: str, description: str) -> RateLimited | None:
         """None when ``key`` may go on; else the 429 to answer with."""
-        verdict = self.check(key)
+        verdict = self.take(key)
         return None if verdict.allowed else RateLimited(verdict, limit, description)
 
-    def check(self, key: str) -> Verdict:
+    def take(self, key: str) -> Verdict:
         """Take one request from ``key``'s bucket, if it holds one."""
         if not self.enabled:
             return Verdict(True)

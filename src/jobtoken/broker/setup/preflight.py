@@ -129,7 +129,7 @@ def _credential(
 ) -> Iterator[Finding]:
     """The connector's credential does not open (opened to check, not kept or audited)."""
     try:
-        credentials.check(connector)
+        credentials.require_usable(connector)
     except CredentialUnusable as exc:
         if exc.reason == "credential_missing":
             yield _missing_credential(config, connector)

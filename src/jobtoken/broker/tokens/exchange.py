@@ -35,7 +35,7 @@ answers 503.
 This module blocks (network for JWKS, disk for the store): call it from a worker thread.
 
 Public API: :class:`TokenExchange`, :class:`TokenRequest`, :class:`ExchangedToken`,
-:class:`PolicyCheck`, :func:`token_sha256`.
+:class:`PolicyDecider`, :func:`token_sha256`.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
 
 __all__ = [
     "ExchangedToken",
-    "PolicyCheck",
+    "PolicyDecider",
     "TokenExchange",
     "TokenRequest",
     "token_sha256",
@@ -76,7 +76,7 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class PolicyCheck(Protocol):
+class PolicyDecider(Protocol):
     def __call__(
         self, claims: VerifiedClaims, connector: str, scopes: tuple[str, ...], ttl: int
     ) -> PolicyDecision: ...
@@ -128,7 +128,7 @@ class TokenExchange:
         self,
         *,
         verifier: IdTokenVerifier,
-        policy: PolicyCheck,
+        policy: PolicyDecider,
         connectors: Mapping[str, Connector],
         signer: TokenSigner,
         store: SqlStore,
@@ -156,7 +156,7 @@ class TokenExchange:
         try:
             verified = self._verify(request.subject_token)
             claims = verified.claims
-            verdict = self._repository_limit.check(verified.repository_id)
+            verdict = self._repository_limit.take(verified.repository_id)
             if not verdict.allowed:
                 raise RateLimited(
                     verdict, "repository", "too many token requests for this repository"

@@ -75,7 +75,7 @@ class ExchangeUpstream:
     @staticmethod
     def _oauth(grants: UpstreamGrants, connector: Connector, ttl: int, now: int) -> UpstreamPart:
         if connector.kind == "minted":
-            grants.check_ready(connector)
+            grants.require_ready(connector)
             return UpstreamPart(ttl=ttl)
         access = grants.access(connector)
         return UpstreamPart(access.access_token, min(ttl, access.expires_at - now))

@@ -164,7 +164,7 @@ class UpstreamGrants:
         finally:
             lock.release()
 
-    def check_ready(self, connector: Connector) -> None:
+    def require_ready(self, connector: Connector) -> None:
         """Refuse (``GrantUnavailable``) when the connector was never connected or needs
         re-authorization; an exchange for a proxied connector asks this, not for a token."""
         row = self._store.grant(connector.name)

@@ -38,7 +38,7 @@ from urllib.parse import quote, urlencode
 
 import requests
 
-from jobtoken.broker.connectors.model import OAuthSettings, check_endpoint
+from jobtoken.broker.connectors.model import OAuthSettings, require_endpoint
 from jobtoken.broker.errors import UpstreamFailure
 from jobtoken.broker.upstream.bounded_http import BoundedHttpError, BoundedResponse, request_bounded
 from jobtoken.wire.strict_json import loads_strict
@@ -252,7 +252,7 @@ def _tokens(
         try:
             if not isinstance(value, str) or len(value) > 512:
                 raise ValueError
-            check_endpoint(value, oauth.base_url_field)
+            require_endpoint(value, oauth.base_url_field)
         except ValueError:
             raise AuthorizationServerError(
                 "invalid_response", f"the token response has no https {oauth.base_url_field}"

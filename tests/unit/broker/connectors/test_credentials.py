@@ -143,7 +143,7 @@ def test_check_opens_a_file_without_auditing_or_keeping_it(
     credentials: ConnectorCredentials, store: SqlStore, tmp_path: Path
 ) -> None:
     connector = _sealed_connector(credentials, tmp_path / "api.sealed")
-    credentials.check(connector)
+    credentials.require_usable(connector)
     assert _records(store) == []
     credentials.get(connector)
     assert len(_records(store)) == 1  # check kept nothing: the use opens (and audits)

@@ -10,38 +10,38 @@ from jobtoken.broker.ops.rate_limits import RateLimited, RateLimiter
 def test_a_burst_then_the_rate() -> None:
     now = [0.0]
     limiter = RateLimiter(rate=2, burst=3, clock=lambda: now[0])
-    assert [limiter.check("a").allowed for _ in range(4)] == [True, True, True, False]
-    refused = limiter.check("a")
+    assert [limiter.take("a").allowed for _ in range(4)] == [True, True, True, False]
+    refused = limiter.take("a")
     assert (refused.allowed, refused.retry_after) == (False, 1)
     now[0] += 0.5  # one request's worth at 2/s
-    assert limiter.check("a").allowed
-    assert not limiter.check("a").allowed
-    assert limiter.check("b").allowed  # another key has its own bucket
+    assert limiter.take("a").allowed
+    assert not limiter.take("a").allowed
+    assert limiter.take("b").allowed  # another key has its own bucket
 
 
 def test_only_the_first_refusal_of_a_window_is_reported() -> None:
     now = [0.0]
     limiter = RateLimiter(rate=1, burst=1, clock=lambda: now[0])
-    limiter.check("a")
-    verdicts = [limiter.check("a") for _ in range(5)]
+    limiter.take("a")
+    verdicts = [limiter.take("a") for _ in range(5)]
     assert [v.report for v in verdicts] == [True, False, False, False, False]
     now[0] += rate_limits.REPORT_SECONDS
-    limiter.check("a")  # refilled: allowed
-    later = limiter.check("a")
+    limiter.take("a")  # refilled: allowed
+    later = limiter.take("a")
     assert later.report
     assert later.refused_since_report == 4  # the ones counted but not reported
 
 
 def test_a_rate_of_zero_allows_everything() -> None:
     limiter = RateLimiter(rate=0, burst=1)
-    assert all(limiter.check("a").allowed for _ in range(10_000))
+    assert all(limiter.take("a").allowed for _ in range(10_000))
     assert limiter.refusal("a", "client", "x") is None
 
 
 def test_the_key_table_is_bounded() -> None:
     limiter = RateLimiter(rate=1, burst=1, clock=lambda: 0.0)
     for i in range(rate_limits.MAX_KEYS + 50):
-        limiter.check(f"k{i}")
+        limiter.take(f"k{i}")
     assert len(limiter._buckets) == rate_limits.MAX_KEYS
     assert "k0" not in limiter._buckets  # the least recently used went first
 

@@ -225,7 +225,7 @@ def test_invalid_grant_marks_the_connector_for_reauthorization(
     with pytest.raises(GrantUnavailable):
         connected.access(REFRESHING)
     with pytest.raises(GrantUnavailable):
-        connected.check_ready(REFRESHING)
+        connected.require_ready(REFRESHING)
     assert len(provider.calls) == calls  # no call once the grant is known dead
 
 
