@@ -26,6 +26,7 @@ is not a problem. ``misbehave`` makes the token answer wrong on purpose:
 ``extra_permission``, ``extra_repository``, ``all_repositories``, ``bad_expires_at``,
 ``duplicate_key``; ``fail`` makes every request fail before it is served: ``huge``
 (a 2 MiB answer), ``redirect`` (302 elsewhere), ``slow`` (``slow_seconds`` of silence),
+``drip`` (a 201 declaring 1000 bytes, then one byte every 0.1 s for ``slow_seconds``),
 ``status_500``.
 
 Usage::
@@ -40,6 +41,7 @@ Usage::
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import string
@@ -68,7 +70,7 @@ MISBEHAVIOURS = (
     "bad_expires_at",
     "duplicate_key",
 )
-FAILURES = ("huge", "redirect", "slow", "status_500")
+FAILURES = ("huge", "redirect", "slow", "drip", "status_500")
 _RANK = {"read": 1, "write": 2}
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -343,9 +345,22 @@ def _handler_for(api: FakeGitHubApp) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if failure == "drip":
+                return self._drip()
             if failure == "huge":
                 return self._send(200, b'{"token": "' + b"a" * (2 << 20) + b'"}')
             return self._json(500 if failure == "status_500" else 200, {"message": "Server Error"})
+
+        def _drip(self) -> None:
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            deadline = time.monotonic() + api.slow_seconds
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                while time.monotonic() < deadline:
+                    self.wfile.write(b" ")
+                    time.sleep(0.1)
 
         def _allowed(self, authorization: str, repository: str, permission: str) -> bool:
             issued = api.installation_token(authorization)

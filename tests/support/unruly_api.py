@@ -1,7 +1,7 @@
-"""An upstream API on loopback that breaks the proxy's bounds, one path per way.
+"""An upstream API on loopback that breaks an outbound client's bounds, one path per way.
 
 HTTP/1.1 with keep-alive; every answer is chunked (no ``Content-Length``) unless the
-path says otherwise, so the proxy can only learn the size by reading:
+path says otherwise, so the client can only learn the size by reading:
 
 - ``/v1/contacts/small``: ``{"ok": true}`` at once (Content-Length);
 - ``/v1/contacts/endless``: 1 KiB chunks, as fast as the socket takes them, for up to
@@ -9,7 +9,10 @@ path says otherwise, so the proxy can only learn the size by reading:
 - ``/v1/contacts/declared``: declares ``Content-Length: 1000000000`` and sends nothing;
 - ``/v1/contacts/stall``: the status line and headers, then nothing for ``stall_seconds``;
 - ``/v1/contacts/drip``: one byte every ``drip_interval`` seconds for ``stall_seconds``,
-  so that no single read waits long but the whole answer never ends in time.
+  so that no single read waits long but the whole answer never ends in time;
+- ``/v1/contacts/drip_declared``: the same drip under ``Content-Length: 1000`` (more
+  than it sends), for a client that would wait for a whole buffer before it looks at
+  the clock.
 
 ``aborted`` counts answers the client stopped reading (a broken pipe or reset before
 the server finished), and ``connections`` the TCP connections it accepted.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -89,6 +93,13 @@ def _handler_for(api: UnrulyApi) -> type[BaseHTTPRequestHandler]:
                 self._wait(api.stall_seconds)
                 self.close_connection = True
                 return
+            if path == "/v1/contacts/drip_declared":
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self._drip(lambda: self.wfile.write(b"x"))
+                self.close_connection = True
+                return
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Transfer-Encoding", "chunked")
@@ -101,11 +112,15 @@ def _handler_for(api: UnrulyApi) -> type[BaseHTTPRequestHandler]:
             elif path == "/v1/contacts/stall":
                 self._wait(api.stall_seconds)
             elif path == "/v1/contacts/drip":
-                deadline = time.monotonic() + api.stall_seconds
-                while time.monotonic() < deadline:
-                    self._chunk(b"x")
-                    time.sleep(api.drip_interval)
+                self._drip(lambda: self._chunk(b"x"))
             self._chunk(b"")
+
+        def _drip(self, send_one: Callable[[], object]) -> None:
+            deadline = time.monotonic() + api.stall_seconds
+            while time.monotonic() < deadline:
+                send_one()
+                self.wfile.flush()
+                time.sleep(api.drip_interval)
 
         def _chunk(self, data: bytes) -> None:
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

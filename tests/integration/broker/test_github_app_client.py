@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import jwt
@@ -15,6 +16,7 @@ import pytest
 
 from jobtoken.broker.upstream.github_app import GitHubApp, GitHubAppError, permissions_for_scopes
 from support.fake_github_app import FAILURES, MISBEHAVIOURS, FakeGitHubApp
+from support.loopback import free_port
 
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
@@ -151,6 +153,30 @@ def test_bounds_an_oversized_redirected_slow_or_failing_answer(
     assert [r.path for r in github.requests] == [
         f"/app/installations/{github.installation_id}/access_tokens"
     ]  # the redirect is not followed
+
+
+def test_the_process_environment_is_ignored(
+    github: FakeGitHubApp, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Trusting the environment, every call would go to this dead proxy (unreachable),
+    and the .netrc login would replace the app JWT and the token (401 at the fake)."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, dead)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-the-app-jwt\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    app = GitHubApp(github.app_id, github.private_key_pem, api_url=github.url, timeout=2.0)
+    minted = app.create_installation_token(
+        app.installation_id("octo-org/app"), ("app",), {"contents": "read"}
+    )
+    app.revoke_installation_token(minted.token)
+    app.close()
+    assert github.live_tokens() == []
+    assert github.problems == []
 
 
 def test_the_fake_catches_a_bad_jwt_and_a_bad_body(github: FakeGitHubApp) -> None:

@@ -1,14 +1,20 @@
 """One HTTP request from the broker to another server, bounded in size and in time.
 
-The broker fetches from servers it does not control: an issuer's discovery document
-and JWKS, and the GitHub contents API (policies). :func:`request_bounded` is the one
-synchronous loop that does it (the proxy's connector calls are async, with the same
-bounds: ``upstream/proxy_client.py``): no redirects followed, a declared ``Content-Length``
-over the cap refused before reading, the body streamed and cut at ``max_bytes``, and
-the whole exchange cut at ``total_seconds``. Every failure is a
-:class:`BoundedHttpError` whose ``kind`` says which bound was hit and whose text names
-no URL, header or body (they may hold secrets): callers phrase their own message
-around it.
+The broker's own synchronous calls go to servers it does not control: an issuer's
+discovery document and JWKS, the GitHub contents API (policies), an OAuth provider's
+token and revocation endpoints, and the GitHub App API (installation tokens).
+:func:`request_bounded` is the one loop that makes them, through the caller's
+``requests.Session`` (its keep-alive pool; the caller sets ``trust_env = False``). The
+proxy's connector calls are the other outbound stack, async ``httpx`` with the same
+bounds (``upstream/proxy_client.py``). No redirect is followed, a declared ``Content-Length`` over
+the cap is refused before reading, the body is read one socket read at a time and cut
+at ``max_bytes``, and the exchange is cut once it has run ``total_seconds``: connecting
+waits at most ``connect_timeout``, each read at most ``read_timeout``, and the deadline
+is checked after every read, so a server that drips a byte at a time is cut at the
+deadline, not after 8 KiB. An answer read to its end leaves its connection in the
+session's pool. Every failure is a :class:`BoundedHttpError` whose ``kind`` says which
+bound was hit and whose text names no URL, header or body (they may hold secrets):
+callers phrase their own message around it.
 
 Public API: :func:`request_bounded`, :class:`BoundedResponse`, :class:`BoundedHttpError`.
 """
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import requests
+import urllib3
 
 from jobtoken.broker.errors import UpstreamFailure
 
@@ -76,15 +83,23 @@ def request_bounded(
             declared = response.headers.get("Content-Length")
             if declared is not None and (not _DIGITS.match(declared) or int(declared) > max_bytes):
                 raise BoundedHttpError("too_large", f"sent more than {max_bytes} bytes")
-            received = bytearray()
-            for chunk in response.iter_content(_CHUNK):
-                received += chunk
-                if len(received) > max_bytes:
-                    raise BoundedHttpError("too_large", f"sent more than {max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise BoundedHttpError("too_slow", "took too long to answer")
-            return BoundedResponse(response.status_code, dict(response.headers), bytes(received))
-    except requests.RequestException as exc:
+            received = _read_body(response.raw, max_bytes, deadline)
+            return BoundedResponse(response.status_code, dict(response.headers), received)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise BoundedHttpError(
             "unreachable", f"could not be reached ({type(exc).__name__})"
         ) from None
+
+
+def _read_body(raw: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float) -> bytes:
+    """The decoded body. ``read1`` returns what one socket read brought (``iter_content``
+    would wait for a whole chunk, however slowly it drips), so the deadline is checked
+    at least once per ``read_timeout``."""
+    received = bytearray()
+    while chunk := raw.read1(_CHUNK, decode_content=True):
+        received += chunk
+        if len(received) > max_bytes:
+            raise BoundedHttpError("too_large", f"sent more than {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise BoundedHttpError("too_slow", "took too long to answer")
+    return bytes(received)

@@ -26,13 +26,15 @@
   ``pull_requests:write``…) into GitHub's permissions object; the higher level wins.
 
 Every request sends ``Accept: application/vnd.github+json`` and
-``X-GitHub-Api-Version: 2022-11-28``, follows no redirect, ignores the environment
-(``trust_env=False``: no proxy or ``.netrc``), is cut at ``timeout`` per phase and
-``2 * timeout`` in all, and reads at most ``MAX_RESPONSE_BYTES``; JSON is parsed
-strictly (a repeated key is refused). Every failure is a :class:`GitHubAppError`
-whose ``kind`` is ``unreachable`` (no answer, a timeout, a 5xx), ``refused`` (a 4xx
-or another status than documented) or ``invalid_response``; its text names no
-token, key or JWT, and the private key is in no ``repr``.
+``X-GitHub-Api-Version: 2022-11-28`` through the broker's one bounded synchronous
+request (``bounded_http.request_bounded``, on a pooled ``requests.Session``): it follows
+no redirect, ignores the environment (``trust_env = False``: no proxy, ``.netrc`` or CA
+bundle variables), is cut at ``timeout`` per phase and ``2 * timeout`` in all, and reads
+at most ``MAX_RESPONSE_BYTES``; JSON is parsed strictly (a repeated key is refused).
+Every failure is a :class:`GitHubAppError` whose ``kind`` is ``unreachable`` (no
+answer, a timeout, a 5xx), ``refused`` (a 4xx or another status than documented) or
+``invalid_response``; its text names no token, key or JWT, and the private key is in
+no ``repr``.
 
 Public API: :class:`GitHubApp`, :class:`InstallationToken`, :class:`GitHubAppError`,
 :func:`permissions_for_scopes`, :data:`PERMISSION_LEVELS`.
@@ -52,12 +54,13 @@ from datetime import datetime, timezone
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
-import httpx
 import jwt
+import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from jobtoken.broker.errors import UpstreamFailure
+from jobtoken.broker.upstream.bounded_http import BoundedHttpError, request_bounded
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 
 __all__ = [
@@ -104,7 +107,6 @@ _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}\Z")
 _APP_ID = re.compile(r"[A-Za-z0-9.]{1,64}\Z")
 _TOKEN = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_TOKEN_LENGTH}}}\Z")
 _EXPIRES = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
-_DIGITS = re.compile(r"[0-9]{1,20}\Z")
 _SHOWN = re.compile(r"[a-z_]{1,40}:[a-z]{1,10}\Z")  # what an error may quote of an answer
 
 Kind = Literal["unreachable", "refused", "invalid_response"]
@@ -186,9 +188,8 @@ class GitHubApp:
         self.max_entries = max_entries
         self._key = key
         self._clock = clock
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False
-        )
+        self._session = requests.Session()
+        self._session.trust_env = False  # no HTTP(S)_PROXY, .netrc or CA bundle from env
         self._lock = threading.Lock()
         self._installations: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
@@ -196,7 +197,7 @@ class GitHubApp:
         return f"GitHubApp(app_id={self.app_id!r}, api_url={self.api_url!r})"
 
     def close(self) -> None:
-        self._client.close()
+        self._session.close()
 
     def app_jwt(self, now: float | None = None) -> str:
         issued = int(time.time() if now is None else now)
@@ -290,37 +291,29 @@ class GitHubApp:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
-        deadline = time.monotonic() + 2 * self.timeout
         try:
-            with self._client.stream(
-                method, self.api_url + path, headers=headers, content=body
-            ) as response:
-                declared = response.headers.get("content-length")
-                if declared is not None and (
-                    not _DIGITS.match(declared) or int(declared) > MAX_RESPONSE_BYTES
-                ):
-                    raise _too_large()
-                received = bytearray()
-                for chunk in response.iter_bytes():
-                    received += chunk
-                    if len(received) > MAX_RESPONSE_BYTES:
-                        raise _too_large()
-                    if time.monotonic() > deadline:
-                        raise GitHubAppError("unreachable", "the GitHub API took too long")
-                status = response.status_code
-        except httpx.TimeoutException:
-            raise GitHubAppError("unreachable", "the GitHub API took too long") from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise GitHubAppError(
-                "unreachable", f"the GitHub API could not be reached ({type(exc).__name__})"
-            ) from None
-        if status >= 500:
-            raise GitHubAppError("unreachable", f"the GitHub API answered HTTP {status}")
-        return status, bytes(received)
-
-
-def _too_large() -> GitHubAppError:
-    return GitHubAppError("invalid_response", f"the answer is over {MAX_RESPONSE_BYTES} bytes")
+            response = request_bounded(
+                self._session,
+                method,
+                self.api_url + path,
+                headers=headers,
+                body=body,
+                max_bytes=MAX_RESPONSE_BYTES,
+                connect_timeout=self.timeout,
+                read_timeout=self.timeout,
+                total_seconds=2 * self.timeout,
+            )
+        except BoundedHttpError as exc:
+            if exc.kind == "too_large":
+                raise GitHubAppError(
+                    "invalid_response", f"the answer is over {MAX_RESPONSE_BYTES} bytes"
+                ) from None
+            if exc.kind == "too_slow":
+                raise GitHubAppError("unreachable", "the GitHub API took too long") from None
+            raise GitHubAppError("unreachable", f"the GitHub API {exc.detail}") from None
+        if response.status >= 500:
+            raise GitHubAppError("unreachable", f"the GitHub API answered HTTP {response.status}")
+        return response.status, response.body
 
 
 def _expect(status: int, wanted: int, what: str) -> None:
