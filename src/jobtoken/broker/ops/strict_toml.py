@@ -76,7 +76,12 @@ class StrictTable:
         return tuple(value)
 
     def names(self) -> list[str]:
+        """Every key, each then counting as read."""
         self._seen.update(self._data)
+        return list(self._data)
+
+    def given(self) -> list[str]:
+        """Every key the table sets, reading none of them."""
         return list(self._data)
 
     def table(self: _Table, key: str) -> _Table:
