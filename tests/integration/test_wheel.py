@@ -21,6 +21,7 @@ def test_the_wheel_ships_the_product(wheel_names: list[str]) -> None:
         "jobtoken/action/exchange.py",
         "jobtoken/wire/grammar.py",
         "jobtoken/broker/tokens/exchange.py",
+        "jobtoken/broker/connectors/templates.toml",  # the provider catalogue: data
         "jobtoken/policy/evaluate.py",
         "jobtoken/cli/__init__.py",
         "jobtoken/py.typed",

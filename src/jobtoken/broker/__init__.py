@@ -18,10 +18,11 @@ The rooms, from the edge inwards; a room imports only rooms listed below it:
                 grants and their refresh, the authorization flow, the GitHub App, per-job
                 upstream tokens, the upstream side of an exchange, the proxy's clients
 ``config/``     the strict TOML config and its model
-``connectors/`` the connector model, its credentials, provider templates
+``connectors/`` the connector model, its credentials, the provider catalogue (data)
 ``audit/``      the hash-chained trail, its views for people, its archive
 ``secrets/``    envelope encryption under the master key, sealed files, the seal key
 ``store/``      SQLite and PostgreSQL behind one set of queries, versioned migrations
-``ops/``        metrics, structured logs, rate limits: the ground floor every room may use
+``ops/``        metrics, structured logs, rate limits, the strict TOML reader: the ground
+                floor every room may use
 ==============  ========================================================================
 """

@@ -15,6 +15,9 @@ one of them accepts is accepted by all three (a test holds them to it).
   a JWT ``jti``, or ``sha256:`` and 32 hex digits).
 - **duration**: ASCII digits of seconds (``900``), or hours, minutes and seconds
   in that order, each part optional (``90s``, ``15m``, ``1h``, ``1h30m``).
+
+:func:`json_schema_pattern` writes a rule for a JSON Schema ``pattern`` (the broker's
+OpenAPI document), so a document states the rule the code checks, not a copy of it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "check_connector_name",
     "check_scope",
     "format_duration",
+    "json_schema_pattern",
     "parse_duration",
     "split_scopes",
 ]
@@ -66,6 +70,25 @@ def check_connector_name(name: str) -> str | None:
 def check_scope(scope: str) -> str | None:
     """None when `scope` is one RFC 6749 scope-token, else what one looks like."""
     return None if SCOPE.match(scope) else f"a scope is {SCOPE_RULE}"
+
+
+def json_schema_pattern(rule: re.Pattern[str], repeat: int = 1) -> str:
+    """`rule` as an ECMA-262 regex for a JSON Schema ``pattern``; with `repeat` > 1, a
+    list of 1 to `repeat` values separated by single spaces (a scope list).
+
+    Our rules are used with ``match`` (anchored at the start) and end in ``\\Z``, because
+    Python's ``$`` also matches before a final newline. ECMA-262 has no ``\\Z`` (without
+    the ``u`` flag it reads it as a literal ``Z``), while its ``$`` without the ``m``
+    flag matches only at the very end; a JSON Schema ``pattern`` is a search, not a
+    match. So the rule's body goes between ``^`` and ``$``. A body with ``|``, ``\\A``,
+    ``\\Z`` or a named group would change meaning there: ValueError.
+    """
+    body = rule.pattern.removesuffix("\\Z")
+    if body == rule.pattern or any(part in body for part in ("|", "\\A", "\\Z", "(?P")):
+        raise ValueError(f"not a rule json_schema_pattern can write: {rule.pattern!r}")
+    if repeat == 1:
+        return f"^{body}$"
+    return f"^{body}( {body}){{0,{repeat - 1}}}$"
 
 
 def split_scopes(text: str) -> tuple[str, ...]:

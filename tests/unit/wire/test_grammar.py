@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 
 import pytest
 from hypothesis import assume, given, settings
@@ -14,9 +17,14 @@ from jobtoken.broker.connectors.model import Connector
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.schema import load_repository_policy
 from jobtoken.wire.grammar import (
+    CONNECTOR_NAME,
+    MAX_SCOPES,
+    SCOPE,
+    TOKEN_ID,
     check_connector_name,
     check_scope,
     format_duration,
+    json_schema_pattern,
     parse_duration,
     split_scopes,
 )
@@ -161,3 +169,53 @@ def test_the_three_halves_accept_exactly_the_same_names(connector: str, scope: s
         scope = "s"  # the action's `scopes` input is a list split at these; one scope here
     action, policy, broker = verdicts(connector, scope)
     assert action == policy == broker, (connector, scope, (action, policy, broker))
+
+
+# What an ECMA-262 engine (node) says of each sample, for each pattern: JSON Schema's
+# `pattern` is ECMA-262, searched in the whole value.
+_ECMA_VERDICTS = """
+const [patterns, samples] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+console.log(JSON.stringify(patterns.map((p) => samples.map((s) => new RegExp(p).test(s)))));
+"""
+_SAMPLES = [
+    *("hubspot", "crm-v2", "a" * 63, "a" * 64, "crm.read", "x" * 128, "x" * 129, "sha256:0f"),
+    *("hubspot\n", "\nhubspot", "hubspotZ", "Z", "", "a b", 'a"b', "a\\b", "a\x7f", "hubspöt"),
+    *(" ".join(["s"] * MAX_SCOPES), " ".join(["s"] * (MAX_SCOPES + 1)), "a  b", " a", "a "),
+]
+
+
+def _python_verdict(rule: re.Pattern[str], repeat: int, sample: str) -> bool:
+    if repeat == 1:
+        return rule.match(sample) is not None
+    parts = sample.split(" ")
+    return len(parts) <= repeat and all(rule.match(part) for part in parts)
+
+
+def test_json_schema_patterns_accept_in_an_ecma_engine_exactly_what_the_rules_do() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs node, an ECMA-262 engine")
+    rules = [(CONNECTOR_NAME, 1), (SCOPE, 1), (TOKEN_ID, 1), (SCOPE, MAX_SCOPES)]
+    patterns = [json_schema_pattern(rule, repeat) for rule, repeat in rules]
+    answer = subprocess.run(
+        [node, "-e", _ECMA_VERDICTS],
+        input=json.dumps([patterns, _SAMPLES]),
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    ecma = json.loads(answer.stdout)
+    for (rule, repeat), pattern, verdicts in zip(rules, patterns, ecma, strict=True):
+        expected = [_python_verdict(rule, repeat, sample) for sample in _SAMPLES]
+        assert verdicts == expected, pattern
+    # the samples exercise both answers of every pattern
+    assert all(any(verdicts) and not all(verdicts) for verdicts in ecma)
+
+
+def test_json_schema_pattern_anchors_the_rule_without_python_only_syntax() -> None:
+    assert json_schema_pattern(CONNECTOR_NAME) == "^[a-z0-9][a-z0-9_-]{0,62}$"
+    assert "\\Z" not in json_schema_pattern(SCOPE, MAX_SCOPES)
+
+
+@pytest.mark.parametrize("pattern", [r"[a-z]+", r"a|b\Z", r"(?P<x>a)\Z", r"\Aa\Z"])
+def test_json_schema_pattern_refuses_a_rule_it_cannot_write_exactly(pattern: str) -> None:
+    with pytest.raises(ValueError, match="json_schema_pattern"):
+        json_schema_pattern(re.compile(pattern))

@@ -22,7 +22,6 @@ holds :func:`load_config` (read, size cap, TOML decode); the rest of the package
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from jobtoken.broker.config.errors import ConfigError
@@ -42,11 +41,7 @@ from jobtoken.broker.config.model import (
 from jobtoken.broker.config.secret_ref import MAX_SECRET_BYTES as MAX_SECRET_BYTES
 from jobtoken.broker.config.secret_ref import SecretRef
 from jobtoken.broker.config.sections import parse_document
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from jobtoken.broker.ops.strict_toml import tomllib
 
 __all__ = [
     "BrokerConfig",

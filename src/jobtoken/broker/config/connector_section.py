@@ -3,7 +3,7 @@ access comes from (``credential``, with an ``[oauth]`` or ``[github_app]`` table
 credential itself is stored by ``connector set``, or is the file named by
 ``credential_sealed_file``, relative to the config file).
 
-``template = "hubspot"`` (``connectors/templates.py``) fills every value the table
+``template = "hubspot"`` (``connectors/templates.toml``) fills every value the table
 does not set: the provider's documented endpoints, scope separator and response
 quirks, the API's base URL and proxy routes, and the scopes those routes name. A
 value written in the table always wins; ``routes`` written in the table replace the

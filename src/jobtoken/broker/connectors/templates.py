@@ -7,26 +7,38 @@ authenticate, where the token response keeps the access token, the headers its A
 needs) and the proxy routes that map the provider's REST paths to OUR scope names. No
 secret and no account-specific value (client id, tenant host) ever lives here.
 
-Each fact carries, in :mod:`jobtoken.broker.connectors.template_catalog`, a comment naming the
-provider page it comes from; ``ProviderTemplate.docs`` lists those pages.
+The templates are data: ``templates.toml`` beside this module, shipped in the wheel, is
+read once, strictly, when this module is first imported (:func:`load_catalogue`). Each
+fact there names the provider pages it comes from (``[NAME.sources]``), or says why no
+page of the provider confirms it (``[NAME.unconfirmed]``); ``ProviderTemplate.docs``
+lists those pages.
 
 Public API: :class:`ProviderTemplate`, :data:`TEMPLATES`, :func:`template`,
-:data:`CREDENTIALS`, :data:`CLIENT_AUTH_METHODS`.
+:func:`load_catalogue`, :data:`FACTS`, :data:`CREDENTIALS`, :data:`CLIENT_AUTH_METHODS`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from importlib import resources
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from jobtoken.broker.connectors.model import Route
-from jobtoken.broker.connectors.template_catalog import catalog
+from jobtoken.broker.connectors.model import OAuthSettings, Route
+from jobtoken.broker.ops.strict_toml import StrictTable, checked, tomllib
 from jobtoken.wire.grammar import check_connector_name
 
-__all__ = ["CLIENT_AUTH_METHODS", "CREDENTIALS", "TEMPLATES", "ProviderTemplate", "template"]
+__all__ = [
+    "CLIENT_AUTH_METHODS",
+    "CREDENTIALS",
+    "FACTS",
+    "TEMPLATES",
+    "ProviderTemplate",
+    "load_catalogue",
+    "template",
+]
 
 CREDENTIALS = ("oauth2-refresh", "github-app")
 CLIENT_AUTH_METHODS = ("client_secret_post", "client_secret_basic")
@@ -132,9 +144,107 @@ class ProviderTemplate:
         return tuple(dict.fromkeys(route.scope for route in self.routes))
 
 
-TEMPLATES: Mapping[str, ProviderTemplate] = MappingProxyType(
-    {t.name: t for t in catalog(ProviderTemplate)}
-)
+#: what a template states: every field but its name and its pages, each with its sources
+FACTS = tuple(f.name for f in fields(ProviderTemplate) if f.name not in ("name", "docs"))
+#: a fact the catalogue leaves out takes the connector's own default (``OAuthSettings``)
+_CONNECTOR = OAuthSettings(client_id="default", token_url="https://default.invalid/")  # noqa: S106
+CATALOGUE = "templates.toml"
+
+
+def load_catalogue(text: str) -> dict[str, ProviderTemplate]:
+    """Every template of a catalogue (``templates.toml``'s format), read strictly.
+
+    ValueError naming the table and key at fault: an unknown key or a value of the wrong
+    type, a value :class:`ProviderTemplate` or :class:`Route` refuses, a fact written
+    with neither a source nor a reason it is unconfirmed, a source naming no page of
+    ``[NAME.docs]``, or a page no fact cites.
+    """
+    root = StrictTable(tomllib.loads(text), "")
+    return {
+        name: checked(root.table(name), lambda t, name=name: _template(t, name))  # type: ignore[misc]
+        for name in root.names()
+    }
+
+
+def _template(t: StrictTable, name: str) -> ProviderTemplate:
+    docs = t.table("docs")
+    pages = {key: docs.text(key, "") for key in docs.names()}
+    built = ProviderTemplate(
+        name=name,
+        credential=t.text("credential", ""),
+        authorize_url=t.text("authorize_url", ""),
+        token_url=t.text("token_url", ""),
+        revoke_url=t.text("revoke_url", ""),
+        scope_separator=t.text("scope_separator", _CONNECTOR.scope_separator),
+        client_auth=t.text("client_auth", _CONNECTOR.client_auth),
+        base_url=t.text("base_url", ""),
+        base_url_field=t.text("base_url_field", ""),
+        access_token_path=t.strings("access_token_path", _CONNECTOR.access_token_path),
+        authorize_params=_texts(t.table("authorize_params")),
+        upstream_scopes=t.strings("upstream_scopes", ()),
+        headers=_texts(t.table("headers")),
+        routes=tuple(checked(r, _route) for r in t.tables("routes")),
+        docs=tuple(pages.values()),
+        token_body=t.text("token_body", _CONNECTOR.token_body),
+    )
+    _check_sources(t, [fact for fact in t.given() if fact in FACTS], pages)
+    return built
+
+
+def _route(r: StrictTable) -> Route:
+    # the keys and defaults of a [[connectors.NAME.routes]] entry (config/connector_section.py)
+    return Route(
+        r.text("method", "GET"), r.text("path", ""), r.text("scope", ""), r.strings("query", ())
+    )
+
+
+def _texts(t: StrictTable) -> dict[str, str]:
+    return {key: t.text(key, "") for key in t.names()}
+
+
+def _check_sources(t: StrictTable, written: list[str], pages: Mapping[str, str]) -> None:
+    """Every fact written has pages, a reason it is unconfirmed, or both; every page backs one."""
+    sources, unconfirmed = t.table("sources"), t.table("unconfirmed")
+    cited: set[str] = set()
+    for notes in (sources, unconfirmed):
+        for fact in notes.names():
+            if fact not in written:
+                raise ValueError(f"[{notes.where}] {fact}: [{t.where}] states no such fact")
+    for fact in sources.given():
+        names = sources.strings(fact, ())
+        if not names:
+            raise ValueError(f"[{sources.where}] {fact}: name at least one page")
+        for page in names:
+            if page not in pages:
+                raise ValueError(f"[{sources.where}] {fact}: no page {page!r} in [{t.where}.docs]")
+        cited.update(names)
+    for fact in unconfirmed.given():
+        if not unconfirmed.text(fact, "").strip():
+            raise ValueError(f"[{unconfirmed.where}] {fact}: say why it is unconfirmed")
+    for fact in written:
+        if fact not in sources.given() and fact not in unconfirmed.given():
+            raise ValueError(
+                f"[{t.where}] {fact} has no source: name its pages in [{sources.where}], "
+                f"or say in [{unconfirmed.where}] why no page of the provider confirms it"
+            )
+    idle = [key for key in pages if key not in cited]
+    if idle:
+        raise ValueError(f"[{t.where}.docs] {idle[0]}: no fact cites this page")
+
+
+def _shipped_catalogue() -> dict[str, ProviderTemplate]:
+    text = (
+        resources.files("jobtoken.broker.connectors")
+        .joinpath(CATALOGUE)
+        .read_text(encoding="utf-8")
+    )
+    try:
+        return load_catalogue(text)
+    except ValueError as exc:
+        raise ValueError(f"the provider catalogue {CATALOGUE}: {exc}") from None
+
+
+TEMPLATES: Mapping[str, ProviderTemplate] = MappingProxyType(_shipped_catalogue())
 
 
 def template(name: str) -> ProviderTemplate:

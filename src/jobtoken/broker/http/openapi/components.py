@@ -1,19 +1,21 @@
-"""The reusable parts of the broker's OpenAPI document (``openapi/document.py``): the bodies,
+"""The reusable parts of the broker's OpenAPI document (``document.py``): the bodies,
 headers, shared error responses and security schemes its operations refer to.
 
 Written by hand, as data, from what the handlers answer (``http/app.py``, ``http/oauth.py``,
 ``http/proxy.py``, ``http/webhook.py``, ``tokens/registry.py``, ``ops/rate_limits.py``,
-``store_outage.py``). The helpers only spell the repeated shapes once.
+``http/store_outage.py``); the names' patterns are the grammar's own (``wire/grammar.py``).
+The helpers only spell the repeated shapes once.
 
 Public API: :data:`COMPONENTS`, :func:`ref`, :func:`response`, :func:`json_body`,
-:func:`oauth_error`, :func:`form_body`.
+:func:`oauth_error`, :func:`form_body`, and the patterns :data:`CONNECTOR_NAME_PATTERN`,
+:data:`SCOPE_LIST_PATTERN`, :data:`TOKEN_ID_PATTERN`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from jobtoken.wire.grammar import MAX_SCOPES
+from jobtoken.wire import grammar
 from jobtoken.wire.oauth_terms import (
     ACCESS_TOKEN_TYPE,
     ERROR_CODES,
@@ -23,13 +25,13 @@ from jobtoken.wire.oauth_terms import (
 )
 
 __all__ = ["COMPONENTS", "form_body", "json_body", "oauth_error", "ref", "response"]
+__all__ += ["CONNECTOR_NAME_PATTERN", "SCOPE_LIST_PATTERN", "TOKEN_ID_PATTERN"]
 
 Json = dict[str, Any]
 
-#: one scope name: printable ASCII except space, `"` and `\` (RFC 6749 §3.3)
-_SCOPE_NAME = r"[!#-\[\]-~]{1,128}"
-SCOPE_LIST = f"^{_SCOPE_NAME}( {_SCOPE_NAME}){{0,{MAX_SCOPES - 1}}}$"
-CONNECTOR_NAME = "^[a-z0-9][a-z0-9_-]{0,62}$"
+CONNECTOR_NAME_PATTERN = grammar.json_schema_pattern(grammar.CONNECTOR_NAME)
+SCOPE_LIST_PATTERN = grammar.json_schema_pattern(grammar.SCOPE, grammar.MAX_SCOPES)
+TOKEN_ID_PATTERN = grammar.json_schema_pattern(grammar.TOKEN_ID)
 #: what an active token's introspection always has (``tokens/registry.py``)
 _INTROSPECTION_MEMBERS = (
     "active", "scope", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss", "jti",
@@ -189,20 +191,20 @@ COMPONENTS: Json = {
                 "subject_token_type": SUBJECT_TOKEN_TYPE,
                 "resource": {
                     "type": "string",
-                    "pattern": CONNECTOR_NAME,
+                    "pattern": CONNECTOR_NAME_PATTERN,
                     "description": "The connector's name (`invalid_target` when the "
                     "broker has no such connector).",
                 },
                 "audience": {
                     "type": "string",
-                    "pattern": CONNECTOR_NAME,
+                    "pattern": CONNECTOR_NAME_PATTERN,
                     "description": "Same as `resource`; when both are sent they must be "
                     "equal (`invalid_target`).",
                 },
                 "scope": {
                     "type": "string",
-                    "pattern": SCOPE_LIST,
-                    "description": f"1 to {MAX_SCOPES} scope names separated by single "
+                    "pattern": SCOPE_LIST_PATTERN,
+                    "description": f"1 to {grammar.MAX_SCOPES} scope names separated by single "
                     "spaces, each a scope of the connector (`invalid_scope`) that the "
                     "repository's policy allows for these claims (`unauthorized_client`).",
                 },
@@ -247,9 +249,10 @@ COMPONENTS: Json = {
                 },
                 "token_type": {"type": "string", "const": "Bearer"},
                 "expires_in": {"type": "integer", "minimum": 1},
-                "scope": {"type": "string", "pattern": SCOPE_LIST},
+                "scope": {"type": "string", "pattern": SCOPE_LIST_PATTERN},
                 "token_id": {
                     "type": "string",
+                    "pattern": TOKEN_ID_PATTERN,
                     "description": "Revokes the token with a fresh ID token of the job "
                     "(POST /revoke); also its audit records' `token_id`.",
                 },

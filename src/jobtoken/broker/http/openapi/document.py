@@ -2,9 +2,9 @@
 
 ``GET /openapi.json`` serves :data:`OPENAPI_JSON`; ``docs/openapi.json`` is the same
 text, written by ``python -m jobtoken.broker.http.openapi.document docs/openapi.json``.
-``tests/unit/broker/http/openapi/test_document.py`` checks that the copy is current, that the paths
-and methods here are exactly the app's routing table (``http/app.py``) and that the
-document validates against the OpenAPI 3.1 schema. The document describes no one
+``tests/unit/broker/http/openapi/test_document.py`` checks that the copy is current,
+that the paths and methods here are exactly the app's routing table (``http/app.py``) and
+that the document validates against the OpenAPI 3.1 schema. The document describes no one
 deployment: its URLs are relative, and the connectors and scopes are the config's.
 
 Public API: :data:`DOCUMENT`, :data:`OPENAPI_JSON`, :func:`serve_openapi`.

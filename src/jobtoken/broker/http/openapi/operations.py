@@ -1,8 +1,7 @@
-"""The operations of the broker's OpenAPI document (``openapi/document.py``), path by path.
-
-Written by hand from what each handler reads and answers: ``http/app.py`` (token, revoke,
+"""The operations of the broker's OpenAPI document (``document.py``), path by path,
+written by hand from what each handler reads and answers: ``http/app.py`` (token, revoke,
 introspect, metadata, JWKS, probes, metrics), ``http/proxy.py`` and ``http/webhook.py``. The
-shared bodies, headers and error responses are in ``openapi/components.py``.
+shared bodies, headers, patterns and error responses are in ``components.py``.
 
 Public API: :data:`PATHS`, :data:`PROXY_RESPONSES`.
 """
@@ -12,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from jobtoken.broker.http.openapi.components import (
+    CONNECTOR_NAME_PATTERN,
     SUBJECT_TOKEN_TYPE,
+    TOKEN_ID_PATTERN,
     form_body,
     json_body,
     oauth_error,
@@ -35,7 +36,6 @@ _FORM_RULES = (
 _RETRY_AFTER = {"Retry-After": ref("headers", "RetryAfter")}
 _PROXY_METHODS = ("get", "head", "post", "put", "patch", "delete")
 
-
 _PROXY_PATH: Json = {
     "summary": "Call a connector's API with a broker token",
     "description": "The broker checks the token (signature, `aud` = this connector, "
@@ -51,7 +51,7 @@ _PROXY_PATH: Json = {
             "name": "connector",
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+            "schema": {"type": "string", "pattern": CONNECTOR_NAME_PATTERN},
         },
         {
             "name": "path",
@@ -187,7 +187,7 @@ _REVOKE: Json = {
                     "title": "by token id",
                     "required": ["token_id", "subject_token", "subject_token_type"],
                     "properties": {
-                        "token_id": {"type": "string", "maxLength": 128},
+                        "token_id": {"type": "string", "pattern": TOKEN_ID_PATTERN},
                         "subject_token": {
                             "type": "string",
                             "description": "A fresh ID token of the job the token is bound "
