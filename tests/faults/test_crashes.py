@@ -153,7 +153,7 @@ def _job_tokens(broker: BrokerProcess, count: int) -> list[str]:
         entry = AuditEntry(
             decision="issued", token_sha256=record.token_sha256, token_id=record.token_id
         )
-        audit.record(entry, token=record)
+        store.issue_token(audit.builder(entry), record)
 
     try:
         with ThreadPoolExecutor(16) as pool:

@@ -33,7 +33,7 @@ from jobtoken.broker.connectors.credentials import ConnectorCredentials, Credent
 from jobtoken.broker.connectors.model import Connector
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
-from jobtoken.broker.store import SqlStore, StoreError
+from jobtoken.broker.store import SqlStore, StoreError, sealed_record_id
 from jobtoken.broker.upstream.authorization_flow import AuthorizationFailed, LoopbackAuthorization
 from jobtoken.broker.upstream.grants import GrantUnavailable, UpstreamGrants
 from jobtoken.broker.upstream.oauth_client import (
@@ -117,7 +117,9 @@ def _connector_set(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         store.put_credential(
-            args.name, envelope.encrypt(f"connector:{args.name}", raw), int(time.time())
+            args.name,
+            envelope.encrypt(sealed_record_id("connector_credentials", args.name), raw),
+            int(time.time()),
         )
     finally:
         store.close()

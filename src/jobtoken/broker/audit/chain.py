@@ -8,8 +8,9 @@ carries its sequence number and the hash of the record before it, and its own ha
 as the chain head. :func:`check_chain` therefore detects a record altered (its hash no
 longer matches), removed (a gap in ``seq`` or, at the end, a head that points past the
 last record) or reordered (a ``prev_hash`` that no longer links). A record holds the
-SHA-256 of a token, never the token; the issuing path commits the record in the same
-transaction as the token row, before the token is returned.
+SHA-256 of a token, never the token; the issuing transaction
+(``SqlStore.issue_token``) commits the record with the token's row, before the token is
+returned.
 
 Public API: :class:`AuditEntry`, :class:`AuditLog`, :func:`check_chain`,
 :func:`export_jsonl`, :data:`AUDITED_CLAIMS`.
@@ -29,10 +30,7 @@ from jobtoken.broker.store import (
     GENESIS_HASH,
     AuditBuilder,
     AuditRow,
-    JobKey,
-    JtiClaim,
     SqlStore,
-    TokenRecord,
 )
 
 __all__ = ["AUDITED_CLAIMS", "AuditEntry", "AuditLog", "check_chain", "export_jsonl"]
@@ -130,21 +128,11 @@ class AuditLog:
         self._store = store
         self._clock = clock
 
-    def record(
-        self,
-        entry: AuditEntry,
-        token: TokenRecord | None = None,
-        *,
-        jti: JtiClaim | None = None,
-        job: JobKey | None = None,
-        upstream: bytes | None = None,
-    ) -> int:
-        """Commit ``entry`` (with the ``token`` row it issues, the ``jti`` claim, the
-        job check and the job's sealed upstream token, atomically:
-        ``SqlStore.append_audit``); returns its seq."""
-        return self._store.append_audit(
-            self.builder(entry), token, jti=jti, job=job, upstream=upstream
-        )
+    def record(self, entry: AuditEntry) -> int:
+        """Commit ``entry`` as the next record of the chain; returns its seq. (An issued
+        token is committed with its record by ``SqlStore.issue_token``, which takes
+        :meth:`builder`.)"""
+        return self._store.append_audit(self.builder(entry))
 
     def builder(self, entry: AuditEntry) -> AuditBuilder:
         """How the store writes ``entry`` once it knows its place in the chain (for a

@@ -31,7 +31,7 @@ from jobtoken.broker.ops.logs import log_event
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.secrets.seal_keys import SealKeys
 from jobtoken.broker.secrets.sealed_file import SealedFile, SealedFileError, read_sealed_file
-from jobtoken.broker.store import SqlStore
+from jobtoken.broker.store import SqlStore, sealed_record_id
 
 __all__ = ["ConnectorCredentials", "CredentialUnusable"]
 
@@ -74,7 +74,9 @@ class ConnectorCredentials:
                 "or names a credential_sealed_file",
             )
         try:
-            return self._envelope.decrypt(f"connector:{connector.name}", sealed)
+            return self._envelope.decrypt(
+                sealed_record_id("connector_credentials", connector.name), sealed
+            )
         except EnvelopeError as exc:
             raise CredentialUnusable(
                 "credential_unreadable",

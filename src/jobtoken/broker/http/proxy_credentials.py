@@ -28,6 +28,7 @@ from jobtoken.broker.connectors.credentials import CredentialUnusable
 from jobtoken.broker.connectors.model import OAUTH_CREDENTIALS, Connector
 from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.secrets.envelope import EnvelopeError
+from jobtoken.broker.store import sealed_record_id
 from jobtoken.broker.upstream.grants import GrantUnavailable
 
 __all__ = ["UpstreamCredential", "bad_gateway", "unavailable", "upstream_credential"]
@@ -80,7 +81,9 @@ def _job_token(broker: Broker, connector: Connector, token_id: str) -> UpstreamC
     if revoked_upstream_at is not None or expires_at <= time.time():
         raise unusable
     try:
-        value = broker.envelope.decrypt(f"job-upstream:{token_id}", sealed).decode("utf-8")
+        value = broker.envelope.decrypt(
+            sealed_record_id("job_upstream_tokens", token_id), sealed
+        ).decode("utf-8")
     except (EnvelopeError, UnicodeDecodeError):
         raise unusable from None
     return UpstreamCredential(value)

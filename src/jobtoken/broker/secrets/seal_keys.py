@@ -24,7 +24,7 @@ from jobtoken.broker.secrets.sealed_file import (
     open_credential,
     seal_key_id,
 )
-from jobtoken.broker.store import SealKeyRow, SqlStore
+from jobtoken.broker.store import SealKeyRow, SqlStore, sealed_record_id
 
 __all__ = ["SealKeys"]
 
@@ -44,7 +44,7 @@ class SealKeys:
             return current
         private = PrivateKey.generate()
         key_id = seal_key_id(bytes(private.public_key))
-        sealed = self._envelope.encrypt(_record_id(key_id), bytes(private))
+        sealed = self._envelope.encrypt(sealed_record_id("seal_keys", key_id), bytes(private))
         self._store.add_seal_key(SealKeyRow(key_id, "current", int(time.time()), sealed))
         current = self.current()  # another process may have won: its key is the one
         assert current is not None
@@ -82,13 +82,9 @@ class SealKeys:
         if cached is not None:
             return cached
         try:
-            private = self._envelope.decrypt(_record_id(key_id), blob)
+            private = self._envelope.decrypt(sealed_record_id("seal_keys", key_id), blob)
         except EnvelopeError as exc:
             raise SealedFileError(f"the broker's seal key {key_id}: {exc}") from None
         with self._guard:
             self._opened[key_id] = private
         return private
-
-
-def _record_id(key_id: str) -> str:
-    return f"seal-key:{key_id}"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobtoken.broker.store.audit_queries import GENESIS_HASH, AuditBuilder
+from jobtoken.broker.store.audit_queries import GENESIS_HASH
 from jobtoken.broker.store.base import REVOKE_BATCH, SqlStore
 from jobtoken.broker.store.records import (
     GRANT_NEEDS_REAUTHORIZATION,
     GRANT_READY,
+    AuditBuilder,
     AuditCheckpoint,
     AuditRow,
     GrantRow,
@@ -25,6 +26,7 @@ from jobtoken.broker.store.records import (
     SigningKeyRow,
     StoreError,
     TokenRecord,
+    sealed_record_id,
 )
 from jobtoken.broker.store.schema import LATEST_VERSION, Migration
 
@@ -49,6 +51,7 @@ __all__ = [
     "StoreError",
     "TokenRecord",
     "open_store",
+    "sealed_record_id",
 ]
 
 

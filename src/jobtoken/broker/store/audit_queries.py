@@ -1,4 +1,4 @@
-"""The audit chain's queries, and the issuing transaction that appends to it.
+"""The audit chain's queries.
 
 Part of :class:`~jobtoken.broker.store.base.SqlStore`. The chain has a single order
 in every backend: a record's ``seq`` is the head's plus one, read and written in the
@@ -9,106 +9,31 @@ one chain.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from jobtoken.broker.store.job_ends import JobEndQueries
 from jobtoken.broker.store.records import (
-    TOKEN_COLUMNS,
+    AuditBuilder,
     AuditCheckpoint,
     AuditRow,
     Cursor,
-    IssueRefused,
-    JobKey,
-    JtiClaim,
-    TokenRecord,
 )
+from jobtoken.broker.store.transactions import Transactions
 
 #: prev_hash of the first audit record
 GENESIS_HASH = "0" * 64
 
-#: given (seq, prev_hash) of the record to write, returns (record text, its hash)
-AuditBuilder = Callable[[int, str], tuple[str, str]]
 
 _AUDIT_BATCH = 500
 
 
-class AuditQueries(JobEndQueries):
-    """``append_audit`` (the issuing transaction), ``audit_head``, ``audit_rows`` and
-    ``audit_page``; the issuing transaction asks the job-end table, hence the base class."""
+class AuditQueries(Transactions):
+    """``append_audit``, ``audit_head``, ``audit_rows``, ``audit_page``, the checkpoint
+    and the archive; ``_append`` is the one place a record joins the chain."""
 
-    def append_audit(
-        self,
-        build: AuditBuilder,
-        token: TokenRecord | None = None,
-        *,
-        jti: JtiClaim | None = None,
-        job: JobKey | None = None,
-        upstream: bytes | None = None,
-    ) -> int:
-        """Append one chained audit record in one transaction; its ``seq`` once committed.
-
-        The issuing transaction passes the rest of what it commits with the record:
-
-        1. ``jti``: claim the ID token's single use (``IssueRefused("replayed")`` if it
-           was claimed already);
-        2. ``job``: the job has not ended (``IssueRefused("job_completed")``), checked
-           under the write lock, so a job end recorded meanwhile is seen;
-        3. the audit record and ``token``'s row;
-        4. ``upstream``: the sealed upstream token the job got with ``token`` (a GitHub
-           App installation token), kept for the proxy and for revoking it upstream.
-
-        A refusal commits nothing of the transaction.
-        """
-
-        def body(cur: Cursor) -> int:
-            if jti is not None:
-                cur.execute(
-                    self._sql(
-                        "INSERT INTO jti_replay (issuer, jti, expires_at) VALUES (?, ?, ?) "
-                        "ON CONFLICT (issuer, jti) DO NOTHING"
-                    ),
-                    (jti.issuer, jti.jti, jti.expires_at),
-                )
-                if cur.rowcount != 1:
-                    raise IssueRefused("replayed")
-            if job is not None and self._job_ended_in(cur, job):
-                raise IssueRefused("job_completed")
-            seq = self._append(cur, build)
-            if token is not None:
-                cur.execute(
-                    self._sql(
-                        f"INSERT INTO tokens ({TOKEN_COLUMNS}) "  # noqa: S608
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    ),
-                    (
-                        token.token_id,
-                        token.token_sha256,
-                        token.kind,
-                        token.connector,
-                        token.scopes,
-                        token.subject,
-                        token.repository_id,
-                        token.run_id,
-                        token.run_attempt,
-                        token.check_run_id,
-                        token.issued_at,
-                        token.expires_at,
-                        token.revoked_at,
-                        int(token.shared_credential),
-                    ),
-                )
-                if upstream is not None:
-                    cur.execute(
-                        self._sql(
-                            "INSERT INTO job_upstream_tokens "
-                            "(token_id, connector, sealed, expires_at) VALUES (?, ?, ?, ?)"
-                        ),
-                        (token.token_id, token.connector, upstream, token.expires_at),
-                    )
-            return seq
-
-        result: int = self._run(True, body)
-        return result
+    def append_audit(self, build: AuditBuilder) -> int:
+        """Append one chained audit record in a write transaction of its own; its ``seq``
+        once committed. (A token is issued with its record by ``issue_token``.)"""
+        return self._write(lambda cur: self._append(cur, build))
 
     def _append(self, cur: Cursor, build: AuditBuilder) -> int:
         """Append one record after the head, inside the caller's write transaction."""
@@ -135,8 +60,7 @@ class AuditQueries(JobEndQueries):
             row = cur.fetchone()
             return None if row is None else (int(row[0]), str(row[1]))
 
-        result: tuple[int, str] | None = self._run(False, body)
-        return result
+        return self._read(body)
 
     def audit_rows(self, up_to: int | None = None) -> Iterator[AuditRow]:
         """Every audit row in ``seq`` order (up to ``up_to``, when given), in batches.
@@ -170,8 +94,7 @@ class AuditQueries(JobEndQueries):
             )
             return [AuditRow(int(r[0]), r[1], r[2], r[3]) for r in cur.fetchall()]
 
-        result: list[AuditRow] = self._run(False, body)
-        return result
+        return self._read(body)
 
     # -- archive: a prefix of the chain leaves the store, its head stays as a checkpoint
     def audit_checkpoint(self) -> tuple[int, str] | None:
@@ -182,8 +105,7 @@ class AuditQueries(JobEndQueries):
             row = cur.fetchone()
             return None if row is None else (int(row[0]), str(row[1]))
 
-        result: tuple[int, str] | None = self._run(False, body)
-        return result
+        return self._read(body)
 
     def archive_audit(self, checkpoint: AuditCheckpoint) -> int:
         """Record ``checkpoint`` and delete the records up to it, in one transaction;
@@ -212,5 +134,4 @@ class AuditQueries(JobEndQueries):
             cur.execute(self._sql("DELETE FROM audit WHERE seq <= ?"), (checkpoint.seq,))
             return cur.rowcount
 
-        result: int = self._run(True, body)
-        return result
+        return self._write(body)

@@ -22,12 +22,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TypeVar
 
-from jobtoken.broker.store.audit_queries import AuditBuilder, AuditQueries
+from jobtoken.broker.store.audit_queries import AuditQueries
 from jobtoken.broker.store.grant_queries import GrantQueries
+from jobtoken.broker.store.issuing import IssueQueries
 from jobtoken.broker.store.records import (
     TOKEN_COLUMNS,
+    AuditBuilder,
     Cursor,
     JobKey,
     StoreError,
@@ -42,6 +44,8 @@ _TOKEN_COLUMNS = TOKEN_COLUMNS
 #: most tokens one revocation transaction revokes (a large job takes several)
 REVOKE_BATCH = 500
 
+T = TypeVar("T")
+
 #: the audit record of one revoked token
 RevocationRecord = Callable[[TokenRecord], AuditBuilder]
 
@@ -54,7 +58,7 @@ def _job_params(job: JobKey) -> tuple[str, str, str, str]:
     return (job.repository_id, job.run_id, job.run_attempt, job.check_run_id)
 
 
-class SqlStore(AuditQueries, SealedQueries, GrantQueries):
+class SqlStore(AuditQueries, IssueQueries, SealedQueries, GrantQueries):
     """Every query of the broker. A backend provides the ``_*_transaction`` hooks and
     calls :meth:`_start` once its connections are ready."""
 
@@ -107,14 +111,15 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
     def _sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
-    def _run(self, write: bool, body: Callable[[Cursor], Any]) -> Any:
-        if write:
-            return self._writer.run(body)
+    def _read(self, body: Callable[[Cursor], T]) -> T:
         try:
             with self._read_transaction() as cur:
                 return body(cur)
         except self.database_errors as exc:
             raise StoreError(f"the store cannot be read: {first_line(exc)}") from None
+
+    def _write(self, body: Callable[[Cursor], T]) -> T:
+        return self._writer.run(body)
 
     # -- OIDC jti replay (the verifier's JtiStore) -----------------------------------
     def jti_claimed(self, issuer: str, jti: str, now: int) -> bool:
@@ -130,8 +135,7 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
             )
             return cur.fetchone() is not None
 
-        result: bool = self._run(False, body)
-        return result
+        return self._read(body)
 
     def claim_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
         """Record (issuer, jti) as used; False if it was already used and not yet expired."""
@@ -148,8 +152,7 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
             )
             return cur.rowcount == 1
 
-        result: bool = self._run(True, body)
-        return result
+        return self._write(body)
 
     # -- tokens ----------------------------------------------------------------------
     def find_tokens(self, token_sha256: str) -> list[TokenRecord]:
@@ -160,8 +163,7 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
             )
             return [TokenRecord.from_row(row) for row in cur.fetchall()]
 
-        result: list[TokenRecord] = self._run(False, body)
-        return result
+        return self._read(body)
 
     def find_token(self, token_id: str) -> TokenRecord | None:
         def body(cur: Cursor) -> TokenRecord | None:
@@ -172,8 +174,7 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
             row = cur.fetchone()
             return None if row is None else TokenRecord.from_row(row)
 
-        result: TokenRecord | None = self._run(False, body)
-        return result
+        return self._read(body)
 
     # -- revocation, each token with its audit record in one transaction ------------
     def revoke_by_sha256(
@@ -247,8 +248,7 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
                 self._append(cur, record(row))
             return rows
 
-        result: list[TokenRecord] = self._run(True, body)
-        return result
+        return self._write(body)
 
     def purge_expired_tokens(self, before: int, limit: int) -> int:
         """Delete at most ``limit`` tokens that expired before ``before``; returns how many."""
@@ -271,8 +271,7 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
             )
             return deleted
 
-        result: int = self._run(True, body)
-        return result
+        return self._write(body)
 
     def purge_expired_jti(self, before: int, limit: int) -> int:
         """Delete at most ``limit`` jti rows that expired before ``before``; returns how many."""
@@ -287,5 +286,4 @@ class SqlStore(AuditQueries, SealedQueries, GrantQueries):
             )
             return cur.rowcount
 
-        result: int = self._run(True, body)
-        return result
+        return self._write(body)

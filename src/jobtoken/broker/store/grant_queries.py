@@ -15,29 +15,20 @@ expires by itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from jobtoken.broker.store.audit_queries import AuditBuilder
 from jobtoken.broker.store.records import (
     GRANT_COLUMNS,
     GRANT_READY,
+    AuditBuilder,
     Cursor,
     GrantRow,
 )
+from jobtoken.broker.store.transactions import Transactions
 
 
-class GrantQueries:
+class GrantQueries(Transactions):
     """The queries on ``upstream_grants`` and ``job_upstream_tokens``."""
-
-    def _sql(self, text: str) -> str:
-        raise NotImplementedError
-
-    def _run(self, write: bool, body: Callable[[Cursor], Any]) -> Any:
-        raise NotImplementedError
-
-    def _append(self, cur: Cursor, build: AuditBuilder) -> int:
-        raise NotImplementedError
 
     # -- reads -------------------------------------------------------------------------
     def grant(self, connector: str) -> GrantRow | None:
@@ -49,16 +40,14 @@ class GrantQueries:
             row = cur.fetchone()
             return None if row is None else _grant_row(row)
 
-        result: GrantRow | None = self._run(False, body)
-        return result
+        return self._read(body)
 
     def grants(self) -> list[GrantRow]:
         def body(cur: Cursor) -> list[GrantRow]:
             cur.execute(f"SELECT {GRANT_COLUMNS} FROM upstream_grants ORDER BY connector")  # noqa: S608
             return [_grant_row(r) for r in cur.fetchall()]
 
-        result: list[GrantRow] = self._run(False, body)
-        return result
+        return self._read(body)
 
     # -- writes ------------------------------------------------------------------------
     def put_grant(
@@ -88,14 +77,12 @@ class GrantQueries:
             self._append(cur, audit)
             return generation
 
-        result: int = self._run(True, body)
-        return result
+        return self._write(body)
 
     def ensure_grant(self, connector: str, sealed: bytes, now: int) -> None:
         """Create an empty grant row (generation 0, no token) unless one exists: a
         client-credentials connector's first refresh needs a row to lease."""
-        self._run(
-            True,
+        self._write(
             lambda cur: cur.execute(
                 self._sql(
                     f"INSERT INTO upstream_grants ({GRANT_COLUMNS}) "  # noqa: S608
@@ -122,8 +109,7 @@ class GrantQueries:
             )
             return cur.rowcount == 1
 
-        result: bool = self._run(True, body)
-        return result
+        return self._write(body)
 
     def commit_refresh(
         self,
@@ -158,8 +144,7 @@ class GrantQueries:
             self._append(cur, audit)
             return generation
 
-        result: int | None = self._run(True, body)
-        return result
+        return self._write(body)
 
     def release_lease(
         self,
@@ -186,8 +171,7 @@ class GrantQueries:
                 self._append(cur, audit)
             return released
 
-        result: bool = self._run(True, body)
-        return result
+        return self._write(body)
 
     # -- per-job upstream tokens (GitHub App installation tokens) ------------------------
     def job_upstream_token(self, token_id: str) -> tuple[bytes, int, int | None] | None:
@@ -206,8 +190,7 @@ class GrantQueries:
                 return None
             return bytes(row[0]), int(row[1]), None if row[2] is None else int(row[2])
 
-        result: tuple[bytes, int, int | None] | None = self._run(False, body)
-        return result
+        return self._read(body)
 
     def mark_upstream_revoked(self, token_id: str, now: int) -> bool:
         """Record that a job's upstream token was revoked at its provider."""
@@ -222,8 +205,7 @@ class GrantQueries:
             )
             return cur.rowcount == 1
 
-        result: bool = self._run(True, body)
-        return result
+        return self._write(body)
 
     def unrevoked_upstream_tokens(self, now: int, limit: int) -> list[tuple[str, str, bytes]]:
         """(token_id, connector, sealed) of upstream tokens whose broker token was
@@ -241,8 +223,7 @@ class GrantQueries:
             )
             return [(r[0], r[1], bytes(r[2])) for r in cur.fetchall()]
 
-        result: list[tuple[str, str, bytes]] = self._run(False, body)
-        return result
+        return self._read(body)
 
 
 def _grant_row(row: Any) -> GrantRow:

@@ -12,10 +12,10 @@ per write), on the index on ``keep_until`` (schema version 2, ``schema.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobtoken.broker.store.records import JobKey
+from jobtoken.broker.store.transactions import Transactions
 
 if TYPE_CHECKING:
     from jobtoken.broker.store.records import Cursor
@@ -26,14 +26,8 @@ PURGE_BATCH = 500
 _JOB = "repository_id = ? AND run_id = ? AND run_attempt = ?"
 
 
-class JobEndQueries:
+class JobEndQueries(Transactions):
     """The queries on ``ended_jobs`` and ``webhook_deliveries``."""
-
-    def _sql(self, text: str) -> str:
-        raise NotImplementedError
-
-    def _run(self, write: bool, body: Callable[[Cursor], Any]) -> Any:
-        raise NotImplementedError
 
     def record_job_end(
         self,
@@ -59,8 +53,7 @@ class JobEndQueries:
             )
             return cur.rowcount == 1
 
-        result: bool = self._run(True, body)
-        return result
+        return self._write(body)
 
     def job_ended(
         self, repository_id: str, run_id: str, run_attempt: str, check_run_id: str
@@ -68,8 +61,7 @@ class JobEndQueries:
         """Whether this job ended. Without a ``check_run_id`` the broker cannot tell the
         jobs of a run attempt apart, so any ended job of that attempt counts."""
         job = JobKey(repository_id, run_id, run_attempt, check_run_id)
-        result: bool = self._run(False, lambda cur: self._job_ended_in(cur, job))
-        return result
+        return self._read(lambda cur: self._job_ended_in(cur, job))
 
     def _job_ended_in(self, cur: Cursor, job: JobKey) -> bool:
         where = _JOB
@@ -86,8 +78,7 @@ class JobEndQueries:
             )
             return cur.fetchone() is not None
 
-        result: bool = self._run(False, body)
-        return result
+        return self._read(body)
 
     def claim_delivery(self, delivery_id: str, now: int, keep_until: int) -> bool:
         """Record a delivery as handled; False if it already was."""
@@ -103,8 +94,7 @@ class JobEndQueries:
             )
             return cur.rowcount == 1
 
-        result: bool = self._run(True, body)
-        return result
+        return self._write(body)
 
     def _purge(self, cur: Cursor, table: str, key: str, now: int) -> None:
         cur.execute(

@@ -3,7 +3,7 @@ backend provides, and the store's exceptions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -155,6 +155,10 @@ class AuditCheckpoint:
     file_sha256: str  # of the archive file, as written
 
 
+#: given (seq, prev_hash) of the record to write, returns (record text, its hash)
+AuditBuilder = Callable[[int, str], tuple[str, str]]
+
+
 #: the tables holding sealed blobs: table -> (its key column, the prefix of the record
 #: id the blob is sealed under, ``sealing.Envelope``'s associated data)
 SEALED_TABLES = {
@@ -177,7 +181,13 @@ class SealedRecord:
     @property
     def record_id(self) -> str:
         """The id the blob is sealed under."""
-        return f"{SEALED_TABLES[self.table][1]}:{self.key}"
+        return sealed_record_id(self.table, self.key)
+
+
+def sealed_record_id(table: str, key: str) -> str:
+    """The id a blob of ``table`` (a key of :data:`SEALED_TABLES`) is sealed under: the
+    envelope's associated data, so that a blob moved to another row does not open."""
+    return f"{SEALED_TABLES[table][1]}:{key}"
 
 
 #: a grant's states: usable, or dead at the provider until an operator connects again

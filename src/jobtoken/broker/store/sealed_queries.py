@@ -7,9 +7,6 @@ Part of :class:`~jobtoken.broker.store.base.SqlStore`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from jobtoken.broker.store.records import (
     SEALED_TABLES,
     Cursor,
@@ -17,22 +14,16 @@ from jobtoken.broker.store.records import (
     SealKeyRow,
     SigningKeyRow,
 )
+from jobtoken.broker.store.transactions import Transactions
 
 
-class SealedQueries:
+class SealedQueries(Transactions):
     """The queries on ``connector_credentials``, ``signing_keys`` and ``seal_keys``, and on
     every table of ``SEALED_TABLES`` for re-wrapping."""
 
-    def _sql(self, text: str) -> str:
-        raise NotImplementedError
-
-    def _run(self, write: bool, body: Callable[[Cursor], Any]) -> Any:
-        raise NotImplementedError
-
     # -- sealed secrets --------------------------------------------------------------
     def put_credential(self, name: str, sealed: bytes, now: int) -> None:
-        self._run(
-            True,
+        self._write(
             lambda cur: cur.execute(
                 self._sql(
                     "INSERT INTO connector_credentials (name, sealed, updated_at) VALUES (?, ?, ?) "
@@ -51,8 +42,7 @@ class SealedQueries:
             row = cur.fetchone()
             return None if row is None else bytes(row[0])
 
-        result: bytes | None = self._run(False, body)
-        return result
+        return self._read(body)
 
     def add_signing_key(self, row: SigningKeyRow) -> None:
         """Make ``row`` the current key: current becomes previous, previous is retired."""
@@ -68,7 +58,7 @@ class SealedQueries:
                 (row.kid, row.alg, row.created_at, row.sealed),
             )
 
-        self._run(True, body)
+        self._write(body)
 
     def signing_keys(self) -> list[SigningKeyRow]:
         """The current and previous signing keys, current first."""
@@ -80,8 +70,7 @@ class SealedQueries:
             )
             return [SigningKeyRow(r[0], r[1], r[2], int(r[3]), bytes(r[4])) for r in cur.fetchall()]
 
-        result: list[SigningKeyRow] = self._run(False, body)
-        return result
+        return self._read(body)
 
     def add_seal_key(self, row: SealKeyRow) -> bool:
         """Make ``row`` the current seal key unless there is one already (two processes
@@ -98,8 +87,7 @@ class SealedQueries:
             )
             return cur.rowcount == 1
 
-        result: bool = self._run(True, body)
-        return result
+        return self._write(body)
 
     def seal_keys(self) -> list[SealKeyRow]:
         """Every seal key, the current one first."""
@@ -111,8 +99,7 @@ class SealedQueries:
             )
             return [SealKeyRow(r[0], r[1], int(r[2]), bytes(r[3])) for r in cur.fetchall()]
 
-        result: list[SealKeyRow] = self._run(False, body)
-        return result
+        return self._read(body)
 
     def sealed_records(self) -> list[SealedRecord]:
         def body(cur: Cursor) -> list[SealedRecord]:
@@ -122,8 +109,7 @@ class SealedQueries:
                 out += [SealedRecord(table, r[0], bytes(r[1])) for r in cur.fetchall()]
             return out
 
-        result: list[SealedRecord] = self._run(False, body)
-        return result
+        return self._read(body)
 
     def replace_sealed(self, record: SealedRecord, new_sealed: bytes) -> bool:
         """Compare-and-swap one sealed blob; False if it changed meanwhile."""
@@ -138,5 +124,4 @@ class SealedQueries:
             )
             return cur.rowcount == 1
 
-        result: bool = self._run(True, body)
-        return result
+        return self._write(body)

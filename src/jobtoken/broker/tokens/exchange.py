@@ -2,7 +2,7 @@
 
 :meth:`TokenExchange.exchange` is ``POST /token`` without HTTP. It runs, in order:
 
-1. verify the subject token (``verify.IdTokenVerifier``: issuer allowlist, signature,
+1. verify the subject token (``oidc/verifier.py``: issuer allowlist, signature,
    audience, times; its single use is step 7) — ``invalid_grant`` otherwise; then the
    repository's rate limit (``ops/rate_limits.py``) — 429 ``temporarily_unavailable``,
    audited once a minute per repository, counted always;
@@ -19,15 +19,12 @@
    replay mints nothing upstream); either may cap the TTL. Then mint (``minted``) or
    lease the upstream token (``passthrough``: the stored key, the grant's access token
    or the job's own installation token);
-7. commit one durable transaction, and only then return the token. In it:
-   claim the ID token's ``jti`` (``invalid_grant``, reason ``replayed``, if it was
-   used); check that its job has not completed (recorded by the ``workflow_job``
-   webhook; by ``check_run_id`` when the token has one, else any ended job of its run
-   attempt counts — ``invalid_grant``, reason ``job_completed``); append the audit
-   record; insert the token row (and the job's sealed upstream token). A refusal
-   commits none of it, and a crash before the commit leaves the ID token unused, so a
-   retry with it can succeed; an installation token minted for a refused exchange is
-   revoked at GitHub.
+7. the issuing transaction (``SqlStore.issue_token``), and only then return the token:
+   the ID token's ``jti`` claimed (``invalid_grant``, ``replayed``), its job not ended
+   (``invalid_grant``, ``job_completed``), the audit record and the token's row, in one
+   durable commit. A refusal commits none of it, and a crash before the commit leaves
+   the ID token unused, so a retry with it can succeed; an installation token minted
+   for a refused exchange is revoked at GitHub.
 
 Every refusal is audited too, with its reason code, before the error is returned.
 The store is down (``StoreError``): nothing is issued or audited, and the caller
@@ -263,8 +260,11 @@ class TokenExchange:
         )
         single_use = JtiClaim(verified.iss, verified.jti, self._verifier.single_use_until(verified))
         job = JobKey(record.repository_id, record.run_id, record.run_attempt, record.check_run_id)
-        # IssueRefused when the jti was used or the job ended meanwhile: nothing committed
-        self._audit.record(entry, token=record, jti=single_use, job=job, upstream=upstream)
+        # the issuing transaction; IssueRefused when the jti was used or the job ended
+        # meanwhile, and then nothing of it is committed
+        self._store.issue_token(
+            self._audit.builder(entry), record, jti=single_use, job=job, upstream=upstream
+        )
 
     def _connector(self, name: str) -> Connector:
         connector = self._connectors.get(name)

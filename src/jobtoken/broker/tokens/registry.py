@@ -7,13 +7,10 @@ output) revokes with that id plus a fresh ID token of the same job: the broker r
 the token only if it is bound to that repository, run, attempt and job
 (``check_run_id``; a token minted without one only for an ID token without one).
 
-A passthrough lease of a *shared credential* (a static key, an OAuth grant's access
-token: every job of the connector gets the same value) is one lease per job, but they
-all have the credential's hash. So possession alone revokes none of them: it is
-refused with ``unsupported_token_type`` (RFC 7009 §2.2.1), and the token plus a fresh
-ID token of the job revokes that job's lease and no other (the revoke action retries
-so). Introspecting such a credential answers for all its active leases at once: the
-members on which they all agree, and ``active_leases``.
+A passthrough lease of a *shared credential* (every job of the connector gets the same
+value) is revoked only with a fresh ID token of its job: possession alone is refused with
+``unsupported_token_type`` (RFC 7009 §2.2.1), and introspection answers for all its
+active leases at once (docs/security.md, "Leases of a shared credential").
 
 Introspection answers exactly ``{"active": false}`` for any token that is unknown,
 expired or revoked.

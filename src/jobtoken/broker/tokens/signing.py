@@ -36,7 +36,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from jobtoken.broker.errors import BrokerFailure
 from jobtoken.broker.secrets.envelope import Envelope
-from jobtoken.broker.store import SigningKeyRow, SqlStore
+from jobtoken.broker.store import SigningKeyRow, SqlStore, sealed_record_id
 
 __all__ = [
     "ALGORITHMS",
@@ -145,7 +145,7 @@ class SigningKeys:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        sealed = self._envelope.encrypt(f"signing-key:{kid}", der)
+        sealed = self._envelope.encrypt(sealed_record_id("signing_keys", kid), der)
         self._store.add_signing_key(
             SigningKeyRow(kid, self.alg, "current", int(time.time()), sealed)
         )
@@ -179,7 +179,7 @@ class SigningKeys:
             return list(self._keys)
 
     def _open(self, row: SigningKeyRow) -> _LoadedKey:
-        der = self._envelope.decrypt(f"signing-key:{row.kid}", row.sealed)
+        der = self._envelope.decrypt(sealed_record_id("signing_keys", row.kid), row.sealed)
         private = serialization.load_der_private_key(der, password=None)
         if not isinstance(private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
             raise InvalidAccessToken(f"signing key {row.kid} has an unsupported type")

@@ -50,7 +50,13 @@ from jobtoken.broker.connectors.model import Connector, OAuthSettings
 from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
-from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, GRANT_READY, GrantRow, SqlStore
+from jobtoken.broker.store import (
+    GRANT_NEEDS_REAUTHORIZATION,
+    GRANT_READY,
+    GrantRow,
+    SqlStore,
+    sealed_record_id,
+)
 from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerClient,
     AuthorizationServerError,
@@ -99,10 +105,6 @@ class UpstreamAccess:
     def fresh(self, margin: int, now: float) -> bool:
         lifetime = self.expires_at - self.obtained_at
         return bool(self.access_token) and now < self.expires_at - min(margin, lifetime // 2)
-
-
-def grant_record_id(connector: str) -> str:
-    return f"grant:{connector}"
 
 
 def reconnect_hint(connector: str) -> str:
@@ -364,11 +366,15 @@ class UpstreamGrants:
         )
 
     def _seal(self, name: str, payload: dict[str, str]) -> bytes:
-        return self._envelope.encrypt(grant_record_id(name), json.dumps(payload).encode())
+        return self._envelope.encrypt(
+            sealed_record_id("upstream_grants", name), json.dumps(payload).encode()
+        )
 
     def _open(self, name: str, row: GrantRow) -> dict[str, str]:
         try:
-            value = loads_strict(self._envelope.decrypt(grant_record_id(name), row.sealed))
+            value = loads_strict(
+                self._envelope.decrypt(sealed_record_id("upstream_grants", name), row.sealed)
+            )
         except (EnvelopeError, ValueError):
             value = None
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):

@@ -37,7 +37,7 @@ from jobtoken.broker.connectors.model import Connector
 from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.logs import log_event
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
-from jobtoken.broker.store import SqlStore, TokenRecord
+from jobtoken.broker.store import SqlStore, TokenRecord, sealed_record_id
 from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerClient,
     AuthorizationServerError,
@@ -136,7 +136,9 @@ class JobUpstreamTokens:
             ) from None
 
     def encrypt(self, token_id: str, token: str) -> bytes:
-        return self._envelope.encrypt(f"job-upstream:{token_id}", token.encode())
+        return self._envelope.encrypt(
+            sealed_record_id("job_upstream_tokens", token_id), token.encode()
+        )
 
     def discard(self, connector: Connector, token: str) -> None:
         """Revoke an upstream token the exchange minted but did not issue."""
@@ -170,7 +172,9 @@ class JobUpstreamTokens:
     # -- internals -----------------------------------------------------------------------
     def _revoke_row(self, connector: Connector, token_id: str, sealed: bytes) -> int:
         try:
-            token = self._envelope.decrypt(f"job-upstream:{token_id}", sealed).decode("utf-8")
+            token = self._envelope.decrypt(
+                sealed_record_id("job_upstream_tokens", token_id), sealed
+            ).decode("utf-8")
         except (EnvelopeError, UnicodeDecodeError):
             return 0
         if not self._revoke_upstream(connector, token):

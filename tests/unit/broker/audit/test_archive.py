@@ -99,7 +99,6 @@ def test_nothing_is_archived_from_a_broken_chain_or_over_a_file(
 
 def _alter_second_record(store: SqlStore, record: str) -> None:
     """As an attacker with write access to the database would."""
-    store._run(
-        True,
+    store._write(
         lambda cur: cur.execute(store._sql("UPDATE audit SET record = ? WHERE seq = 2"), (record,)),
     )

@@ -77,7 +77,7 @@ def test_an_expired_jti_is_forgotten(store: SqlStore) -> None:
 
 def test_audit_and_token_are_written_together(store: SqlStore) -> None:
     token = _token()
-    assert store.append_audit(_build, token) == 1
+    assert store.issue_token(_build, token) == 1
     assert store.append_audit(_build) == 2
     assert store.audit_head() == (2, f"{2:064x}")
     rows = list(store.audit_rows())
@@ -86,9 +86,9 @@ def test_audit_and_token_are_written_together(store: SqlStore) -> None:
 
 
 def test_a_failed_token_insert_rolls_back_its_audit_record(store: SqlStore) -> None:
-    store.append_audit(_build, _token())
+    store.issue_token(_build, _token())
     with pytest.raises(Exception):  # noqa: B017, PT011 - the backend's integrity error
-        store.append_audit(_build, _token())  # same token_id
+        store.issue_token(_build, _token())  # same token_id
     assert store.audit_head() == (1, f"{1:064x}")
     assert len(list(store.audit_rows())) == 1
 
@@ -98,7 +98,7 @@ def _recorded(token: TokenRecord) -> AuditBuilder:
 
 
 def test_revoke_by_hash_revokes_once_with_its_audit_record(store: SqlStore) -> None:
-    store.append_audit(_build, _token())
+    store.issue_token(_build, _token())
     first = store.revoke_by_sha256("a" * 64, 100, _recorded)
     assert [r.token_id for r in first] == ["t1"]
     assert store.revoke_by_sha256("a" * 64, 101, _recorded) == []
@@ -109,8 +109,8 @@ def test_revoke_by_hash_revokes_once_with_its_audit_record(store: SqlStore) -> N
 def test_possession_revokes_no_shared_lease_and_a_job_only_its_own(store: SqlStore) -> None:
     for token_id, job in (("lease-7", "7"), ("lease-8", "8")):
         lease = _token(token_id, check_run_id=job, kind="passthrough", shared_credential=True)
-        store.append_audit(_build, lease)
-    store.append_audit(_build, _token("own-7", "b" * 64, kind="passthrough"))  # job's own
+        store.issue_token(_build, lease)
+    store.issue_token(_build, _token("own-7", "b" * 64, kind="passthrough"))  # job's own
 
     assert store.revoke_by_sha256("a" * 64, 100, _recorded) == []
     assert [r.token_id for r in store.revoke_by_sha256("b" * 64, 100, _recorded)] == ["own-7"]
@@ -125,7 +125,7 @@ def test_possession_revokes_no_shared_lease_and_a_job_only_its_own(store: SqlSto
 
 
 def test_revoke_by_id_needs_exactly_the_tokens_job(store: SqlStore) -> None:
-    store.append_audit(_build, _token("t7", check_run_id="7"))
+    store.issue_token(_build, _token("t7", check_run_id="7"))
     for other in (
         JobKey("1", "2", "1", "8"),
         JobKey("1", "2", "1", ""),
@@ -139,7 +139,7 @@ def test_revoke_by_id_needs_exactly_the_tokens_job(store: SqlStore) -> None:
 
 
 def test_a_revocation_whose_record_fails_is_not_revoked(store: SqlStore) -> None:
-    store.append_audit(_build, _token())
+    store.issue_token(_build, _token())
 
     def failing(token: TokenRecord) -> AuditBuilder:
         def build(seq: int, prev: str) -> tuple[str, str]:
@@ -155,7 +155,7 @@ def test_a_revocation_whose_record_fails_is_not_revoked(store: SqlStore) -> None
 
 def test_a_large_job_is_revoked_in_bounded_transactions(store: SqlStore) -> None:
     for i in range(7):
-        store.append_audit(_build, _token(f"t{i}", f"{i:064x}"))
+        store.issue_token(_build, _token(f"t{i}", f"{i:064x}"))
     batches = []
     while True:
         batch = store.revoke_job("1", "2", "1", "7", 100, _recorded, limit=3)
@@ -169,10 +169,10 @@ def test_a_large_job_is_revoked_in_bounded_transactions(store: SqlStore) -> None
 
 
 def test_revoke_job_matches_the_job_and_tokens_without_a_check_run(store: SqlStore) -> None:
-    store.append_audit(_build, _token("same-job", "1" * 64, "7"))
-    store.append_audit(_build, _token("no-check-run", "2" * 64, ""))
-    store.append_audit(_build, _token("other-job", "3" * 64, "8"))
-    store.append_audit(_build, _token("other-run", "4" * 64, "7", run_id="9"))
+    store.issue_token(_build, _token("same-job", "1" * 64, "7"))
+    store.issue_token(_build, _token("no-check-run", "2" * 64, ""))
+    store.issue_token(_build, _token("other-job", "3" * 64, "8"))
+    store.issue_token(_build, _token("other-run", "4" * 64, "7", run_id="9"))
     revoked = store.revoke_job("1", "2", "1", "7", 100, _recorded)
     assert sorted(r.token_id for r in revoked) == ["no-check-run", "same-job"]
     assert store.find_token("other-job").revoked_at is None  # type: ignore[union-attr]
@@ -202,7 +202,7 @@ def test_signing_keys_rotate_current_previous_retired(store: SqlStore) -> None:
 
 def test_rows_survive_reopening(store_factory: tuple[str, Path, str]) -> None:
     first = _open(*store_factory)
-    first.append_audit(_build, _token())
+    first.issue_token(_build, _token())
     first.revoke_by_sha256("a" * 64, 100, _recorded)
     first.close()
     second = _open(*store_factory)
@@ -280,7 +280,7 @@ def test_expiry_filters_use_an_index_not_a_scan(
 def test_sqlite_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> None:
     store = open_store("sqlite", path=tmp_path / "store.db")
     token = _token()  # once: its times are the clock's when it was made
-    store.append_audit(_build, token)
+    store.issue_token(_build, token)
     in_write, release = threading.Event(), threading.Event()
 
     def slow_build(seq: int, prev: str) -> tuple[str, str]:
@@ -321,10 +321,10 @@ def _counts(store: SqlStore) -> tuple[int, int]:
 def test_the_issuing_transaction_claims_the_jti_with_the_record_and_the_token(
     store: SqlStore,
 ) -> None:
-    assert store.append_audit(_build, _token(), jti=_jti(), job=_JOB) == 1
+    assert store.issue_token(_build, _token(), jti=_jti(), job=_JOB) == 1
     assert _counts(store) == (1, 1)
     with pytest.raises(IssueRefused) as refused:
-        store.append_audit(_build, _token("t2"), jti=_jti(), job=_JOB)
+        store.issue_token(_build, _token("t2"), jti=_jti(), job=_JOB)
     assert refused.value.reason == "replayed"
     assert _counts(store) == (1, 1)  # neither the record nor the token of the replay
     assert store.claim_jti("https://issuer", "j1", int(time.time()) + 300) is False
@@ -336,12 +336,12 @@ def test_the_issuing_transaction_refuses_an_ended_job_and_keeps_the_jti_unused(
     now = int(time.time())
     store.record_job_end("1", "2", "1", "7", now, now + 900)
     with pytest.raises(IssueRefused) as refused:
-        store.append_audit(_build, _token(), jti=_jti(), job=_JOB)
+        store.issue_token(_build, _token(), jti=_jti(), job=_JOB)
     assert refused.value.reason == "job_completed"
     assert _counts(store) == (0, 0)
     assert store.claim_jti("https://issuer", "j1", now + 300) is True  # rolled back too
     other_job = JobKey("1", "2", "1", "8")
-    assert store.append_audit(_build, _token(), jti=_jti("j2"), job=other_job) == 1
+    assert store.issue_token(_build, _token(), jti=_jti("j2"), job=other_job) == 1
 
 
 def test_concurrent_issues_of_one_jti_commit_exactly_once(store: SqlStore) -> None:
@@ -351,7 +351,7 @@ def test_concurrent_issues_of_one_jti_commit_exactly_once(store: SqlStore) -> No
     def issue(i: int) -> None:
         barrier.wait(5)
         try:
-            store.append_audit(_build, _token(f"t{i}"), jti=_jti("same"), job=_JOB)
+            store.issue_token(_build, _token(f"t{i}"), jti=_jti("same"), job=_JOB)
             outcomes.append("issued")
         except IssueRefused as exc:
             outcomes.append(exc.reason)

@@ -44,7 +44,7 @@ def _build(seq: int, prev: str) -> tuple[str, str]:
 
 
 def _add_token(store: SqlStore, token_id: str, expires_at: int) -> None:
-    store.append_audit(_build, replace(_TOKEN, token_id=token_id, expires_at=expires_at))
+    store.issue_token(_build, replace(_TOKEN, token_id=token_id, expires_at=expires_at))
 
 
 def test_a_round_deletes_expired_jti_rows_and_tokens_past_retention(store: SqlStore) -> None:

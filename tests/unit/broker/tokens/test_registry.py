@@ -43,7 +43,7 @@ def _issue(
         expires_at=now + expires_in,
         shared_credential=shared_credential,
     )
-    store.append_audit(lambda seq, prev: ("{}", f"{seq:064x}"), record)
+    store.issue_token(lambda seq, prev: ("{}", f"{seq:064x}"), record)
 
 
 def _registry(store: SqlStore) -> TokenRegistry:
