@@ -23,7 +23,13 @@ import yaml
 from jobtoken.policy.conditions import CLAIMS, Condition
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.strict_yaml import INT_TAG, STR_TAG
-from jobtoken.wire.grammar import SCOPE, SCOPE_RULE, check_connector_name, parse_duration
+from jobtoken.wire.grammar import (
+    SCOPE,
+    SCOPE_RULE,
+    check_connector_name,
+    parse_ascii_int,
+    parse_duration,
+)
 
 __all__ = [
     "MAX_CONNECTORS",
@@ -37,6 +43,7 @@ __all__ = [
 ]
 
 MAX_TTL_SECONDS = 24 * 3600
+_TTL_DIGITS = len(str(MAX_TTL_SECONDS))
 MAX_CONNECTORS = 64
 MAX_RULES = 64
 MAX_LIST = 100
@@ -163,15 +170,15 @@ class NodeReader:
 
     def ttl(self, node: yaml.Node, where: str) -> int:
         if isinstance(node, yaml.ScalarNode) and node.tag == INT_TAG:
-            seconds = int(node.value)
+            # None for a negative number or more digits than any TTL: out of range below
+            seconds = parse_ascii_int(str(node.value), _TTL_DIGITS)
         else:
-            parsed = parse_duration(self.string(node, where))
-            if parsed is None:
+            seconds = parse_duration(self.string(node, where))
+            if seconds is None:
                 raise self.fail(
                     node, f"{where} must be seconds or a duration like 90s, 15m, 1h or 1h30m"
                 )
-            seconds = parsed
-        if not 0 < seconds <= MAX_TTL_SECONDS:
+        if seconds is None or not 0 < seconds <= MAX_TTL_SECONDS:
             raise self.fail(node, f"{where} must be between 1 s and {MAX_TTL_SECONDS} s")
         return seconds
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -14,12 +16,58 @@ from jobtoken.broker.connectors.model import Connector
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.schema import load_repository_policy
 from jobtoken.wire.grammar import (
+    MAX_INT_DIGITS,
     check_connector_name,
     check_scope,
     format_duration,
+    parse_ascii_int,
     parse_duration,
     split_scopes,
 )
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("0", 0), ("7", 7), ("010", 10), ("99999", 99999), ("0" * 5, 0)]
+)
+def test_ascii_ints_are_read_as_decimal(text: str, value: int) -> None:
+    assert parse_ascii_int(text, 5) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "123456",  # more digits than the caller's bound
+        "1" * 5000,  # int() would raise ValueError (over 4,300 digits)
+        "\u00b2",  # '²'.isdigit() is True; int('²') raises ValueError
+        "\u0661\u0662",  # Arabic-Indic digits: int() reads them
+        "\uff11",  # a full-width digit: int() reads it
+        "1_000",
+        "+5",
+        "-5",
+        " 5",
+        "5 ",
+        "5\n",
+        "0x1f",
+        "1.0",
+    ],
+)
+def test_anything_but_bounded_ascii_digits_is_not_an_int(text: str) -> None:
+    assert parse_ascii_int(text, 5) is None
+
+
+@given(st.text(max_size=12))
+def test_parse_ascii_int_never_raises_and_agrees_with_int_on_ascii_digits(text: str) -> None:
+    value = parse_ascii_int(text, 10)
+    plain = 0 < len(text) <= 10 and all("0" <= c <= "9" for c in text)
+    assert value == (int(text) if plain else None)
+
+
+def test_a_bound_past_what_int_always_reads_is_a_programming_error() -> None:
+    assert parse_ascii_int("1" * MAX_INT_DIGITS, MAX_INT_DIGITS) == int("1" * MAX_INT_DIGITS)
+    for bound in (0, MAX_INT_DIGITS + 1):
+        with pytest.raises(ValueError, match="max_digits"):
+            parse_ascii_int("1", bound)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +92,8 @@ def test_durations(text: str, seconds: int) -> None:
         "²³",
         "\u0661\u0665m",
         "9999999h",
+        "1" * 5000 + "s",
+        "1" * 5000,
         "30m1h",
     ],
 )
@@ -161,3 +211,21 @@ def test_the_three_halves_accept_exactly_the_same_names(connector: str, scope: s
         scope = "s"  # the action's `scopes` input is a list split at these; one scope here
     action, policy, broker = verdicts(connector, scope)
     assert action == policy == broker, (connector, scope, (action, policy, broker))
+
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+#: str methods true for other scripts' digits, and for '²', which int() refuses
+_UNICODE_DIGIT_TESTS = frozenset({"isdigit", "isnumeric", "isdecimal"})
+
+
+def test_no_module_tests_digits_with_str_isdigit_or_a_backslash_d() -> None:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in _UNICODE_DIGIT_TESTS:
+                found.append(f"{path.relative_to(SRC)}:{node.lineno} .{node.attr}()")
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and "\\d" in text:  # in a str pattern: any script's digit
+                found.append(f"{path.relative_to(SRC)}:{node.lineno} \\d (any script's digit)")
+    assert found == []

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import HttpError
+from jobtoken.wire.grammar import CONTENT_LENGTH_DIGITS, parse_ascii_int
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:
@@ -311,13 +312,14 @@ class _Reader:
             if encoding.lower() != "chunked":
                 raise HttpError(f"{self.where} sent an unsupported Transfer-Encoding")
             return self._read_chunked(max_bytes, too_large)
-        length = headers.get("content-length")
-        if length is not None:
-            if not length.isdigit() or len(length) > 15:
+        declared = headers.get("content-length")
+        if declared is not None:
+            length = parse_ascii_int(declared, CONTENT_LENGTH_DIGITS)
+            if length is None:
                 raise HttpError(f"{self.where} sent an invalid Content-Length")
-            if int(length) > max_bytes:
+            if length > max_bytes:
                 raise too_large
-            return self.read_exact(int(length))
+            return self.read_exact(length)
         while not self.eof:
             if len(self.buffer) > max_bytes:
                 raise too_large
