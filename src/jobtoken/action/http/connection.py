@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from functools import cache
 from urllib.parse import unquote, urlsplit
 
+from jobtoken import __version__
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import HttpError
 from jobtoken.wire.grammar import CONTENT_LENGTH_DIGITS, parse_ascii_int
@@ -37,7 +38,7 @@ __all__ = ["MAX_HEADERS", "MAX_HEAD_BYTES", "USER_AGENT", "Target", "round_trip"
 
 MAX_HEAD_BYTES = 32 * 1024
 MAX_HEADERS = 100
-USER_AGENT = "jobtoken-action/0.1"
+USER_AGENT = f"jobtoken-action/{__version__}"
 
 _TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _STATUS_LINE = re.compile(rb"^HTTP/1\.[01] ([1-9][0-9]{2})(?: [^\r\n]*)?\Z")

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from jobtoken import __version__
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import HttpError
 from jobtoken.action.http.client import (
@@ -120,7 +121,7 @@ def test_a_get_sends_a_well_formed_request_and_reads_the_json_body(server: Scrip
     assert f"Host: 127.0.0.1:{server.port}\r\n" in head
     assert "Connection: close\r\n" in head
     assert "Authorization: bearer x\r\n" in head
-    assert "User-Agent: jobtoken-action/" in head
+    assert f"User-Agent: jobtoken-action/{__version__}\r\n" in head
 
 
 def test_a_form_post_carries_the_encoded_fields(server: ScriptedServer) -> None:
