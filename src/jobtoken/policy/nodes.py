@@ -24,6 +24,7 @@ from jobtoken.policy.conditions import CLAIMS, Condition
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.strict_yaml import INT_TAG, STR_TAG
 from jobtoken.wire.grammar import (
+    NUMERIC_ID,
     SCOPE,
     SCOPE_RULE,
     check_connector_name,
@@ -50,7 +51,6 @@ MAX_LIST = 100
 MAX_STRING = 512
 
 _T = TypeVar("_T")
-_DIGITS = re.compile(r"[1-9][0-9]{0,19}")
 
 
 class AlreadyReported(Exception):
@@ -162,7 +162,7 @@ class NodeReader:
     def digits(self, node: yaml.Node, where: str) -> str:
         if isinstance(node, yaml.ScalarNode) and node.tag == INT_TAG:
             raise self.fail(node, f'{where} must be a quoted string of digits, e.g. "{node.value}"')
-        return self.matching(node, where, _DIGITS, "a string of digits without a leading zero")
+        return self.matching(node, where, NUMERIC_ID, "a string of digits without a leading zero")
 
     def version(self, node: yaml.Node) -> None:
         if not (isinstance(node, yaml.ScalarNode) and node.tag == INT_TAG and node.value == "1"):

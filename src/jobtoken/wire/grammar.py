@@ -15,6 +15,9 @@ one of them accepts is accepted by all three (a test holds them to it).
   a JWT ``jti``, or ``sha256:`` and 32 hex digits).
 - **duration**: ASCII digits of seconds (``900``), or hours, minutes and seconds
   in that order, each part optional (``90s``, ``15m``, ``1h``, ``1h30m``).
+- **numeric id**: a GitHub id as an ID token carries it (``repository_id``,
+  ``actor_id``, …: a JSON string), and as a policy names it: 1 to 20 ASCII digits
+  without a leading zero, compared as text (one spelling per id).
 - **ASCII integer**: ``parse_ascii_int(text, max_digits)`` is how every part of
   jobtoken reads a number from outside (a header, a JSON string, a form field, a
   YAML scalar, a command-line argument): 1 to ``max_digits`` of ``0-9``, else
@@ -32,6 +35,7 @@ __all__ = [
     "CONTENT_LENGTH_DIGITS",
     "MAX_SCOPES",
     "MAX_SCOPE_LENGTH",
+    "NUMERIC_ID",
     "SCOPE",
     "TOKEN_ID",
     "check_connector_name",
@@ -57,6 +61,7 @@ CONTENT_LENGTH_DIGITS = 20
 CONNECTOR_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
 SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}\Z")
 TOKEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
+NUMERIC_ID = re.compile(r"[1-9][0-9]{0,19}\Z")
 _ASCII_DIGITS = re.compile(r"[0-9]+\Z")
 #: hours, minutes, seconds: each part's digits are read (and bounded) by `parse_ascii_int`
 _DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?\Z")

@@ -17,6 +17,7 @@ from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.schema import load_repository_policy
 from jobtoken.wire.grammar import (
     MAX_INT_DIGITS,
+    NUMERIC_ID,
     check_connector_name,
     check_scope,
     format_duration,
@@ -61,6 +62,24 @@ def test_parse_ascii_int_never_raises_and_agrees_with_int_on_ascii_digits(text: 
     value = parse_ascii_int(text, 10)
     plain = 0 < len(text) <= 10 and all("0" <= c <= "9" for c in text)
     assert value == (int(text) if plain else None)
+
+
+@pytest.mark.parametrize(
+    ("text", "is_id"),
+    [
+        ("690001234", True),
+        ("9" * 20, True),
+        ("9" * 21, False),
+        ("0", False),
+        ("0123", False),
+        ("123\n", False),
+        ("\u00b2", False),
+        ("\u0661", False),
+        ("", False),
+    ],
+)
+def test_numeric_ids_are_ascii_digits_spelt_one_way(text: str, is_id: bool) -> None:
+    assert bool(NUMERIC_ID.match(text)) is is_id
 
 
 def test_a_bound_past_what_int_always_reads_is_a_programming_error() -> None:
