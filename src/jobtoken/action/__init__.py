@@ -1,1 +1,1 @@
-"""Runs inside the job. Standard library only: see DESIGN.md."""
+"""Runs inside the job. Standard library only: see docs/architecture.md, "Two halves"."""

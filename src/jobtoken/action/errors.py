@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 __all__ = [
     "ActionError",
-    "CheckError",
     "HttpError",
     "InputError",
     "OidcError",
@@ -76,9 +75,3 @@ class ProviderError(ActionError):
         super().__init__(message)
         self.denied = denied
         self.details = dict(details or {})
-
-
-class CheckError(ActionError):
-    """The issued token failed one of the fail-closed checks."""
-
-    title = "jobtoken: token rejected"

@@ -43,6 +43,7 @@ from jobtoken.broker.audit.view import (
 )
 from jobtoken.broker.config import ConfigError, load_config
 from jobtoken.broker.store import SqlStore, StoreError
+from jobtoken.wire.grammar import parse_ascii_int
 
 __all__ = ["register_audit"]
 
@@ -114,9 +115,10 @@ def _fail(message: str) -> int:
 
 
 def _count(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or len(text) > 9:
+    count = parse_ascii_int(text, 9)
+    if count is None:
         raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a number of records")
-    return int(text)
+    return count
 
 
 def _time(text: str) -> datetime:

@@ -23,7 +23,14 @@ import yaml
 from jobtoken.policy.conditions import CLAIMS, Condition
 from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.strict_yaml import INT_TAG, STR_TAG
-from jobtoken.wire.grammar import SCOPE, SCOPE_RULE, check_connector_name, parse_duration
+from jobtoken.wire.grammar import (
+    NUMERIC_ID,
+    SCOPE,
+    SCOPE_RULE,
+    check_connector_name,
+    parse_ascii_int,
+    parse_duration,
+)
 
 __all__ = [
     "MAX_CONNECTORS",
@@ -37,13 +44,13 @@ __all__ = [
 ]
 
 MAX_TTL_SECONDS = 24 * 3600
+_TTL_DIGITS = len(str(MAX_TTL_SECONDS))
 MAX_CONNECTORS = 64
 MAX_RULES = 64
 MAX_LIST = 100
 MAX_STRING = 512
 
 _T = TypeVar("_T")
-_DIGITS = re.compile(r"[1-9][0-9]{0,19}")
 
 
 class AlreadyReported(Exception):
@@ -155,7 +162,7 @@ class NodeReader:
     def digits(self, node: yaml.Node, where: str) -> str:
         if isinstance(node, yaml.ScalarNode) and node.tag == INT_TAG:
             raise self.fail(node, f'{where} must be a quoted string of digits, e.g. "{node.value}"')
-        return self.matching(node, where, _DIGITS, "a string of digits without a leading zero")
+        return self.matching(node, where, NUMERIC_ID, "a string of digits without a leading zero")
 
     def version(self, node: yaml.Node) -> None:
         if not (isinstance(node, yaml.ScalarNode) and node.tag == INT_TAG and node.value == "1"):
@@ -163,15 +170,15 @@ class NodeReader:
 
     def ttl(self, node: yaml.Node, where: str) -> int:
         if isinstance(node, yaml.ScalarNode) and node.tag == INT_TAG:
-            seconds = int(node.value)
+            # None for a negative number or more digits than any TTL: out of range below
+            seconds = parse_ascii_int(str(node.value), _TTL_DIGITS)
         else:
-            parsed = parse_duration(self.string(node, where))
-            if parsed is None:
+            seconds = parse_duration(self.string(node, where))
+            if seconds is None:
                 raise self.fail(
                     node, f"{where} must be seconds or a duration like 90s, 15m, 1h or 1h30m"
                 )
-            seconds = parsed
-        if not 0 < seconds <= MAX_TTL_SECONDS:
+        if seconds is None or not 0 < seconds <= MAX_TTL_SECONDS:
             raise self.fail(node, f"{where} must be between 1 s and {MAX_TTL_SECONDS} s")
         return seconds
 

@@ -15,6 +15,15 @@ one of them accepts is accepted by all three (a test holds them to it).
   a JWT ``jti``, or ``sha256:`` and 32 hex digits).
 - **duration**: ASCII digits of seconds (``900``), or hours, minutes and seconds
   in that order, each part optional (``90s``, ``15m``, ``1h``, ``1h30m``).
+- **numeric id**: a GitHub id as an ID token carries it (``repository_id``,
+  ``actor_id``, …: a JSON string), and as a policy names it: 1 to 20 ASCII digits
+  without a leading zero, compared as text (one spelling per id).
+- **ASCII integer**: ``parse_ascii_int(text, max_digits)`` is how every part of
+  jobtoken reads a number from outside (a header, a JSON string, a form field, a
+  YAML scalar, a command-line argument): 1 to ``max_digits`` of ``0-9``, else
+  ``None``. Not ``str.isdigit`` (true for ``²``, which ``int`` then refuses with
+  ``ValueError``) and not bare ``int`` (which also reads signs, spaces, ``_`` and
+  other scripts' digits, and raises ``ValueError`` past 4,300 digits).
 
 :func:`json_schema_pattern` writes a rule for a JSON Schema ``pattern`` (the broker's
 OpenAPI document), so a document states the rule the code checks, not a copy of it.
@@ -26,14 +35,17 @@ import re
 
 __all__ = [
     "CONNECTOR_NAME",
+    "CONTENT_LENGTH_DIGITS",
     "MAX_SCOPES",
     "MAX_SCOPE_LENGTH",
+    "NUMERIC_ID",
     "SCOPE",
     "TOKEN_ID",
     "check_connector_name",
     "check_scope",
     "format_duration",
     "json_schema_pattern",
+    "parse_ascii_int",
     "parse_duration",
     "split_scopes",
 ]
@@ -41,15 +53,24 @@ __all__ = [
 MAX_CONNECTOR_NAME_LENGTH = 63
 MAX_SCOPE_LENGTH = 128
 MAX_SCOPES = 32
-#: the longest duration anything accepts: a day is far beyond every lifetime cap
+#: the longest duration anything accepts: a week, far beyond every lifetime cap
 MAX_DURATION_SECONDS = 7 * 24 * 3600
+#: the most digits `parse_ascii_int` reads: 640 is the lowest limit on ``int(str)``
+#: that ``sys.set_int_max_str_digits`` (or ``PYTHONINTMAXSTRDIGITS``) can set
+MAX_INT_DIGITS = 640
+#: digits read of an HTTP Content-Length (more than any body anything accepts)
+CONTENT_LENGTH_DIGITS = 20
 
 # `\Z`, never `$`: `$` also matches before a trailing newline.
 CONNECTOR_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
 SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}\Z")
 TOKEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
-_DURATION = re.compile(r"(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,6})s)?\Z")
-_SECONDS = re.compile(r"[0-9]{1,9}\Z")
+NUMERIC_ID = re.compile(r"[1-9][0-9]{0,19}\Z")
+_ASCII_DIGITS = re.compile(r"[0-9]+\Z")
+#: hours, minutes, seconds: each part's digits are read (and bounded) by `parse_ascii_int`
+_DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?\Z")
+_DURATION_PART_DIGITS = 6
+_SECONDS_DIGITS = 9
 #: what separates scopes in a list: ASCII space, tab and line breaks, nothing else
 #: (`str.split()` would also split at \x1c-\x1f and Unicode spaces, letting through a
 #: scope that every check after it would see as two)
@@ -96,18 +117,35 @@ def split_scopes(text: str) -> tuple[str, ...]:
     return tuple(part for part in _SCOPE_SEPARATORS.split(text) if part)
 
 
+def parse_ascii_int(text: str, max_digits: int) -> int | None:
+    """The value of `text` when it is 1 to `max_digits` ASCII digits ``0-9``, else None.
+
+    Nothing else: no sign, space, ``_``, line break or other script's digit; leading
+    zeros are read as decimal (``010`` is 10). `max_digits` is the caller's bound, at
+    most ``MAX_INT_DIGITS`` (a larger one is a programming error: ``ValueError``).
+    """
+    if not 0 < max_digits <= MAX_INT_DIGITS:
+        raise ValueError(f"max_digits must be 1 to {MAX_INT_DIGITS}, not {max_digits}")
+    if not 0 < len(text) <= max_digits or not _ASCII_DIGITS.match(text):
+        return None
+    return int(text)
+
+
 def parse_duration(text: str) -> int | None:
     """Seconds in ``900``, ``90s``, ``15m``, ``1h`` or ``1h30m``; None when not a duration.
 
-    Only ASCII digits count (``str.isdigit`` also accepts ``²``, which ``int`` refuses).
+    Digits are ASCII only, at most 9 for bare seconds and 6 for each part.
     """
-    if _SECONDS.match(text):
-        seconds = int(text)
-    else:
+    seconds = parse_ascii_int(text, _SECONDS_DIGITS)
+    if seconds is None:
         match = _DURATION.match(text)
         if not text or match is None:
             return None
-        hours, minutes, secs = (int(part) if part else 0 for part in match.groups())
+        hours, minutes, secs = (
+            parse_ascii_int(part or "0", _DURATION_PART_DIGITS) for part in match.groups()
+        )
+        if hours is None or minutes is None or secs is None:
+            return None
         seconds = hours * 3600 + minutes * 60 + secs
     return seconds if seconds <= MAX_DURATION_SECONDS else None
 

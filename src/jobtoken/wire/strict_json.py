@@ -6,7 +6,8 @@ document is not plain, unambiguous JSON:
 - an object repeats a key (Python's ``json`` silently keeps the last one, so two
   parsers could disagree about what a token says);
 - a constant ``NaN``, ``Infinity`` or ``-Infinity`` appears;
-- the bytes are not valid UTF-8, or nesting is too deep for the parser.
+- the bytes are not valid UTF-8, nesting is too deep for the parser, or a number
+  has more digits than ``int`` reads (4,300 by default).
 
 Callers bound the size of ``data`` before calling.
 

@@ -161,6 +161,14 @@ def test_times_and_ranges_are_checked(trail: Path) -> None:
     assert decision.returncode == 2
 
 
+@pytest.mark.parametrize("age", ["999999d", "1" * 5000 + "s"])
+def test_an_age_before_year_one_is_a_usage_error_not_a_traceback(trail: Path, age: str) -> None:
+    done = _run("audit", "list", "--config", str(trail), "--since", age)
+    assert done.returncode == 2
+    assert b"is an age of more than 100 years" in done.stderr
+    assert b"Traceback" not in done.stderr
+
+
 def test_tail_follow_prints_new_records_until_interrupted(trail: Path) -> None:
     process = subprocess.Popen(
         _command("audit", "tail", "--config", str(trail), "-n", "1", "--follow"),

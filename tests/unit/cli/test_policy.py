@@ -115,6 +115,18 @@ def test_check_reports_every_error_of_a_file_in_one_run(tmp_path: Path) -> None:
     ]
 
 
+def test_a_max_ttl_of_5000_digits_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    # int() of more than 4,300 digits raises ValueError
+    text = FOUR_MISTAKES.replace("690001234", '"690001234"').replace("2d", "1" * 5000)
+    (tmp_path / "jobtoken.yml").write_text(text.split("      when:")[0])
+    result = run_policy("check", "jobtoken.yml", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        "error: jobtoken.yml:7: connectors.hubspot[0].max_ttl must be between 1 s and 86400 s",
+        "jobtoken.yml: invalid (1 error)",
+    ]
+
+
 def test_check_in_github_actions_annotates_every_error_and_warning(tmp_path: Path) -> None:
     (tmp_path / "bad.yml").write_text(FOUR_MISTAKES)
     broad = (

@@ -105,6 +105,17 @@ def test_example_policies_are_valid() -> None:
         (VALID.replace("max_ttl: 15m", "max_ttl: 25h"), "between 1 s and 86400 s", 8),
         (VALID.replace("max_ttl: 15m", "max_ttl: 0"), "between", 8),
         (VALID.replace("max_ttl: 15m", "max_ttl: -5"), "between", 8),
+        # a YAML int of more than 4,300 digits: int() would raise ValueError
+        (VALID.replace("max_ttl: 15m", "max_ttl: " + "1" * 5000), "between 1 s and 86400 s", 8),
+        (VALID.replace("max_ttl: 15m", "max_ttl: 100000"), "between 1 s and 86400 s", 8),
+        # YAML 1.1 integer forms are strings here, and no duration
+        (VALID.replace("max_ttl: 15m", "max_ttl: 0x384"), "duration like", 8),
+        (VALID.replace("max_ttl: 15m", "max_ttl: 1_000"), "duration like", 8),
+        (VALID.replace("max_ttl: 15m", "max_ttl: +900"), "duration like", 8),
+        (VALID.replace("max_ttl: 15m", "max_ttl: 0o1604"), "duration like", 8),
+        (VALID.replace("max_ttl: 15m", "max_ttl: 15:00"), "duration like", 8),
+        (VALID.replace("max_ttl: 15m", "max_ttl: \"\u00b2\""), "duration like", 8),
+        (VALID.replace("max_ttl: 15m", "max_ttl: \"\u0669\u0660\u0660\""), "duration like", 8),
         (VALID.replace("[contacts.read, contacts.write]", "[]"), "1 to 100 items", 7),
         (VALID.replace("[contacts.read, contacts.write]", "contacts.read"), "must be a list", 7),
         (VALID.replace("[contacts.read, contacts.write]", '["a b"]'), "RFC 6749", 7),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -18,16 +20,81 @@ from jobtoken.policy.errors import PolicyError
 from jobtoken.policy.schema import load_repository_policy
 from jobtoken.wire.grammar import (
     CONNECTOR_NAME,
+    MAX_INT_DIGITS,
     MAX_SCOPES,
+    NUMERIC_ID,
     SCOPE,
     TOKEN_ID,
     check_connector_name,
     check_scope,
     format_duration,
     json_schema_pattern,
+    parse_ascii_int,
     parse_duration,
     split_scopes,
 )
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("0", 0), ("7", 7), ("010", 10), ("99999", 99999), ("0" * 5, 0)]
+)
+def test_ascii_ints_are_read_as_decimal(text: str, value: int) -> None:
+    assert parse_ascii_int(text, 5) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "123456",  # more digits than the caller's bound
+        "1" * 5000,  # int() would raise ValueError (over 4,300 digits)
+        "\u00b2",  # '²'.isdigit() is True; int('²') raises ValueError
+        "\u0661\u0662",  # Arabic-Indic digits: int() reads them
+        "\uff11",  # a full-width digit: int() reads it
+        "1_000",
+        "+5",
+        "-5",
+        " 5",
+        "5 ",
+        "5\n",
+        "0x1f",
+        "1.0",
+    ],
+)
+def test_anything_but_bounded_ascii_digits_is_not_an_int(text: str) -> None:
+    assert parse_ascii_int(text, 5) is None
+
+
+@given(st.text(max_size=12))
+def test_parse_ascii_int_never_raises_and_agrees_with_int_on_ascii_digits(text: str) -> None:
+    value = parse_ascii_int(text, 10)
+    plain = 0 < len(text) <= 10 and all("0" <= c <= "9" for c in text)
+    assert value == (int(text) if plain else None)
+
+
+@pytest.mark.parametrize(
+    ("text", "is_id"),
+    [
+        ("690001234", True),
+        ("9" * 20, True),
+        ("9" * 21, False),
+        ("0", False),
+        ("0123", False),
+        ("123\n", False),
+        ("\u00b2", False),
+        ("\u0661", False),
+        ("", False),
+    ],
+)
+def test_numeric_ids_are_ascii_digits_spelt_one_way(text: str, is_id: bool) -> None:
+    assert bool(NUMERIC_ID.match(text)) is is_id
+
+
+def test_a_bound_past_what_int_always_reads_is_a_programming_error() -> None:
+    assert parse_ascii_int("1" * MAX_INT_DIGITS, MAX_INT_DIGITS) == int("1" * MAX_INT_DIGITS)
+    for bound in (0, MAX_INT_DIGITS + 1):
+        with pytest.raises(ValueError, match="max_digits"):
+            parse_ascii_int("1", bound)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +119,8 @@ def test_durations(text: str, seconds: int) -> None:
         "²³",
         "\u0661\u0665m",
         "9999999h",
+        "1" * 5000 + "s",
+        "1" * 5000,
         "30m1h",
     ],
 )
@@ -219,3 +288,21 @@ def test_json_schema_pattern_anchors_the_rule_without_python_only_syntax() -> No
 def test_json_schema_pattern_refuses_a_rule_it_cannot_write_exactly(pattern: str) -> None:
     with pytest.raises(ValueError, match="json_schema_pattern"):
         json_schema_pattern(re.compile(pattern))
+
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+#: str methods true for other scripts' digits, and for '²', which int() refuses
+_UNICODE_DIGIT_TESTS = frozenset({"isdigit", "isnumeric", "isdecimal"})
+
+
+def test_no_module_tests_digits_with_str_isdigit_or_a_backslash_d() -> None:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in _UNICODE_DIGIT_TESTS:
+                found.append(f"{path.relative_to(SRC)}:{node.lineno} .{node.attr}()")
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and "\\d" in text:  # in a str pattern: any script's digit
+                found.append(f"{path.relative_to(SRC)}:{node.lineno} \\d (any script's digit)")
+    assert found == []

@@ -24,6 +24,7 @@ def test_a_repeated_key_is_refused_at_any_depth() -> None:
         (b'{"a": "\xff"}', "not valid UTF-8"),
         (b"{", "not a JSON document"),
         (b"[" * 100_000 + b"]" * 100_000, "not a JSON document"),
+        (b'{"n": ' + b"1" * 5000 + b"}", "not a JSON document"),  # int() refuses > 4,300 digits
     ],
 )
 def test_ambiguous_or_broken_documents_are_refused(data: bytes, message: str) -> None:

@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from functools import cache
 from urllib.parse import unquote, urlsplit
 
+from jobtoken import __version__
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import HttpError
+from jobtoken.wire.grammar import CONTENT_LENGTH_DIGITS, parse_ascii_int
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ __all__ = ["MAX_HEADERS", "MAX_HEAD_BYTES", "USER_AGENT", "Target", "round_trip"
 
 MAX_HEAD_BYTES = 32 * 1024
 MAX_HEADERS = 100
-USER_AGENT = "jobtoken-action/0.1"
+USER_AGENT = f"jobtoken-action/{__version__}"
 
 _TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _STATUS_LINE = re.compile(rb"^HTTP/1\.[01] ([1-9][0-9]{2})(?: [^\r\n]*)?\Z")
@@ -311,13 +313,14 @@ class _Reader:
             if encoding.lower() != "chunked":
                 raise HttpError(f"{self.where} sent an unsupported Transfer-Encoding")
             return self._read_chunked(max_bytes, too_large)
-        length = headers.get("content-length")
-        if length is not None:
-            if not length.isdigit() or len(length) > 15:
+        declared = headers.get("content-length")
+        if declared is not None:
+            length = parse_ascii_int(declared, CONTENT_LENGTH_DIGITS)
+            if length is None:
                 raise HttpError(f"{self.where} sent an invalid Content-Length")
-            if int(length) > max_bytes:
+            if length > max_bytes:
                 raise too_large
-            return self.read_exact(int(length))
+            return self.read_exact(length)
         while not self.eof:
             if len(self.buffer) > max_bytes:
                 raise too_large

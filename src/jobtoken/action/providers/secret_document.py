@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from jobtoken.action.errors import ProviderError
 from jobtoken.action.provider import IssuedToken
-from jobtoken.wire.grammar import split_scopes
+from jobtoken.wire.grammar import parse_ascii_int, split_scopes
 from jobtoken.wire.strict_json import DuplicateKeyError, loads_strict
 
 __all__ = [
@@ -59,7 +59,10 @@ DOCUMENT_KEYS = frozenset({"token", "scopes", "expires_at"})
 # RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+# [0-9], never \d: in a str pattern \d is any script's digit
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 # seconds since the epoch in this range: 2001-09-09 .. 2286-11-20
 _EPOCH_RANGE = (1_000_000_000, 9_999_999_999)
 
@@ -136,10 +139,11 @@ def parse_expiry(value: object, *, what: str) -> datetime.datetime:
     """An expiry from an RFC 3339 time or a whole number of seconds since the epoch."""
     if isinstance(value, bool):
         raise ProviderError(f"{what} must be an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)")
+    quoted_seconds = parse_ascii_int(value, 10) if isinstance(value, str) else None
     if isinstance(value, int):
         seconds = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-        seconds = int(value)
+    elif quoted_seconds is not None:
+        seconds = quoted_seconds
     elif isinstance(value, str) and len(value) <= 40 and _RFC3339.fullmatch(value):
         text = value.upper().replace("Z", "+00:00")
         base, _, rest = text.partition(".")

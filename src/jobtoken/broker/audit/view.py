@@ -29,6 +29,7 @@ from typing import Any
 
 from jobtoken.broker.audit.chain import export_jsonl
 from jobtoken.broker.store import AuditRow, SqlStore, StoreError
+from jobtoken.wire.grammar import parse_ascii_int
 
 __all__ = [
     "PAGE",
@@ -45,8 +46,10 @@ __all__ = [
 #: rows per read from the store
 PAGE = 500
 _PLAIN = re.compile(r"[A-Za-z0-9._:/@+,#-]{1,200}")
-_AGE = re.compile(r"([0-9]{1,6})([smhd])")
+_AGE = re.compile(r"([0-9]+)([smhd])")
 _AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: the oldest age an audit query names (an age past year 1 would be an OverflowError)
+_MAX_AGE_SECONDS = 100 * 366 * 86400
 
 Record = tuple[AuditRow, dict[str, Any] | None]  # the body is None when it does not parse
 
@@ -82,8 +85,11 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
     ``now``), a date (``2026-11-01``) or an RFC 3339 time; ValueError otherwise."""
     age = _AGE.fullmatch(text)
     if age is not None:
-        moment = now or datetime.now(timezone.utc)
-        return moment - timedelta(seconds=int(age[1]) * _AGE_SECONDS[age[2]])
+        count = parse_ascii_int(age[1], 12)  # 12 digits of any unit are over 100 years
+        seconds = _MAX_AGE_SECONDS + 1 if count is None else count * _AGE_SECONDS[age[2]]
+        if seconds > _MAX_AGE_SECONDS:
+            raise ValueError(f"{text[:40]!r} is an age of more than 100 years")
+        return (now or datetime.now(timezone.utc)) - timedelta(seconds=seconds)
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

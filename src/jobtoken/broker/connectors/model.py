@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from jobtoken.wire.grammar import SCOPE, check_connector_name
+from jobtoken.wire.grammar import SCOPE, check_connector_name, parse_ascii_int
 
 __all__ = ["CREDENTIALS", "KINDS", "Connector", "GitHubAppSettings", "OAuthSettings", "Route"]
 
@@ -159,7 +159,7 @@ class GitHubAppSettings:
     api_url: str = "https://api.github.com"
 
     def __post_init__(self) -> None:
-        if not self.app_id.isdigit() and not self.app_id.startswith("Iv"):
+        if parse_ascii_int(self.app_id, 20) is None and not self.app_id.startswith("Iv"):
             raise ValueError("app_id must be the app's numeric id or its client id (Iv…)")
         require_endpoint(self.api_url, "api_url")
 

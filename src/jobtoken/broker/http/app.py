@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
@@ -60,6 +59,7 @@ from jobtoken.broker.store import StoreError
 from jobtoken.broker.tokens.exchange import TokenRequest
 from jobtoken.broker.tokens.expiry_purge import ExpiryPurge
 from jobtoken.broker.upstream.proxy_client import UpstreamPool
+from jobtoken.wire.grammar import parse_ascii_int
 from jobtoken.wire.oauth_terms import (
     ACCESS_TOKEN_TYPE,
     JWT_TOKEN_TYPE,
@@ -70,7 +70,7 @@ from jobtoken.wire.oauth_terms import (
 __all__ = ["CONFIG_ENV", "create_app", "create_app_from_env"]
 
 CONFIG_ENV = "JOBTOKEN_BROKER_CONFIG"
-_ASCII_SECONDS = re.compile(r"[0-9]{1,6}")  # str.isdigit() also accepts "²³", which int() refuses
+_TTL_DIGITS = 6
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 Handler = Callable[[Request, Broker], Awaitable[Response]]
@@ -231,17 +231,18 @@ def _token_request(form: dict[str, str], client: str, user_agent: str) -> TokenR
             reason="missing_target",
         )
     ttl_text = form.get("ttl")
-    if ttl_text is not None and not _ASCII_SECONDS.fullmatch(ttl_text):
+    ttl = None if ttl_text is None else parse_ascii_int(ttl_text, _TTL_DIGITS)
+    if ttl_text is not None and ttl is None:
         raise BrokerError(
             "invalid_request",
-            "ttl must be a number of seconds (ASCII digits, at most 6)",
+            f"ttl must be a number of seconds (ASCII digits, at most {_TTL_DIGITS})",
             reason="malformed_ttl",
         )
     return TokenRequest(
         subject_token=subject_token,
         connector=connector,
         scope=form.get("scope", ""),
-        ttl=None if ttl_text is None else int(ttl_text),
+        ttl=ttl,
         client_address=client,
         user_agent=user_agent,
     )

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from jobtoken.broker.errors import BrokerError
+from jobtoken.wire.grammar import CONTENT_LENGTH_DIGITS, parse_ascii_int
 
 __all__ = [
     "basic_credentials",
@@ -57,9 +58,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 once it is larger than ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        length = parse_ascii_int(declared, CONTENT_LENGTH_DIGITS)
+        if length is None:
             raise BrokerError("invalid_request", "invalid Content-Length")
-        if int(declared) > limit:
+        if length > limit:
             raise BrokerError("invalid_request", f"request body over {limit} bytes", status=413)
     chunks: list[bytes] = []
     size = 0

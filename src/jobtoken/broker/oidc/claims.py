@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from jobtoken.broker.oidc.errors import InvalidIdToken
+from jobtoken.wire.grammar import NUMERIC_ID
 
 __all__ = [
     "MAX_CLAIMS",
@@ -47,7 +48,6 @@ OPTIONAL_ID_CLAIMS = ("check_run_id", "actor_id", "run_number", "enterprise_id")
 MAX_CLAIMS = 100
 MAX_JTI_LENGTH = 128
 
-_DIGITS = re.compile(r"[1-9][0-9]{0,19}")
 _REPOSITORY = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{1,100})")
 _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -90,7 +90,7 @@ def read_claims(claims: Mapping[str, object]) -> VerifiedClaims:
     for name in REQUIRED_ID_CLAIMS + OPTIONAL_ID_CLAIMS:
         if name in OPTIONAL_ID_CLAIMS and strings.get(name) == "":
             continue  # GitHub's way of saying "none" (e.g. enterprise_id outside an enterprise)
-        if name in strings and not _DIGITS.fullmatch(strings[name]):
+        if name in strings and not NUMERIC_ID.match(strings[name]):
             raise InvalidIdToken("invalid_claim", f"the claim {name!r} must be a string of digits")
     repository = _REPOSITORY.fullmatch(strings["repository"])
     if repository is None or repository.group(1) != strings["repository_owner"]:

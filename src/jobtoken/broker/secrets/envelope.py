@@ -21,7 +21,6 @@ import os
 import secrets
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -79,16 +78,6 @@ class MasterKey:
         raise EnvelopeError(
             f"the master key from {origin} is not 32 bytes in base64 or hex; {_HOW_TO_GENERATE}"
         )
-
-    @classmethod
-    def from_file(cls, path: Path) -> MasterKey:
-        try:
-            text = path.read_text(encoding="ascii")
-        except OSError as exc:
-            raise EnvelopeError(f"cannot read the master key file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise EnvelopeError(f"the master key file {path} is not ASCII text") from None
-        return cls.from_text(text, origin=f"file {path}")
 
     @classmethod
     def from_env(cls, name: str) -> MasterKey:

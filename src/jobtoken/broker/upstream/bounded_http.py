@@ -21,7 +21,6 @@ Public API: :func:`request_bounded`, :class:`BoundedResponse`, :class:`BoundedHt
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,12 +30,11 @@ import requests
 import urllib3
 
 from jobtoken.broker.errors import UpstreamFailure
+from jobtoken.wire.grammar import CONTENT_LENGTH_DIGITS, parse_ascii_int
 
 __all__ = ["BoundedHttpError", "BoundedResponse", "request_bounded"]
 
 _CHUNK = 8192
-_DIGITS = re.compile(r"[0-9]{1,20}\Z")
-
 Failure = Literal["too_large", "too_slow", "unreachable"]
 
 
@@ -80,8 +78,10 @@ def request_bounded(
             allow_redirects=False,
             stream=True,
         ) as response:
-            declared = response.headers.get("Content-Length")
-            if declared is not None and (not _DIGITS.match(declared) or int(declared) > max_bytes):
+            declared = parse_ascii_int(
+                response.headers.get("Content-Length", "0"), CONTENT_LENGTH_DIGITS
+            )
+            if declared is None or declared > max_bytes:
                 raise BoundedHttpError("too_large", f"sent more than {max_bytes} bytes")
             received = _read_body(response.raw, max_bytes, deadline)
             return BoundedResponse(response.status_code, dict(response.headers), received)

@@ -41,6 +41,7 @@ import requests
 from jobtoken.broker.connectors.model import OAuthSettings, require_endpoint
 from jobtoken.broker.errors import UpstreamFailure
 from jobtoken.broker.upstream.bounded_http import BoundedHttpError, BoundedResponse, request_bounded
+from jobtoken.wire.grammar import parse_ascii_int
 from jobtoken.wire.strict_json import loads_strict
 
 __all__ = ["AuthorizationServerClient", "AuthorizationServerError", "AuthorizationServerTokens"]
@@ -49,6 +50,8 @@ MAX_RESPONSE_BYTES = 64 * 1024
 MAX_TOKEN_CHARS = 8192
 #: the longest access-token lifetime believed (ten years); longer is a malformed answer
 MAX_EXPIRES_IN = 10 * 366 * 24 * 3600
+#: digits read of a quoted expires_in (more than the range holds: a long one is out of range)
+_EXPIRES_IN_DIGITS = 20
 _ERROR_CODE = re.compile(r"[a-z0-9_.]{1,64}\Z")
 _DEAD_GRANT = frozenset({"invalid_grant", "invalid_refresh_token", "token_revoked"})
 _BEARER_TYPES = frozenset({"bearer", "bot", "user"})  # Slack names its bearer tokens
@@ -192,8 +195,8 @@ def _error_of(
     response: BoundedResponse, body: Mapping[str, object] | None = None
 ) -> AuthorizationServerError:
     if response.status >= 500 or response.status == 429:
-        retry = response.headers.get("Retry-After", "")
-        seconds = int(retry) if retry.isdigit() and len(retry) < 6 else 0
+        # delay-seconds only (an HTTP-date or anything else: 0, the caller's own wait)
+        seconds = parse_ascii_int(response.headers.get("Retry-After", ""), 5) or 0
         return AuthorizationServerError(
             "unavailable", f"the provider answered {response.status}", retry_after=seconds
         )
@@ -231,8 +234,8 @@ def _tokens(
             "invalid_response", "the token response's token_type is not bearer"
         )
     expires_in = holder.get("expires_in", body.get("expires_in", oauth.default_expires_in))
-    if isinstance(expires_in, str) and expires_in.isdigit():  # some providers quote it
-        expires_in = int(expires_in)
+    if isinstance(expires_in, str):  # some providers quote it
+        expires_in = parse_ascii_int(expires_in, _EXPIRES_IN_DIGITS)
     if isinstance(expires_in, bool) or not isinstance(expires_in, int):
         raise AuthorizationServerError(
             "invalid_response", "the token response's expires_in is not a number"

@@ -19,7 +19,6 @@ Public API: :class:`UpstreamPool`, :class:`UpstreamResponse`, :class:`UpstreamEr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -30,6 +29,7 @@ import httpx
 from jobtoken.broker.config import ProxyConfig
 from jobtoken.broker.connectors.model import Connector
 from jobtoken.broker.errors import BrokerError
+from jobtoken.wire.grammar import CONTENT_LENGTH_DIGITS, parse_ascii_int
 
 __all__ = ["UpstreamError", "UpstreamPool", "UpstreamResponse"]
 
@@ -40,8 +40,6 @@ MAX_KEEPALIVE_CONNECTIONS = 32
 KEEPALIVE_EXPIRY_SECONDS = 30.0
 #: at most this long to open a connection, whatever ``timeout_seconds`` says
 MAX_CONNECT_SECONDS = 10.0
-_DIGITS = re.compile(r"[0-9]{1,20}\Z")
-
 Failure = Literal["too_large", "too_slow", "unreachable"]
 Headers = list[tuple[bytes, bytes]]
 
@@ -130,8 +128,8 @@ class UpstreamPool:
 
 async def _read(response: httpx.Response, limit: int) -> bytes:
     """The (decoded) body, refused as soon as it, or its declared length, passes ``limit``."""
-    declared = response.headers.get("content-length")
-    if declared is not None and (not _DIGITS.match(declared) or int(declared) > limit):
+    declared = parse_ascii_int(response.headers.get("content-length", "0"), CONTENT_LENGTH_DIGITS)
+    if declared is None or declared > limit:
         raise UpstreamError("too_large", f"sent more than {limit} bytes")
     received = bytearray()
     async for chunk in response.aiter_bytes():

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from jobtoken import __version__
 from jobtoken.action.deadline import Deadline
 from jobtoken.action.errors import HttpError
 from jobtoken.action.http.client import (
@@ -120,7 +121,7 @@ def test_a_get_sends_a_well_formed_request_and_reads_the_json_body(server: Scrip
     assert f"Host: 127.0.0.1:{server.port}\r\n" in head
     assert "Connection: close\r\n" in head
     assert "Authorization: bearer x\r\n" in head
-    assert "User-Agent: jobtoken-action/" in head
+    assert f"User-Agent: jobtoken-action/{__version__}\r\n" in head
 
 
 def test_a_form_post_carries_the_encoded_fields(server: ScriptedServer) -> None:
@@ -173,6 +174,13 @@ def test_a_body_over_the_cap_is_refused(server: ScriptedServer, reply: bytes) ->
             "conflicting Content-Length",
         ),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "closed the connection"),
+        # '²' (latin-1 \xb2): str.isdigit() is True, int() raises ValueError
+        (b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nab", "invalid Content-Length"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\n",
+            "invalid Content-Length",
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nab", "invalid Content-Length"),
     ],
 )
 def test_malformed_responses_are_errors(server: ScriptedServer, reply: bytes, message: str) -> None:
@@ -222,6 +230,21 @@ def test_fetch_honours_retry_after_up_to_the_maximum_delay(server: ScriptedServe
     sleeps: list[float] = []
     fetch(lambda: Request("GET", server.url), deadline=deadline(), sleep=sleeps.append)
     assert sleeps[0] >= 1.0
+
+
+@pytest.mark.parametrize("value", [b"\xb2", b"1" * 5000, b"Wed, 21 Oct 2026 07:28:00 GMT"])
+def test_a_retry_after_that_is_not_delay_seconds_is_ignored(
+    server: ScriptedServer, value: bytes
+) -> None:
+    server.replies = [
+        status(503).replace(b"\r\n\r\n", b"\r\nRetry-After: " + value + b"\r\n\r\n"),
+        ok(),
+    ]
+    sleeps: list[float] = []
+    response = fetch(lambda: Request("GET", server.url), deadline=deadline(), sleep=sleeps.append)
+    assert response.status == 200
+    assert len(sleeps) == 1
+    assert 0 <= sleeps[0] <= 0.25  # the backoff's own full jitter
 
 
 def test_fetch_does_not_retry_a_client_error(server: ScriptedServer) -> None:
@@ -311,7 +334,15 @@ def test_a_header_with_a_line_break_is_refused_without_showing_it() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://tokens.example.com", "http://10.0.0.1", "https://u@x.example", "file:///etc/passwd"],
+    [
+        "http://tokens.example.com",
+        "http://10.0.0.1",
+        "https://u@x.example",
+        "file:///etc/passwd",
+        "http://127.0.0.\u00b2",  # not an IP literal ('²'.isdigit(), int('²') raises)
+        "http://0127.0.0.1",
+        "http://127.0.0.1.1",
+    ],
 )
 def test_urls_that_are_not_https_or_loopback_are_refused_before_connecting(url: str) -> None:
     with pytest.raises(ValueError, match="must"):

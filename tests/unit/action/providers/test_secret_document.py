@@ -100,6 +100,24 @@ def test_bad_secrets_fail_with_a_reason_and_never_echo_the_value(value: str, mes
         assert value not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\uff12\uff10\uff12\uff16-01-31T12:00:00Z",  # full-width digits: \\d matched them
+        "2026-01-31T12:00:00.\u0661Z",
+        "\u00b9\u00b2\u00b3",
+        "1" * 5000,
+    ],
+)
+def test_an_expiry_of_other_digits_is_refused_as_not_rfc3339_or_seconds(value: str) -> None:
+    with pytest.raises(ProviderError, match=r"must be an RFC 3339 time .* or seconds"):
+        parse_expiry(value, what="x")
+
+
+def test_epoch_seconds_may_be_quoted() -> None:
+    assert parse_expiry("1800000000", what="x") == datetime.datetime(2027, 1, 15, 8, tzinfo=UTC)
+
+
 def test_text_not_starting_with_a_brace_is_a_bare_token() -> None:
     assert read_connector_secret("[1]", what="s").token == "[1]"
 

@@ -92,9 +92,18 @@ def test_times_are_ages_dates_or_rfc3339() -> None:
     assert parse_time("2026-11-01") == datetime(2026, 11, 1, tzinfo=timezone.utc)
     assert parse_time("2026-11-01T10:00:00Z") == datetime(2026, 11, 1, 10, tzinfo=timezone.utc)
     assert parse_time("2026-11-01T10:00:00+02:00").utcoffset() == timedelta(hours=2)
-    for bad in ("yesterday", "15 m", "1w", "", "\uff11\uff15m"):
+    for bad in ("yesterday", "15 m", "1w", "", "\uff11\uff15m", "\u00b2d", "+5m"):
         with pytest.raises(ValueError, match="is not an age"):
             parse_time(bad)
+
+
+def test_an_age_is_at_most_100_years() -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+    assert parse_time("1234567s", now) == now - timedelta(seconds=1234567)
+    assert parse_time("36600d", now) == now - timedelta(days=36600)
+    for far in ("36601d", "999999d", "1" * 5000 + "s"):  # 999999d was an OverflowError
+        with pytest.raises(ValueError, match="an age of more than 100 years"):
+            parse_time(far, now)
 
 
 def test_a_line_names_the_decision_and_never_a_token_hash(store: SqlStore) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobtoken.broker.connectors.model import Connector, Route
+from jobtoken.broker.connectors.model import Connector, GitHubAppSettings, Route
 
 ROUTES = (
     Route("GET", "/v1/contacts/**", "contacts.read"),
@@ -66,3 +66,14 @@ def test_the_credential_header_uses_the_configured_scheme() -> None:
     assert CONNECTOR.credential_header("k") == ("Authorization", "Bearer k")
     bare = Connector(name="a", auth_header="X-Api-Key", auth_scheme="")
     assert bare.credential_header("k") == ("X-Api-Key", "k")
+
+
+@pytest.mark.parametrize("app_id", ["123456", "Iv23liAbCdEf"])
+def test_a_github_app_is_named_by_its_numeric_id_or_client_id(app_id: str) -> None:
+    assert GitHubAppSettings(app_id=app_id).app_id == app_id
+
+
+@pytest.mark.parametrize("app_id", ["\u00b2", "\u0661\u0662\u0663", "12 ", "+12", "", "1" * 21])
+def test_a_github_app_id_of_other_characters_is_refused(app_id: str) -> None:
+    with pytest.raises(ValueError, match="app_id must be the app's numeric id"):
+        GitHubAppSettings(app_id=app_id)

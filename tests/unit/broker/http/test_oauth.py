@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+from collections.abc import MutableMapping
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -21,7 +25,8 @@ async def _echo(request: Request) -> Response:
     return JSONResponse({"form": form, "basic": basic_credentials(request)})
 
 
-CLIENT = TestClient(Starlette(routes=[Route("/", _echo, methods=["POST"])]))
+APP = Starlette(routes=[Route("/", _echo, methods=["POST"])])
+CLIENT = TestClient(APP)
 
 
 def test_a_form_is_parsed_into_single_values() -> None:
@@ -56,6 +61,65 @@ def test_malformed_wrong_type_too_many_fields_or_oversized_bodies_are_refused(
     response = CLIENT.post("/", content=content, headers={"content-type": content_type})
     assert response.status_code == status
     assert response.json()["error"] == "invalid_request"
+
+
+def _post_raw(content_length: bytes) -> tuple[int, dict[str, Any]]:
+    """A POST with exactly these header bytes, straight into the ASGI app (an HTTP client
+    would re-encode them, and uvicorn's parsers refuse a non-digit Content-Length with
+    their own 400 before the app: other ASGI servers need not)."""
+    sent: list[MutableMapping[str, Any]] = []
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", content_length),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"a=1", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(APP(scope, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return sent[0]["status"], json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "content_length",
+    [b"\xb2", b"1" * 5000, b"+3", b"3 ", b""],
+    ids=["superscript-two", "5000-digits", "sign", "space", "empty"],
+)
+def test_a_content_length_that_is_not_ascii_digits_is_invalid_request(
+    content_length: bytes,
+) -> None:
+    status, body = _post_raw(content_length)
+    assert (status, body["error"], body["error_description"]) == (
+        400,
+        "invalid_request",
+        "invalid Content-Length",
+    )
+
+
+def test_a_5000_digit_content_length_through_an_http_client_is_invalid_request() -> None:
+    response = CLIENT.post(
+        "/",
+        content="a=1",
+        headers={"content-type": "application/x-www-form-urlencoded", "content-length": "1" * 5000},
+    )
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
 
 
 def test_basic_credentials_are_form_decoded() -> None:

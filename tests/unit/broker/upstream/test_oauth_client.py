@@ -191,6 +191,58 @@ def test_retry_after_is_passed_on(endpoint: TokenEndpoint) -> None:
     assert (failed.value.kind, failed.value.retry_after) == ("unavailable", 7)
 
 
+@pytest.mark.parametrize(
+    "retry_after",
+    ["\u00b2", "1" * 5000, "Wed, 21 Oct 2026 07:28:00 GMT", "-5", "1.5", "123456"],
+    ids=["superscript-two", "5000-digits", "http-date", "negative", "fraction", "six-digits"],
+)
+def test_a_retry_after_that_is_not_delay_seconds_leaves_the_wait_to_the_broker(
+    endpoint: TokenEndpoint, retry_after: str
+) -> None:
+    endpoint.status, endpoint.headers = 503, {"Retry-After": retry_after}
+    with pytest.raises(AuthorizationServerError) as failed:
+        AuthorizationServerClient().refresh(settings(endpoint), SECRET, "rt")
+    assert (failed.value.kind, failed.value.retry_after) == ("unavailable", 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"access_token": "a", "expires_in": "\u00b2"},
+        {"access_token": "a", "expires_in": "\u0661\u0662"},
+        {"access_token": "a", "expires_in": "1" * 5000},
+        {"access_token": "a", "expires_in": " 60"},
+        {"access_token": "a", "expires_in": "99999999999"},
+    ],
+    ids=["superscript", "arabic-indic", "5000-digits", "space", "out-of-range"],
+)
+def test_a_quoted_expires_in_that_is_not_a_bounded_ascii_number_is_an_invalid_response(
+    endpoint: TokenEndpoint, body: object
+) -> None:
+    endpoint.body = body
+    with pytest.raises(AuthorizationServerError) as failed:
+        AuthorizationServerClient().refresh(settings(endpoint), SECRET, "rt")
+    assert failed.value.kind == "invalid_response"
+    assert "expires_in" in failed.value.text
+
+
+def test_a_json_number_of_5000_digits_is_an_invalid_response(endpoint: TokenEndpoint) -> None:
+    # json.loads itself raises ValueError past 4,300 digits: loads_strict refuses the document
+    endpoint.body = b'{"access_token": "a", "expires_in": ' + b"1" * 5000 + b"}"
+    with pytest.raises(AuthorizationServerError) as failed:
+        AuthorizationServerClient().refresh(settings(endpoint), SECRET, "rt")
+    assert (failed.value.kind, failed.value.text) == (
+        "invalid_response",
+        "the provider's answer is not a JSON object",
+    )
+
+
+def test_a_quoted_expires_in_of_ascii_digits_is_read(endpoint: TokenEndpoint) -> None:
+    endpoint.body = {"access_token": "a", "expires_in": "0600"}
+    tokens = AuthorizationServerClient().refresh(settings(endpoint), SECRET, "rt")
+    assert 595 <= tokens.expires_at - time.time() <= 600
+
+
 def test_an_unreachable_provider_is_unavailable() -> None:
     oauth = OAuthSettings(client_id="c", token_url="http://127.0.0.1:9/token")
     with pytest.raises(AuthorizationServerError) as failed:
