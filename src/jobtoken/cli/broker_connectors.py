@@ -35,7 +35,8 @@ from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import SqlStore, StoreError, sealed_record_id
 from jobtoken.broker.upstream.authorization_flow import AuthorizationFailed, LoopbackAuthorization
-from jobtoken.broker.upstream.grants import GrantUnavailable, UpstreamGrants
+from jobtoken.broker.upstream.grant_access import GrantUnavailable
+from jobtoken.broker.upstream.grants import UpstreamGrants
 from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerClient,
     AuthorizationServerError,

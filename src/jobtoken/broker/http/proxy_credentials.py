@@ -29,7 +29,7 @@ from jobtoken.broker.connectors.model import OAUTH_CREDENTIALS, Connector
 from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.secrets.envelope import EnvelopeError
 from jobtoken.broker.store import sealed_record_id
-from jobtoken.broker.upstream.grants import GrantUnavailable
+from jobtoken.broker.upstream.grant_access import GrantUnavailable
 
 __all__ = ["UpstreamCredential", "bad_gateway", "unavailable", "upstream_credential"]
 

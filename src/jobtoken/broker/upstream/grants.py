@@ -42,12 +42,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector, OAuthSettings
-from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import (
@@ -57,6 +55,12 @@ from jobtoken.broker.store import (
     SqlStore,
     sealed_record_id,
 )
+from jobtoken.broker.upstream.grant_access import (
+    GrantUnavailable,
+    UpstreamAccess,
+    not_connected,
+    reconnect_hint,
+)
 from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerClient,
     AuthorizationServerError,
@@ -64,54 +68,9 @@ from jobtoken.broker.upstream.oauth_client import (
 )
 from jobtoken.wire.strict_json import loads_strict
 
-__all__ = ["GrantUnavailable", "UpstreamAccess", "UpstreamGrants"]
+__all__ = ["UpstreamGrants"]
 
 _SYSTEM_RANDOM = random.SystemRandom()
-
-
-class GrantUnavailable(BrokerError):
-    """No upstream access token can be had; ``reason`` is the audit/metrics code.
-
-    A provider that is not answering (``provider_unavailable``) is a wait: 503
-    ``temporarily_unavailable`` with ``Retry-After``. Any other reason is the connector's
-    state, which only its operators can change (``broker connect``, its client secret):
-    ``invalid_target`` at the token endpoint; the proxy answers it as a bad gateway."""
-
-    def __init__(self, reason: str, text: str, *, retry_after: int = 0) -> None:
-        if reason == "provider_unavailable":
-            wait = retry_after or 2
-            super().__init__(
-                "temporarily_unavailable", text, status=503, reason=reason, retry_after=wait
-            )
-        else:
-            super().__init__("invalid_target", text, reason=reason)
-        self.text = text
-
-
-@dataclass(frozen=True, repr=False)
-class UpstreamAccess:
-    """A connector's upstream access token. ``repr`` shows no token."""
-
-    access_token: str
-    expires_at: int
-    obtained_at: int
-    generation: int
-    #: the API base URL the provider named for this grant (Salesforce), or ""
-    base_url: str = ""
-
-    def __repr__(self) -> str:
-        return f"UpstreamAccess(generation={self.generation}, expires_at={self.expires_at})"
-
-    def fresh(self, margin: int, now: float) -> bool:
-        lifetime = self.expires_at - self.obtained_at
-        return bool(self.access_token) and now < self.expires_at - min(margin, lifetime // 2)
-
-
-def reconnect_hint(connector: str) -> str:
-    return (
-        f"connector {connector} needs re-authorization at its provider; an operator runs "
-        f"`jobtoken broker connect {connector} --config FILE`"
-    )
 
 
 class UpstreamGrants:
@@ -171,7 +130,7 @@ class UpstreamGrants:
         re-authorization; an exchange for a proxied connector asks this, not for a token."""
         row = self._store.grant(connector.name)
         if row is None and connector.credential == "oauth2-refresh":
-            raise _not_connected(connector.name)
+            raise not_connected(connector.name)
         if row is not None and row.state == GRANT_NEEDS_REAUTHORIZATION:
             raise GrantUnavailable("needs_reauthorization", reconnect_hint(connector.name))
 
@@ -204,7 +163,7 @@ class UpstreamGrants:
             row = self._store.grant(name)
             if row is None:
                 if connector.credential == "oauth2-refresh":
-                    raise _not_connected(name)
+                    raise not_connected(name)
                 self._store.ensure_grant(name, self._seal(name, {}), int(self._clock()))
                 continue
             if row.state == GRANT_NEEDS_REAUTHORIZATION:
@@ -286,7 +245,7 @@ class UpstreamGrants:
                 if connector.credential == "oauth2-refresh":
                     refresh_token = payload.get("refresh_token", "")
                     if not refresh_token:
-                        raise _not_connected(connector.name)
+                        raise not_connected(connector.name)
                     return self._provider.refresh(oauth, secret, refresh_token, timeout=remaining)
                 return self._provider.client_credentials(oauth, secret, timeout=remaining)
             except AuthorizationServerError as exc:
@@ -399,14 +358,6 @@ def _oauth(connector: Connector) -> OAuthSettings:
 
 def _grant_type(connector: Connector) -> str:
     return "refresh_token" if connector.credential == "oauth2-refresh" else "client_credentials"
-
-
-def _not_connected(name: str) -> GrantUnavailable:
-    return GrantUnavailable(
-        "not_connected",
-        f"connector {name} is not connected to its provider yet; an operator runs "
-        f"`jobtoken broker connect {name} --config FILE`",
-    )
 
 
 def _access_of(row: GrantRow, payload: dict[str, str]) -> UpstreamAccess:

@@ -19,7 +19,8 @@ from jobtoken.broker.connectors.model import Connector, OAuthSettings
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, MasterKey
 from jobtoken.broker.store import SqlStore
-from jobtoken.broker.upstream.grants import GrantUnavailable, UpstreamGrants
+from jobtoken.broker.upstream.grant_access import GrantUnavailable
+from jobtoken.broker.upstream.grants import UpstreamGrants
 from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerError,
     AuthorizationServerTokens,
