@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -132,21 +133,41 @@ def test_a_forged_callback_is_refused_and_the_wait_goes_on(
     broker: BrokerProcess, provider: OAuthProvider
 ) -> None:
     command = start_connect(broker, 5)
-    assert command.stdout is not None
-    line = ""
-    while "waiting up to" not in line:
-        line = command.stdout.readline()
-        assert line
-    port = re.search(r"127\.0\.0\.1:(\d+)/callback", line)
-    assert port is not None
-    forged = requests.get(
-        f"http://127.0.0.1:{port.group(1)}/callback?code=stolen&state=guess", timeout=5
-    )
+    port = _callback_port(command)
+    forged = requests.get(f"http://127.0.0.1:{port}/callback?code=stolen&state=guess", timeout=5)
     assert forged.status_code == 400
     _, err = command.communicate(timeout=30)
     assert command.returncode == 1
     assert "no redirect" in err
     assert provider.code_grants == 0
+
+
+def _callback_port(command: subprocess.Popen[str]) -> int:
+    assert command.stdout is not None
+    line = ""
+    while "waiting up to" not in line:
+        line = command.stdout.readline()
+        assert line, "connect ended before it said where it waits"
+    port = re.search(r"127\.0\.0\.1:(\d+)/callback", line)
+    assert port is not None
+    return int(port.group(1))
+
+
+def test_an_idle_connection_to_the_callback_port_does_not_outlast_the_timeout(
+    broker: BrokerProcess,
+) -> None:
+    command = start_connect(broker, 3)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", _callback_port(command)), timeout=5):
+        try:  # connected and sending nothing, as any local process can
+            _, err = command.communicate(timeout=12)
+        except subprocess.TimeoutExpired:
+            command.kill()
+            command.communicate()
+            pytest.fail("connect --timeout 3 was still waiting 12 s later")
+    assert time.monotonic() - started < 6
+    assert command.returncode == 1
+    assert "no redirect" in err
 
 
 def test_a_refresh_token_revoked_by_the_user_needs_reauthorization(

@@ -7,7 +7,11 @@ redirect; a fixed ``--port`` for providers that register the exact URI), gives t
 authorization URL with a fresh ``state`` and code challenge, and waits for the one
 redirect that carries that ``state`` (compared in constant time). A redirect with
 another ``state`` is refused and the wait goes on; ``error=…`` ends it. The listener
-answers only ``GET /callback``, reads no body, and stops at the deadline.
+answers only ``GET /callback``, reads no body, and stops at the deadline whatever a
+client does: each connection is served in its own thread with a socket timeout of
+``CONNECTION_TIMEOUT_SECONDS``, at most ``MAX_CONNECTIONS`` at once, so a local process
+that connects and sends nothing neither holds the command past ``--timeout`` nor keeps
+the browser's redirect waiting behind it.
 
 The code is then exchanged by ``oauth_client.AuthorizationServerClient.authorization_code`` with
 the verifier. Nothing here prints or logs a code or a token.
@@ -25,13 +29,19 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socket import socket
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from jobtoken.broker.connectors.model import OAuthSettings
 from jobtoken.broker.errors import BrokerFailure
 
 __all__ = ["AuthorizationFailed", "LoopbackAuthorization"]
+
+#: how long one connection to the callback may take to send its request
+CONNECTION_TIMEOUT_SECONDS = 5.0
+#: connections served at once; more are closed unanswered
+MAX_CONNECTIONS = 8
 
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}\Z")
 _PAGE = (
@@ -61,7 +71,7 @@ class LoopbackAuthorization:
         self.state = secrets.token_urlsafe(24)
         self.verifier = secrets.token_urlsafe(48)  # 64 characters (RFC 7636 §4.1: 43 to 128)
         self._outcome = _Outcome()
-        self._server = HTTPServer(("127.0.0.1", port), self._handler())
+        self._server = _CallbackServer(("127.0.0.1", port), self._handler())
         self._server.timeout = 0.2
         self.redirect_uri = f"http://127.0.0.1:{self._server.server_address[1]}/callback"
 
@@ -106,6 +116,8 @@ class LoopbackAuthorization:
         flow = self
 
         class Callback(BaseHTTPRequestHandler):
+            timeout = CONNECTION_TIMEOUT_SECONDS  # a socket timeout on every read and write
+
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 if parts.path != "/callback" or len(self.path) > 8192:
@@ -147,3 +159,32 @@ class LoopbackAuthorization:
                 return  # the query holds the code: never logged
 
         return Callback
+
+
+class _CallbackServer(ThreadingHTTPServer):
+    """One daemon thread per connection, at most ``MAX_CONNECTIONS`` at once; closing
+    the server does not wait for them (each ends within its socket timeout)."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: socket | tuple[bytes, socket], client: object) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client)
+
+    def process_request_thread(
+        self, request: socket | tuple[bytes, socket], client: object
+    ) -> None:
+        try:
+            super().process_request_thread(request, client)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: socket | tuple[bytes, socket], client: object) -> None:
+        return  # a client that hung up or timed out: nothing to print, nothing to log
