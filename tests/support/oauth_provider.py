@@ -13,7 +13,8 @@ How it behaves, as a provider that rotates refresh tokens strictly:
 
 - one confidential client (``client_id``, ``client_secret``, random per instance) that
   authenticates with ``client_secret_basic`` or ``client_secret_post``;
-- any ``http://127.0.0.1:<port>/callback`` is a valid redirect (RFC 8252 §7.3), nothing else;
+- any ``http://127.0.0.1:<port>/callback`` (or ``localhost``) is a valid redirect (RFC
+  8252 §7.3, §8.3), nothing else;
 - a refresh revokes the refresh token it used and issues a new pair; the access token
   issued with the old one stays good until it expires (as at HubSpot, Slack and
   Google), unless ``revoke_access_on_refresh`` revokes it too; a used or revoked

@@ -50,14 +50,16 @@ class Client(ClientMixin):  # type: ignore[misc]
         return " ".join(s for s in scope.split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        """RFC 8252 §7.3: ``http://127.0.0.1:<any port>/callback``, nothing else."""
+        """RFC 8252 §7.3 and §8.3: ``http://127.0.0.1:<any port>/callback`` or the same
+        with ``localhost``, nothing else."""
         try:
             parts = urlsplit(redirect_uri)
             port = parts.port
         except ValueError:
             return False
         return (
-            (parts.scheme, parts.hostname, parts.path) == ("http", "127.0.0.1", "/callback")
+            (parts.scheme, parts.path) == ("http", "/callback")
+            and parts.hostname in ("127.0.0.1", "localhost")
             and port is not None
             and "@" not in parts.netloc
             and not (parts.query or parts.fragment)

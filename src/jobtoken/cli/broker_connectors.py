@@ -8,11 +8,14 @@ long-lived credential and its OAuth grant.
   whose config names a ``credential_sealed_file`` (that file is its credential);
 - ``connector list --config FILE [--json]`` — each connector's kind, credential,
   whether it is set, its grant's state, last refresh and access-token expiry;
-- ``connect NAME --config FILE [--port N] [--timeout S]`` — the authorization-code
-  flow with PKCE on a loopback redirect (``authorization_flow.py``): it prints the URL
-  to open, waits for the redirect, exchanges the code and stores the grant sealed;
-- ``connect NAME --config FILE --refresh-token-file PATH|-`` — headless: store a
-  refresh token got elsewhere, and refresh it once to prove it works.
+- ``connect NAME --config FILE [--port N] [--redirect-host H] [--timeout S]`` — the
+  authorization-code flow with PKCE on a loopback redirect (``authorization_flow.py``):
+  it prints the URL to open, waits for the redirect, exchanges the code and stores the
+  grant sealed; Ctrl-C ends it with one line and exit status 130;
+- ``connect NAME --config FILE --refresh-token-file PATH|-`` — headless: refresh a
+  refresh token got elsewhere once, to prove it works, and only then store the grant;
+  a token the provider refuses, or a provider that does not answer, leaves the
+  connector's grant untouched (nothing stored, nothing audited).
 
 No command prints a token, a code or a secret.
 """
@@ -23,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,12 +34,11 @@ from jobtoken.broker.assembly import open_configured_store, open_envelope
 from jobtoken.broker.audit.chain import AuditLog
 from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
-from jobtoken.broker.connectors.model import Connector
+from jobtoken.broker.connectors.model import REDIRECT_HOSTS, Connector
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import SqlStore, StoreError, sealed_record_id
 from jobtoken.broker.upstream.authorization_flow import AuthorizationFailed, LoopbackAuthorization
-from jobtoken.broker.upstream.grant_access import GrantUnavailable
 from jobtoken.broker.upstream.grants import UpstreamGrants
 from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerClient,
@@ -52,6 +55,10 @@ _WHAT = {
     "oauth2-client-credentials": "OAuth client secret",
     "github-app": "GitHub App private key",
 }
+
+
+#: how long the one proving refresh of ``connect --refresh-token-file`` may take
+_PROOF_SECONDS = 15.0
 
 
 def register_connectors(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,6 +86,13 @@ def register_connectors(subparsers: argparse._SubParsersAction[argparse.Argument
     _config_arg(connect)
     connect.add_argument(
         "--port", type=int, default=0, help="loopback callback port (default: any free one)"
+    )
+    connect.add_argument(
+        "--redirect-host",
+        choices=REDIRECT_HOSTS,
+        default="",
+        help="the redirect URI's host (default: what the connector's template says its "
+        "provider accepts, else 127.0.0.1); the listener binds 127.0.0.1 either way",
     )
     connect.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for the browser"
@@ -196,17 +210,18 @@ def _connect(args: argparse.Namespace) -> int:
         grants = _grants(store, envelope, provider)
         secret = _client_secret(store, envelope, connector, args.config)
         if refresh_token:
-            grants.connect(
-                connector, AuthorizationServerTokens("", 0, refresh_token), "refresh_token_file"
-            )
-            access = grants.access(connector)  # proves the refresh token works, and rotates it
-            expires = access.expires_at
+            tokens = _proven(connector, secret, refresh_token, provider)
+            grants.connect(connector, tokens, "refresh_token_file")
+            expires = tokens.expires_at
         else:
             expires = _browser_flow(connector, secret, grants, provider, args)
-    except (AuthorizationFailed, AuthorizationServerError, GrantUnavailable) as exc:
+    except (AuthorizationFailed, AuthorizationServerError) as exc:
         return _fail(f"connector {args.name}: {exc}")
     except (StoreError, EnvelopeError, OSError) as exc:
         return _fail(str(exc))
+    except KeyboardInterrupt:
+        print(f"jobtoken broker: connect {args.name} interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
     finally:
         provider.close()
         store.close()
@@ -225,7 +240,7 @@ def _browser_flow(
     args: argparse.Namespace,
 ) -> int:
     assert connector.oauth is not None
-    flow = LoopbackAuthorization(connector.oauth, port=args.port)
+    flow = LoopbackAuthorization(connector.oauth, port=args.port, host=args.redirect_host)
     print("Open this URL in a browser on this machine and approve the access:", flush=True)
     print(f"  {flow.authorization_url}", flush=True)
     print(f"waiting up to {args.timeout:g} s for the redirect to {flow.redirect_uri} …", flush=True)
@@ -240,6 +255,35 @@ def _browser_flow(
         )
     grants.connect(connector, tokens, "authorization_code")
     return tokens.expires_at
+
+
+def _proven(
+    connector: Connector, secret: str, refresh_token: str, provider: AuthorizationServerClient
+) -> AuthorizationServerTokens:
+    """One refresh with the refresh token just given, before anything is stored: a token
+    the provider refuses leaves the connector's grant as it was."""
+    assert connector.oauth is not None
+    try:
+        tokens = provider.refresh(connector.oauth, secret, refresh_token, timeout=_PROOF_SECONDS)
+    except AuthorizationServerError as exc:
+        unchanged = "nothing was stored and the connector's grant is unchanged"
+        if exc.kind == "invalid_grant":
+            why = (
+                "the provider refused the refresh token just given (invalid_grant: it is "
+                "expired, revoked, already used or issued to another client); "
+                f"{unchanged}; get a new refresh token, or run `jobtoken broker connect "
+                f"{connector.name}` without --refresh-token-file for the browser flow"
+            )
+        elif exc.kind == "unavailable":
+            why = f"its provider is not answering ({exc.text}); {unchanged}; try again later"
+        else:
+            why = (
+                f"the provider refused to refresh the token just given ({exc.text}); "
+                f"{unchanged}; check the connector's client_id, client secret and token_url"
+            )
+        raise AuthorizationFailed(why) from None
+    # a provider that does not rotate refresh tokens answers without one: keep the given one
+    return replace(tokens, refresh_token=tokens.refresh_token or refresh_token)
 
 
 def _grants(

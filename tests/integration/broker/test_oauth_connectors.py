@@ -7,8 +7,10 @@ secret the provider and the broker handled."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -92,26 +94,29 @@ def proxied(broker: BrokerProcess, token: str) -> requests.Response:
     )
 
 
-def start_connect(broker: BrokerProcess, timeout: int) -> subprocess.Popen[str]:
+def start_connect(broker: BrokerProcess, timeout: int, *extra: str) -> subprocess.Popen[str]:
     """``jobtoken broker connect crm`` in the background, as an operator runs it."""
     return subprocess.Popen(
         [sys.executable, "-m", "jobtoken.cli", "broker", "connect", "crm",
-         "--config", str(broker.config_path), "--timeout", str(timeout)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--config", str(broker.config_path), "--timeout", str(timeout), *extra],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+def authorization_url(command: subprocess.Popen[str], provider: OAuthProvider) -> str:
+    assert command.stdout is not None
+    while True:
+        line = command.stdout.readline()
+        assert line, "connect ended before printing the authorization URL"
+        if line.strip().startswith(provider.authorize_url):
+            return line.strip()
 
 
 def test_connect_through_the_browser_flow_then_call_the_api(
     broker: BrokerProcess, provider: OAuthProvider
 ) -> None:
     command = start_connect(broker, 30)
-    assert command.stdout is not None
-    url = ""
-    while not url:
-        line = command.stdout.readline()
-        assert line, "connect ended before printing the authorization URL"
-        if line.strip().startswith(provider.authorize_url):
-            url = line.strip()
+    url = authorization_url(command, provider)
     assert "code_challenge_method=S256" in url
     assert re.search(r"redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\d+%2Fcallback", url)
     callback = browser_login_and_consent(url, provider.username, provider.password)
@@ -127,6 +132,24 @@ def test_connect_through_the_browser_flow_then_call_the_api(
     assert answer.json()["contacts"][0]["name"] == "Ada Lovelace"
     listed = run(broker, "connector", "list")
     assert re.search(r"crm\s+minted\s+oauth2-refresh\s+yes\s+ready", listed)
+
+
+def test_redirect_host_localhost_names_localhost_and_listens_on_the_loopback_address(
+    broker: BrokerProcess, provider: OAuthProvider
+) -> None:
+    command = start_connect(broker, 30, "--redirect-host", "localhost")
+    url = authorization_url(command, provider)
+    found = re.search(r"redirect_uri=http%3A%2F%2Flocalhost%3A(\d+)%2Fcallback", url)
+    assert found is not None, url
+    callback = browser_login_and_consent(url, provider.username, provider.password)
+    assert callback.startswith(f"http://localhost:{found.group(1)}/callback?")
+    # the listener is on 127.0.0.1, whatever the name in the redirect URI
+    loopback = callback.replace("http://localhost:", "http://127.0.0.1:", 1)
+    assert requests.get(loopback, timeout=10).status_code == 200
+    out, err = command.communicate(timeout=30)
+    assert command.returncode == 0, err
+    assert "connected connector crm" in out
+    assert provider.code_grants == 1  # the exchange named the same localhost redirect URI
 
 
 def test_a_forged_callback_is_refused_and_the_wait_goes_on(
@@ -170,6 +193,15 @@ def test_an_idle_connection_to_the_callback_port_does_not_outlast_the_timeout(
     assert "no redirect" in err
 
 
+def test_ctrl_c_while_connect_waits_is_one_line_and_exit_130(broker: BrokerProcess) -> None:
+    command = start_connect(broker, 30)
+    _callback_port(command)
+    command.send_signal(signal.SIGINT)
+    _, err = command.communicate(timeout=10)
+    assert command.returncode == 130
+    assert err == "jobtoken broker: connect crm interrupted\n"
+
+
 def test_a_refresh_token_revoked_by_the_user_needs_reauthorization(
     broker: BrokerProcess, provider: OAuthProvider
 ) -> None:
@@ -197,19 +229,86 @@ def test_a_refresh_token_revoked_by_the_user_needs_reauthorization(
     assert provider.api_ok == 0
 
 
+def listed(broker: BrokerProcess, name: str) -> dict[str, object]:
+    """The connector's row of ``connector list --json``."""
+    rows = [json.loads(line) for line in run(broker, "connector", "list", "--json").splitlines()]
+    return next(row for row in rows if row["name"] == name)
+
+
+def connect_given(broker: BrokerProcess, name: str, refresh_token: str) -> str:
+    """``connect NAME --refresh-token-file -`` that the test expects to fail: its stderr."""
+    done = broker.cli(
+        "connect", name, "--refresh-token-file", "-", "--config", str(broker.config_path),
+        stdin=refresh_token.encode(),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout
+    return done.stderr.decode()
+
+
+def connected_records(broker: BrokerProcess, name: str) -> int:
+    return sum(
+        1 for r in broker.audit_records() if r["decision"] == "connected" and r["connector"] == name
+    )
+
+
+def test_a_connect_with_the_provider_down_stores_nothing_and_does_not_mark_it_ready(
+    broker: BrokerProcess, provider: OAuthProvider
+) -> None:
+    provider.down = True
+    err = connect_given(broker, "crm-direct", provider.issue_refresh_token())
+    assert listed(broker, "crm-direct")["state"] == "not connected"
+    assert connected_records(broker, "crm-direct") == 0
+    assert "its provider is not answering" in err
+    assert "nothing was stored" in err
+    refused = broker.exchange(resource="crm-direct")
+    assert refused.status_code == 400
+    assert "not connected" in refused.json()["error_description"]
+    check = broker.cli("check", "--config", str(broker.config_path))
+    assert b"connector crm-direct is not connected" in check.stdout + check.stderr
+    assert b"connect crm-direct --config" in check.stdout + check.stderr
+    assert b" --port PORT` (PORT: the one in the redirect URL registered" in check.stdout
+
+
+def test_a_connect_with_the_provider_down_leaves_the_working_grant_and_its_last_refresh(
+    broker: BrokerProcess, provider: OAuthProvider
+) -> None:
+    connect_headless(broker, provider)
+    before = listed(broker, "crm")
+    time.sleep(1.1)  # a refresh now would show a later last_refresh
+    provider.down = True
+    err = connect_given(broker, "crm", provider.issue_refresh_token())
+    assert "its provider is not answering" in err
+    assert listed(broker, "crm") == before
+    assert connected_records(broker, "crm") == 1
+
+
+def test_a_refused_refresh_token_leaves_the_working_grant_untouched(
+    broker: BrokerProcess, provider: OAuthProvider
+) -> None:
+    connect_headless(broker, provider)
+    before = listed(broker, "crm")
+    token = broker.exchange(resource="crm").json()["access_token"]
+    err = connect_given(broker, "crm", "a-refresh-token-the-provider-never-issued")
+    assert "the provider refused the refresh token just given (invalid_grant" in err
+    assert "grant is unchanged" in err
+    assert "--config FILE" not in err
+    assert listed(broker, "crm") == before  # still ready, same refresh, same expiry
+    assert connected_records(broker, "crm") == 1
+    for access in provider.current_access_tokens():  # force a refresh with the stored grant
+        requests.post(
+            provider.revoke_url, data={"token": access},
+            auth=(provider.client_id, provider.client_secret), timeout=10,
+        )  # fmt: skip
+    refreshes = provider.refreshes
+    assert proxied(broker, token).status_code == 200  # 401 upstream, refreshed, retried
+    assert provider.refreshes == refreshes + 1
+
+
 def test_the_provider_down_is_503_and_nothing_is_issued(
     broker: BrokerProcess, provider: OAuthProvider
 ) -> None:
     provider.down = True
-    run(broker, "connector", "set", "crm-direct", "--credential-file", "-",
-        stdin=provider.client_secret)  # fmt: skip
-    done = broker.cli(
-        "connect", "crm-direct", "--refresh-token-file", "-", "--config",
-        str(broker.config_path), stdin=provider.issue_refresh_token().encode(),
-    )  # fmt: skip
-    assert done.returncode == 1
-    assert b"unavailable" in done.stderr
-    answer = broker.exchange(resource="crm-direct")
+    answer = broker.exchange(resource="batch")
     assert answer.status_code == 503
     assert answer.headers["Retry-After"].isdigit()
     assert answer.json()["error"] == "temporarily_unavailable"

@@ -93,8 +93,9 @@ def assert_one_refresh_per_expiry(broker: BrokerProcess, provider: OAuthProvider
     records = broker.audit_records()
     refreshed = [
         datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
-        for r in records
+        for r in records  # connect --refresh-token-file's proving refresh is `connected`
         if r["decision"] == "refreshed"
+        or (r["decision"], r["reason"]) == ("connected", "refresh_token_file")
     ]
     assert [r for r in records if r["decision"] == "refresh_failed"] == []
     assert len(refreshed) == provider.refreshes

@@ -19,6 +19,7 @@ from jobtoken.broker.connectors.model import (
     CREDENTIALS,
     KINDS,
     OFFLINE_MINTED_MAX_TTL,
+    REDIRECT_HOSTS,
     Connector,
     GitHubAppSettings,
     OAuthSettings,
@@ -63,7 +64,8 @@ def _connector(c: Table, name: str) -> Connector:
     credential = c.choice("credential", tpl.credential if tpl else "static", CREDENTIALS)
     kind = c.choice("kind", default.kind, KINDS)
     base_url = c.text("base_url", tpl.base_url if tpl else "").rstrip("/")
-    oauth = _oauth(c.table("oauth"), tpl) if credential.startswith("oauth2-") else None
+    scopes = c.strings("scopes", tpl.scopes() if tpl else ())
+    oauth = _oauth(c.table("oauth"), tpl, scopes) if credential.startswith("oauth2-") else None
     github_app = _github_app(c.table("github_app"), tpl) if credential == "github-app" else None
     # a minted connector with no API to proxy to: only the TTL bounds it (docs/security.md)
     offline = kind == "minted" and not base_url and not (oauth and oauth.base_url_field)
@@ -74,7 +76,7 @@ def _connector(c: Table, name: str) -> Connector:
         name=name,
         kind=kind,
         max_ttl=c.integer("max_ttl_seconds", default_ttl, 60, 24 * 3600),
-        scopes=c.strings("scopes", tpl.scopes() if tpl else ()),
+        scopes=scopes,
         base_url=base_url,
         auth_header=c.text("auth_header", default.auth_header),
         auth_scheme=c.text("auth_scheme", default.auth_scheme),
@@ -88,7 +90,18 @@ def _connector(c: Table, name: str) -> Connector:
     )
 
 
-def _oauth(o: Table, tpl: ProviderTemplate | None) -> OAuthSettings:
+def _asked(tpl: ProviderTemplate | None, declared: tuple[str, ...]) -> tuple[str, ...]:
+    """The provider scopes ``connect`` asks for when ``[oauth] scopes`` is not set: with a
+    template whose scope names are the provider's own (HubSpot), exactly those of them the
+    connector declares; otherwise (or when it declares none of them) the template's."""
+    if tpl is None:
+        return ()
+    if set(tpl.upstream_scopes) != set(tpl.scopes()):
+        return tpl.upstream_scopes
+    return tuple(s for s in tpl.upstream_scopes if s in declared) or tpl.upstream_scopes
+
+
+def _oauth(o: Table, tpl: ProviderTemplate | None, declared: tuple[str, ...]) -> OAuthSettings:
     d = OAuthSettings(client_id="default", token_url="https://default.invalid/")  # noqa: S106
     params = o.table("authorize_params")
     pairs = tuple((k, params.text(k, "")) for k in params.names())
@@ -99,7 +112,7 @@ def _oauth(o: Table, tpl: ProviderTemplate | None) -> OAuthSettings:
             token_url=o.text("token_url", tpl.token_url if tpl else ""),
             authorize_url=o.text("authorize_url", tpl.authorize_url if tpl else ""),
             revoke_url=o.text("revoke_url", tpl.revoke_url if tpl else ""),
-            scopes=o.strings("scopes", tpl.upstream_scopes if tpl else ()),
+            scopes=o.strings("scopes", _asked(tpl, declared)),
             scope_separator=o.text(
                 "scope_separator", tpl.scope_separator if tpl else d.scope_separator
             ),
@@ -117,6 +130,9 @@ def _oauth(o: Table, tpl: ProviderTemplate | None) -> OAuthSettings:
             ),
             default_expires_in=o.integer(
                 "default_expires_in", d.default_expires_in, 60, 366 * 24 * 3600
+            ),
+            redirect_host=o.choice(
+                "redirect_host", tpl.redirect_host if tpl else d.redirect_host, REDIRECT_HOSTS
             ),
         ),
     )

@@ -43,12 +43,22 @@ from urllib.parse import urlsplit
 
 from jobtoken.wire.grammar import SCOPE, check_connector_name, parse_ascii_int
 
-__all__ = ["CREDENTIALS", "KINDS", "Connector", "GitHubAppSettings", "OAuthSettings", "Route"]
+__all__ = [
+    "CREDENTIALS",
+    "KINDS",
+    "REDIRECT_HOSTS",
+    "Connector",
+    "GitHubAppSettings",
+    "OAuthSettings",
+    "Route",
+]
 
 KINDS = ("minted", "passthrough")
 CREDENTIALS = ("static", "oauth2-refresh", "oauth2-client-credentials", "github-app")
 OAUTH_CREDENTIALS = ("oauth2-refresh", "oauth2-client-credentials")
 CLIENT_AUTH = ("client_secret_post", "client_secret_basic")
+#: the hosts a loopback redirect URI may name (RFC 8252 §7.3; localhost: §8.3 allows it)
+REDIRECT_HOSTS = ("127.0.0.1", "localhost")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "*")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@-]+")
@@ -130,6 +140,10 @@ class OAuthSettings:
     token_body: str = "form"  # noqa: S105 (a body format, not a secret)
     #: lifetime assumed when the token response gives no ``expires_in``
     default_expires_in: int = 3600
+    #: the host of ``connect``'s loopback redirect URI: "127.0.0.1" (RFC 8252 §7.3) or
+    #: "localhost", for providers that take plain http for that name only (HubSpot);
+    #: the listener binds 127.0.0.1 either way
+    redirect_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if not self.client_id or len(self.client_id) > 512:
@@ -144,6 +158,8 @@ class OAuthSettings:
             raise ValueError(f"client_auth must be one of {', '.join(CLIENT_AUTH)}")
         if self.token_body not in ("form", "json"):
             raise ValueError("token_body must be 'form' or 'json'")
+        if self.redirect_host not in REDIRECT_HOSTS:
+            raise ValueError(f"redirect_host must be one of {', '.join(REDIRECT_HOSTS)}")
         if not 0 <= self.refresh_margin_seconds <= 3600:
             raise ValueError("refresh_margin_seconds must be between 0 and 3600")
         if not self.access_token_path or not all(self.access_token_path):

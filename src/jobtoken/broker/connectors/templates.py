@@ -26,7 +26,7 @@ from importlib import resources
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from jobtoken.broker.connectors.model import OAuthSettings, Route
+from jobtoken.broker.connectors.model import REDIRECT_HOSTS, OAuthSettings, Route
 from jobtoken.broker.ops.strict_toml import StrictTable, checked, tomllib
 from jobtoken.wire.grammar import check_connector_name
 
@@ -86,6 +86,8 @@ class ProviderTemplate:
     docs: tuple[str, ...] = field(default=())
     #: the token request's body: "form" (RFC 6749) or "json" (Notion)
     token_body: str = "form"  # noqa: S105 (a body format)
+    #: the host of ``connect``'s loopback redirect URI the provider accepts over http
+    redirect_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         problem = check_connector_name(self.name)
@@ -110,6 +112,8 @@ class ProviderTemplate:
             raise ValueError(f"{where}: base_url_field is not a plain field name")
         if self.token_body not in ("form", "json"):
             raise ValueError(f"{where}: token_body must be 'form' or 'json'")
+        if self.redirect_host not in REDIRECT_HOSTS:
+            raise ValueError(f"{where}: redirect_host must be one of {', '.join(REDIRECT_HOSTS)}")
         if self.scope_separator not in SCOPE_SEPARATORS:
             raise ValueError(f"{where}: scope_separator must be a space or a comma")
         if self.client_auth not in CLIENT_AUTH_METHODS:
@@ -186,6 +190,7 @@ def _template(t: StrictTable, name: str) -> ProviderTemplate:
         routes=tuple(checked(r, _route) for r in t.tables("routes")),
         docs=tuple(pages.values()),
         token_body=t.text("token_body", _CONNECTOR.token_body),
+        redirect_host=t.text("redirect_host", _CONNECTOR.redirect_host),
     )
     _check_sources(t, [fact for fact in t.given() if fact in FACTS], pages)
     return built

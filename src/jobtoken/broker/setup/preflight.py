@@ -156,7 +156,8 @@ def _grants(config: BrokerConfig, store: SqlStore) -> Iterator[Finding]:
             yield Finding(
                 "error",
                 f"connector {connector.name} {what}; jobs asking for it are refused until "
-                f"`jobtoken broker connect {connector.name} --config {config.path}`",
+                f"`jobtoken broker connect {connector.name} --config {config.path} --port "
+                "PORT` (PORT: the one in the redirect URL registered with the provider)",
             )
 
 

@@ -3,7 +3,10 @@ redirect (RFC 6749 §4.1, RFC 7636 S256, RFC 8252 §7.3), for ``jobtoken broker 
 
 :class:`LoopbackAuthorization` listens on ``http://127.0.0.1:PORT/callback`` (port 0:
 any free one, which RFC 8252 §7.3 says the provider must accept for a loopback
-redirect; a fixed ``--port`` for providers that register the exact URI), gives the
+redirect; a fixed ``--port`` for providers that register the exact URI). The redirect
+URI names ``127.0.0.1`` or, for providers that take plain http only for that name
+(HubSpot), ``localhost`` (``OAuthSettings.redirect_host``, ``--redirect-host``); the
+listener binds the loopback address 127.0.0.1 either way. It gives the
 authorization URL with a fresh ``state`` and code challenge, and waits for the one
 redirect that carries that ``state`` (compared in constant time). A redirect with
 another ``state`` is refused and the wait goes on; ``error=…`` ends it. The listener
@@ -33,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socket import socket
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from jobtoken.broker.connectors.model import OAuthSettings
+from jobtoken.broker.connectors.model import REDIRECT_HOSTS, OAuthSettings
 from jobtoken.broker.errors import BrokerFailure
 
 __all__ = ["AuthorizationFailed", "LoopbackAuthorization"]
@@ -64,16 +67,22 @@ class _Outcome:
 class LoopbackAuthorization:
     """One authorization request and its loopback redirect (module docstring)."""
 
-    def __init__(self, oauth: OAuthSettings, *, port: int = 0) -> None:
+    def __init__(self, oauth: OAuthSettings, *, port: int = 0, host: str = "") -> None:
         if not oauth.authorize_url:
             raise AuthorizationFailed("the connector's [oauth] table has no authorize_url")
+        host = host or oauth.redirect_host
+        if host not in REDIRECT_HOSTS:
+            raise AuthorizationFailed(
+                f"the redirect host must be one of {', '.join(REDIRECT_HOSTS)}"
+            )
         self._oauth = oauth
         self.state = secrets.token_urlsafe(24)
         self.verifier = secrets.token_urlsafe(48)  # 64 characters (RFC 7636 §4.1: 43 to 128)
         self._outcome = _Outcome()
+        # the loopback address, whatever name the redirect URI gives it (RFC 8252 §7.3, §8.3)
         self._server = _CallbackServer(("127.0.0.1", port), self._handler())
         self._server.timeout = 0.2
-        self.redirect_uri = f"http://127.0.0.1:{self._server.server_address[1]}/callback"
+        self.redirect_uri = f"http://{host}:{self._server.server_address[1]}/callback"
 
     @property
     def authorization_url(self) -> str:

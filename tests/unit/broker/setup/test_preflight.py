@@ -137,9 +137,11 @@ def test_an_oauth_connector_not_connected_or_dead_is_an_error_naming_connect(
     texts = [f"{f.level}: {f.text}" for f in findings if f.text.startswith("connector")]
     assert texts == [
         "error: connector crm is not connected; jobs asking for it are refused until "
-        f"`jobtoken broker connect crm --config {tmp_path / 'broker.toml'}`",
+        f"`jobtoken broker connect crm --config {tmp_path / 'broker.toml'} --port PORT` "
+        "(PORT: the one in the redirect URL registered with the provider)",
         "error: connector dead needs re-authorization; jobs asking for it are refused until "
-        f"`jobtoken broker connect dead --config {tmp_path / 'broker.toml'}`",
+        f"`jobtoken broker connect dead --config {tmp_path / 'broker.toml'} --port PORT` "
+        "(PORT: the one in the redirect URL registered with the provider)",
     ]
 
 
