@@ -127,3 +127,36 @@ def test_a_sealed_credential_file_is_relative_to_the_config(tmp_path: Path) -> N
     connectors = _load(tmp_path, '[connectors.api]\ncredential_sealed_file = "sealed/api.box"\n')
     assert connectors["api"].credential_sealed_file == tmp_path / "sealed" / "api.box"  # type: ignore[attr-defined]
     assert _load(tmp_path, "[connectors.api]\n")["api"].credential_sealed_file is None  # type: ignore[attr-defined]
+
+
+def test_oauth_redirect_host_comes_from_the_template_or_the_table(tmp_path: Path) -> None:
+    connectors = _load(
+        tmp_path,
+        '[connectors.crm]\ntemplate = "hubspot"\n[connectors.crm.oauth]\nclient_id = "abc"\n'
+        '[connectors.own]\ncredential = "oauth2-refresh"\n[connectors.own.oauth]\n'
+        'client_id = "a"\ntoken_url = "https://login.example.com/token"\n'
+        'redirect_host = "localhost"\n',
+    )
+    assert connectors["crm"].oauth.redirect_host == "localhost"  # type: ignore[attr-defined]
+    assert connectors["own"].oauth.redirect_host == "localhost"  # type: ignore[attr-defined]
+
+
+def test_an_oauth_redirect_host_other_than_the_loopback_names_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"redirect_host must be one of 127\.0\.0\.1, localhost"):
+        _load(
+            tmp_path,
+            '[connectors.own]\ncredential = "oauth2-refresh"\n[connectors.own.oauth]\n'
+            'client_id = "a"\ntoken_url = "https://login.example.com/token"\n'
+            'redirect_host = "0.0.0.0"\n',
+        )
+
+
+def test_a_hubspot_connector_asks_the_provider_for_the_scopes_it_declares(
+    tmp_path: Path,
+) -> None:
+    connectors = _load(
+        tmp_path,
+        '[connectors.crm]\ntemplate = "hubspot"\nscopes = ["crm.objects.contacts.read"]\n'
+        '[connectors.crm.oauth]\nclient_id = "abc"\n',
+    )
+    assert connectors["crm"].oauth.scopes == ("crm.objects.contacts.read",)  # type: ignore[attr-defined]

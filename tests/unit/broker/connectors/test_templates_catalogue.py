@@ -155,6 +155,11 @@ def _toml(document: dict[str, Any]) -> str:
     return "".join(f"{json.dumps(name)} = {value(table)}\n" for name, table in document.items())
 
 
+def test_each_template_names_the_redirect_host_its_provider_takes_over_http() -> None:
+    hosts = {name: t.redirect_host for name, t in TEMPLATES.items()}
+    assert hosts == {name: "127.0.0.1" for name in TEMPLATES} | {"hubspot": "localhost"}
+
+
 def test_the_docs_example_is_a_catalogue_the_loader_reads() -> None:
     page = Path(__file__).resolve().parents[4] / "docs" / "connectors-templates.md"
     (example,) = re.findall(r"```toml\n(.*?)```", page.read_text(), re.S)
