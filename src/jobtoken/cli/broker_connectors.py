@@ -12,6 +12,9 @@ long-lived credential and its OAuth grant.
   authorization-code flow with PKCE on a loopback redirect (``authorization_flow.py``):
   it prints the URL to open, waits for the redirect, exchanges the code and stores the
   grant sealed; Ctrl-C ends it with one line and exit status 130;
+- ``connect NAME --config FILE --no-browser`` — headless: the same flow, approved in
+  a browser on any machine; the operator pastes the redirect URL from its address bar
+  on stdin, checked as the listener checks a redirect (``state``, then PKCE);
 - ``connect NAME --config FILE --refresh-token-file PATH|-`` — headless: refresh a
   refresh token got elsewhere once, to prove it works, and only then store the grant;
   a token the provider refuses, or a provider that does not answer, leaves the
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import select
 import sys
 import time
 from dataclasses import replace
@@ -97,10 +101,17 @@ def register_connectors(subparsers: argparse._SubParsersAction[argparse.Argument
     connect.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for the browser"
     )
-    connect.add_argument(
+    headless = connect.add_mutually_exclusive_group()
+    headless.add_argument(
         "--refresh-token-file",
         metavar="PATH|-",
         help="headless: store this refresh token instead of opening a browser",
+    )
+    headless.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="headless: approve in a browser on any machine, then paste the redirect URL "
+        "from its address bar on stdin",
     )
     connect.set_defaults(handler=_connect)
 
@@ -241,10 +252,23 @@ def _browser_flow(
 ) -> int:
     assert connector.oauth is not None
     flow = LoopbackAuthorization(connector.oauth, port=args.port, host=args.redirect_host)
-    print("Open this URL in a browser on this machine and approve the access:", flush=True)
+    where = "any machine" if args.no_browser else "this machine"
+    print(f"Open this URL in a browser on {where} and approve the access:", flush=True)
     print(f"  {flow.authorization_url}", flush=True)
-    print(f"waiting up to {args.timeout:g} s for the redirect to {flow.redirect_uri} …", flush=True)
-    code = flow.wait(args.timeout)
+    if args.no_browser:
+        print(
+            f"The browser is then sent to {flow.redirect_uri}?…, which does not load "
+            "there: copy the whole address from its address bar and paste it here "
+            f"(within {args.timeout:g} s):",
+            flush=True,
+        )
+        code = flow.code_from_pasted(_pasted_line(args.timeout))
+    else:
+        print(
+            f"waiting up to {args.timeout:g} s for the redirect to {flow.redirect_uri} …",
+            flush=True,
+        )
+        code = flow.wait(args.timeout)
     tokens = provider.authorization_code(
         connector.oauth, secret, code=code, redirect_uri=flow.redirect_uri, verifier=flow.verifier
     )
@@ -255,6 +279,17 @@ def _browser_flow(
         )
     grants.connect(connector, tokens, "authorization_code")
     return tokens.expires_at
+
+
+def _pasted_line(timeout: float) -> str:
+    """One line from stdin, at most 8 KiB, within ``timeout`` seconds."""
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if not ready:
+        raise AuthorizationFailed(f"no redirect URL pasted within {timeout:g} s")
+    line = sys.stdin.readline(8193)
+    if not line.strip():
+        raise AuthorizationFailed("no redirect URL pasted (stdin ended)")
+    return line
 
 
 def _proven(

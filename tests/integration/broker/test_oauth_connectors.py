@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -150,6 +151,46 @@ def test_redirect_host_localhost_names_localhost_and_listens_on_the_loopback_add
     assert command.returncode == 0, err
     assert "connected connector crm" in out
     assert provider.code_grants == 1  # the exchange named the same localhost redirect URI
+
+
+def test_no_browser_takes_the_pasted_redirect_url_and_connects(
+    broker: BrokerProcess, provider: OAuthProvider
+) -> None:
+    command = start_connect(broker, 30, "--no-browser")
+    url = authorization_url(command, provider)
+    assert re.search(r"redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\d+%2Fcallback", url)
+    assert command.stdout is not None
+    assert "paste it here" in command.stdout.readline()
+    # approved in a browser elsewhere: its redirect to 127.0.0.1 fails to load there, and
+    # the operator pastes the address bar's URL
+    location = browser_login_and_consent(url, provider.username, provider.password)
+    out, err = command.communicate(location + "\n", timeout=30)
+    assert command.returncode == 0, err
+    assert "connected connector crm" in out
+    assert provider.code_grants == 1  # the code exchanged with the verifier (PKCE)
+    assert listed(broker, "crm")["state"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("forge", "message"),
+    [
+        (lambda loc: re.sub(r"state=[^&]+", "state=guess", loc), "state differs"),
+        (lambda loc: loc.replace("/callback", "/other"), "is not a redirect to"),
+        (lambda loc: "https://attacker.example/callback?" + loc.split("?", 1)[1],
+         "is not a redirect to"),
+    ],
+)  # fmt: skip
+def test_no_browser_refuses_a_pasted_url_that_is_not_its_redirect(
+    broker: BrokerProcess, provider: OAuthProvider, forge: Any, message: str
+) -> None:
+    command = start_connect(broker, 30, "--no-browser")
+    url = authorization_url(command, provider)
+    location = browser_login_and_consent(url, provider.username, provider.password)
+    _, err = command.communicate(forge(location) + "\n", timeout=30)
+    assert command.returncode == 1
+    assert message in err
+    assert provider.code_grants == 0
+    assert listed(broker, "crm")["state"] == "not connected"
 
 
 def test_a_forged_callback_is_refused_and_the_wait_goes_on(

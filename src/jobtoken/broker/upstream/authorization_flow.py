@@ -79,6 +79,7 @@ class LoopbackAuthorization:
         self.state = secrets.token_urlsafe(24)
         self.verifier = secrets.token_urlsafe(48)  # 64 characters (RFC 7636 §4.1: 43 to 128)
         self._outcome = _Outcome()
+        self._taken = threading.Lock()
         # the loopback address, whatever name the redirect URI gives it (RFC 8252 §7.3, §8.3)
         self._server = _CallbackServer(("127.0.0.1", port), self._handler())
         self._server.timeout = 0.2
@@ -109,17 +110,75 @@ class LoopbackAuthorization:
                 self._server.handle_request()
         finally:
             self._server.server_close()
-        if self._outcome.error:
-            raise AuthorizationFailed(f"the provider answered {self._outcome.error}")
-        if not self._outcome.code:
-            raise AuthorizationFailed(
-                f"no redirect to {self.redirect_uri} within {timeout_seconds:g} s; open the "
-                "authorization URL in a browser on this machine"
+        return self._code(
+            f"no redirect to {self.redirect_uri} within {timeout_seconds:g} s; open the "
+            "authorization URL in a browser on this machine, or use --no-browser"
+        )
+
+    def code_from_pasted(self, pasted: str) -> str:
+        """The authorization code from the redirect URL an operator pasted from the
+        browser's address bar (``connect --no-browser``), checked as the listener checks
+        a redirect: the same URI, one ``state`` equal to ours (constant time)."""
+        self.close()  # nothing listens: the browser's redirect fails, its URL is the input
+        url = pasted.strip()
+        try:
+            parts = urlsplit(url)
+            ours = len(url) <= 8192 and (
+                f"{parts.scheme}://{parts.netloc}{parts.path}" == self.redirect_uri
             )
-        return self._outcome.code
+        except ValueError:
+            ours = False
+        if not ours:
+            raise AuthorizationFailed(
+                f"the pasted text is not a redirect to {self.redirect_uri}; paste the whole "
+                "address from the browser's address bar"
+            )
+        status, _ = self._take(f"{parts.path}?{parts.query}")
+        if status != 200 and not self._outcome.done.is_set():
+            raise AuthorizationFailed(
+                "the pasted redirect is not for this connect (its state differs); run "
+                "connect again and approve the URL it prints"
+            )
+        return self._code("the pasted redirect carried no code")
 
     def close(self) -> None:
         self._server.server_close()
+
+    def _code(self, none: str) -> str:
+        if self._outcome.error:
+            raise AuthorizationFailed(f"the provider answered {self._outcome.error}")
+        if not self._outcome.code:
+            raise AuthorizationFailed(none)
+        return self._outcome.code
+
+    def _take(self, target: str) -> tuple[int, str]:
+        """One redirect target (``/callback?…``): the status and text to answer with;
+        records the outcome when it carries our ``state``, once."""
+        parts = urlsplit(target)
+        if parts.path != "/callback" or len(target) > 8192:
+            return 404, "Not the jobtoken callback."
+        try:
+            query = parse_qs(parts.query, strict_parsing=False, max_num_fields=16)
+        except ValueError:
+            return 400, "Malformed callback."
+        states = query.get("state", [])
+        if len(states) != 1 or not hmac.compare_digest(states[0].encode(), self.state.encode()):
+            return 400, "This redirect is not for the waiting jobtoken command."
+        error, code = query.get("error", [""])[0], query.get("code", [""])[0]
+        with self._taken:
+            if self._outcome.done.is_set():
+                return 409, "This authorization was already answered."
+            if error:
+                self._outcome.error = error if _ERROR_CODE.match(error) else "an error"
+                answer = 400, "The provider did not authorize jobtoken."
+            elif code and len(code) <= 4096:
+                self._outcome.code = code
+                answer = 200, "jobtoken is connected."
+            else:
+                self._outcome.error = "a redirect without a code"
+                answer = 400, "The redirect carried no code."
+            self._outcome.done.set()
+        return answer
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         flow = self
@@ -128,32 +187,7 @@ class LoopbackAuthorization:
             timeout = CONNECTION_TIMEOUT_SECONDS  # a socket timeout on every read and write
 
             def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                if parts.path != "/callback" or len(self.path) > 8192:
-                    self._answer(404, "Not the jobtoken callback.")
-                    return
-                try:
-                    query = parse_qs(parts.query, strict_parsing=False, max_num_fields=16)
-                except ValueError:
-                    self._answer(400, "Malformed callback.")
-                    return
-                state = query.get("state", [""])[0]
-                if len(query.get("state", [])) != 1 or not hmac.compare_digest(
-                    state.encode(), flow.state.encode()
-                ):
-                    self._answer(400, "This redirect is not for the waiting jobtoken command.")
-                    return
-                error, code = query.get("error", [""])[0], query.get("code", [""])[0]
-                if error:
-                    flow._outcome.error = error if _ERROR_CODE.match(error) else "an error"
-                    self._answer(400, "The provider did not authorize jobtoken.")
-                elif code and len(code) <= 4096:
-                    flow._outcome.code = code
-                    self._answer(200, "jobtoken is connected.")
-                else:
-                    flow._outcome.error = "a redirect without a code"
-                    self._answer(400, "The redirect carried no code.")
-                flow._outcome.done.set()
+                self._answer(*flow._take(self.path))
 
             def _answer(self, status: int, text: str) -> None:
                 body = _PAGE.format(text).encode()

@@ -138,3 +138,48 @@ def test_an_error_redirect_ends_the_wait_with_the_providers_code(
     assert _callback(flow, error="access_denied", state=flow.state).status_code == 400
     assert waiting.ended_within(5)
     assert waiting.failure == "the provider answered access_denied"
+
+
+def test_a_pasted_redirect_url_gives_its_code(flow: LoopbackAuthorization) -> None:
+    pasted = f"  {flow.redirect_uri}?code=the-code&state={flow.state}\n"
+    assert flow.code_from_pasted(pasted) == "the-code"
+
+
+@pytest.mark.parametrize(
+    ("pasted", "message"),
+    [
+        ("{uri}?code=c&state=guess", "state differs"),
+        ("{uri}?code=c&state={state}&state={state}", "state differs"),
+        ("{uri}?code=c", "state differs"),
+        ("https://attacker.example/callback?code=c&state={state}", "not a redirect to"),
+        ("{uri}/more?code=c&state={state}", "not a redirect to"),
+        ("c", "not a redirect to"),
+        ("{uri}?state={state}", "a redirect without a code"),
+        ("{uri}?error=access_denied&state={state}", "the provider answered access_denied"),
+        ("{uri}?code=" + "c" * 9000 + "&state={state}", "not a redirect to"),
+    ],
+)
+def test_a_pasted_url_that_is_not_our_redirect_is_refused(
+    flow: LoopbackAuthorization, pasted: str, message: str
+) -> None:
+    with pytest.raises(AuthorizationFailed, match=message):
+        flow.code_from_pasted(pasted.format(uri=flow.redirect_uri, state=flow.state))
+
+
+def test_a_redirect_host_of_localhost_is_named_but_127_0_0_1_is_bound() -> None:
+    flow = LoopbackAuthorization(OAUTH, host="localhost")
+    try:
+        assert flow.redirect_uri.startswith("http://localhost:")
+        waiting = Waiting(flow, 20)
+        port = urlsplit(flow.redirect_uri).port
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/callback",
+            params={"code": "c", "state": flow.state},
+            timeout=5,
+            trust_env=False,
+        )
+        assert answer.status_code == 200
+        assert waiting.ended_within(5)
+        assert waiting.code == "c"
+    finally:
+        flow.close()
