@@ -20,7 +20,8 @@ follows these steps, and the cross-process part lives in the store
 5. It takes the row's lease (single flight across processes). Lost: it reads the row
    again every ``poll_seconds`` until the holder commits, up to the deadline.
 6. It calls the provider with bounded retries and jitter, all within the deadline,
-   which is shorter than the lease, so no two refreshes ever overlap.
+   which is shorter than the lease, so no two refreshes ever overlap
+   (``token_request.py``).
 7. Success: the rotated refresh token and the new access token are sealed and
    committed with the audit record in one transaction, before either is used; the
    generation moves on. ``invalid_grant``: the grant becomes ``needs_reauthorization``
@@ -35,6 +36,7 @@ Public API: :class:`UpstreamGrants`, :class:`UpstreamAccess`, :class:`GrantUnava
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -44,7 +46,7 @@ import time
 from collections.abc import Callable
 
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
-from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
+from jobtoken.broker.connectors.credentials import ConnectorCredentials
 from jobtoken.broker.connectors.model import Connector, OAuthSettings
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
@@ -53,6 +55,7 @@ from jobtoken.broker.store import (
     GRANT_READY,
     GrantRow,
     SqlStore,
+    StoreError,
     sealed_record_id,
 )
 from jobtoken.broker.upstream.grant_access import (
@@ -66,6 +69,7 @@ from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerError,
     AuthorizationServerTokens,
 )
+from jobtoken.broker.upstream.token_request import TokenRequest
 from jobtoken.wire.strict_json import loads_strict
 
 __all__ = ["UpstreamGrants"]
@@ -93,14 +97,19 @@ class UpstreamGrants:
         credentials: ConnectorCredentials | None = None,
     ) -> None:
         self._store, self._envelope, self._audit, self._metrics = store, envelope, audit, metrics
-        self._credentials = credentials or ConnectorCredentials(store, envelope, audit)
         self._provider = provider
+        self._request = TokenRequest(
+            provider,
+            credentials or ConnectorCredentials(store, envelope, audit),
+            attempts=attempts,
+            sleep=sleep,
+        )
         self._deadline, self._poll, self._cooldown = (
             deadline_seconds,
             poll_seconds,
             cooldown_seconds,
         )
-        self._attempts, self._clock, self._sleep = attempts, clock, sleep
+        self._clock, self._sleep = clock, sleep
         #: the lease outlives every call its holder makes, so two refreshes never overlap
         self._lease_ms = int((deadline_seconds + 5.0) * 1000)
         self._cache: dict[str, UpstreamAccess] = {}
@@ -178,7 +187,11 @@ class UpstreamGrants:
                 return self._after_failure(name, current, newer_than, row.retry_at_ms - now_ms)
             owner = secrets.token_hex(12)
             if self._store.take_lease(name, owner, row.generation, now_ms, now_ms + self._lease_ms):
-                return self._refresh(connector, oauth, row, payload, owner, give_up)
+                try:
+                    return self._refresh(connector, oauth, row, payload, owner, give_up)
+                except BaseException:
+                    self._abandon(name, owner)  # a no-op once committed or released
+                    raise
             if time.monotonic() >= give_up:
                 raise self._unavailable(name, "another broker's refresh did not finish in time")
             self._sleep(self._poll)
@@ -195,13 +208,18 @@ class UpstreamGrants:
         name, grant_type = connector.name, _grant_type(connector)
         current = _access_of(row, payload)
         try:
-            secret = self._client_secret(connector)
-            tokens = self._call_provider(connector, oauth, secret, payload, give_up)
+            tokens = self._request.tokens(connector, oauth, payload, give_up)
         except AuthorizationServerError as exc:
             return self._failed(connector, owner, current, exc)
         except GrantUnavailable:
             self._store.release_lease(name, owner, state=GRANT_READY, retry_at_ms=0, audit=None)
             raise
+        except StoreError:
+            raise
+        except Exception as exc:  # anything the answer raised is a failed refresh
+            failure = f"the provider's answer cannot be read ({type(exc).__name__})"
+            unreadable = AuthorizationServerError("invalid_response", failure)
+            return self._failed(connector, owner, current, unreadable)
         new_payload = {
             "access_token": tokens.access_token,
             "refresh_token": tokens.refresh_token or payload.get("refresh_token", ""),
@@ -228,33 +246,6 @@ class UpstreamGrants:
         )
         self._cache[name] = access
         return access
-
-    def _call_provider(
-        self,
-        connector: Connector,
-        oauth: OAuthSettings,
-        secret: str,
-        payload: dict[str, str],
-        give_up: float,
-    ) -> AuthorizationServerTokens:
-        """The token request, retried on ``unavailable`` with jittered back-off, within
-        ``give_up``; the last error once attempts or time run out."""
-        for attempt in range(self._attempts):
-            remaining = give_up - time.monotonic()
-            try:
-                if connector.credential == "oauth2-refresh":
-                    refresh_token = payload.get("refresh_token", "")
-                    if not refresh_token:
-                        raise not_connected(connector.name)
-                    return self._provider.refresh(oauth, secret, refresh_token, timeout=remaining)
-                return self._provider.client_credentials(oauth, secret, timeout=remaining)
-            except AuthorizationServerError as exc:
-                pause = min(2.0, 0.2 * 2**attempt) * _SYSTEM_RANDOM.uniform(0.5, 1.5)
-                last_try = attempt == self._attempts - 1
-                if exc.kind != "unavailable" or last_try or time.monotonic() + pause >= give_up:
-                    raise
-                self._sleep(pause)
-        raise AuthorizationServerError("unavailable", "the provider was not tried")  # attempts == 0
 
     def _failed(
         self,
@@ -283,20 +274,36 @@ class UpstreamGrants:
         if exc.kind == "refused":
             text = f"connector {name}'s provider refused the broker ({exc.text}); check its client"
             raise GrantUnavailable("provider_refused", text, retry_after=int(cooldown) + 1)
+        if exc.kind == "invalid_response" and not self._unexpired(current, 0):
+            text = f"connector {name}'s provider gave an unusable answer ({exc.text})"
+            raise GrantUnavailable("provider_refused", text, retry_after=int(cooldown) + 1)
         return self._after_failure(name, current, 0, int(cooldown * 1000))
+
+    def _abandon(self, name: str, owner: str) -> None:
+        """Give back a lease its holder is leaving without a result (an error nothing
+        else caught), with the cool-down, as a failed refresh does; if the store cannot
+        take even that, the lease runs out by itself."""
+        retry_at_ms = int((self._clock() + self._cooldown) * 1000)
+        with contextlib.suppress(StoreError):
+            self._store.release_lease(
+                name, owner, state=GRANT_READY, retry_at_ms=retry_at_ms, audit=None
+            )
 
     def _after_failure(
         self, name: str, current: UpstreamAccess, newer_than: int, wait_ms: int
     ) -> UpstreamAccess:
         """While refreshes are paused: the old token if it has not expired, else 503."""
-        usable = current.access_token and current.generation > newer_than
-        if usable and self._clock() < current.expires_at:
+        if self._unexpired(current, newer_than):
             return current
         raise self._unavailable(
             name, "its provider is not answering", retry_after=max(1, -(-wait_ms // 1000))
         )
 
     # -- small parts ----------------------------------------------------------------------
+    def _unexpired(self, access: UpstreamAccess, newer_than: int) -> bool:
+        usable = bool(access.access_token) and access.generation > newer_than
+        return usable and self._clock() < access.expires_at
+
     def _wanted(self, access: UpstreamAccess, oauth: OAuthSettings, newer_than: int) -> bool:
         fresh = access.fresh(oauth.refresh_margin_seconds, self._clock())
         return fresh and access.generation > newer_than
@@ -304,25 +311,6 @@ class UpstreamGrants:
     def _lock(self, name: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
-
-    def _client_secret(self, connector: Connector) -> str:
-        name = connector.name
-        try:
-            return self._credentials.get(connector).decode("utf-8")
-        except CredentialUnusable as exc:
-            missing = exc.reason == "credential_missing"
-        except UnicodeDecodeError:
-            missing = False
-        if missing:
-            raise GrantUnavailable(
-                "credential_missing",
-                f"connector {name} has no client secret; an operator runs "
-                f"`jobtoken broker connector set {name} --config FILE --credential-file F` "
-                "or names a credential_sealed_file",
-            )
-        raise GrantUnavailable(  # the details are in the broker's log
-            "credential_unreadable", f"connector {name}'s client secret cannot be opened"
-        )
 
     def _seal(self, name: str, payload: dict[str, str]) -> bytes:
         return self._envelope.encrypt(

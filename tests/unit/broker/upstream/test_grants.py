@@ -45,7 +45,8 @@ class ScriptedProvider:
 
     lifetime: int = 3600
     delay: float = 0.0
-    failures: list[AuthorizationServerError] = field(default_factory=list)
+    #: what the next calls raise instead of answering, one each
+    failures: list[Exception] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
     refresh_token: str = "rt-0"
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,6 +84,16 @@ class ScriptedProvider:
 
 
 ENVELOPE = Envelope(MasterKey.generate())
+
+
+@dataclass
+class Clock:
+    """The grants' wall clock: real time plus ``offset`` seconds a test moves on."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
 
 
 def grants_on(store: SqlStore, provider: ScriptedProvider, **options: float) -> UpstreamGrants:
@@ -329,3 +340,38 @@ def test_the_client_secret_can_come_from_a_sealed_credential_file(
     assert provider.calls == [("client_credentials", "")]
     decisions = [json.loads(r.record)["decision"] for r in store.audit_rows()]
     assert "credential_opened" in decisions
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        AuthorizationServerError(
+            "invalid_response", "the token response's expires_in is not a number"
+        ),
+        ValueError("an answer nothing else read"),
+    ],
+    ids=["invalid-response", "any-exception"],
+)
+def test_an_unreadable_answer_releases_the_lease_and_the_next_try_succeeds_at_once(
+    store: SqlStore, provider: ScriptedProvider, failure: Exception
+) -> None:
+    """A provider answering garbage once (``"expires_in": "²"``, or anything its reading
+    raises), then healthy: a bad gateway with no token to serve, the lease given back
+    with a cool-down, and the first call after the cool-down refreshes at once."""
+    store.put_credential("batch", ENVELOPE.encrypt("connector:batch", SECRET.encode()), 0)
+    clock = Clock()
+    grants = grants_on(store, provider, clock=clock, deadline_seconds=3.0)  # type: ignore[arg-type]
+    provider.failures = [failure]
+    with pytest.raises(GrantUnavailable) as refused:
+        grants.access(CLIENT_CREDENTIALS)
+    assert (refused.value.reason, refused.value.status) == ("provider_refused", 400)
+    grant = store.grant("batch")
+    assert grant is not None
+    assert grant.lease_owner == ""
+    assert grant.retry_at_ms > (time.time() + 4) * 1000  # the cool-down (5-7.5 s)
+    assert audit_decisions(store)[-1] == ("refresh_failed", "provider_refused")
+    clock.offset = 8.0  # past the cool-down
+    started = time.monotonic()
+    assert grants.access(CLIENT_CREDENTIALS).access_token.startswith("at-")
+    assert time.monotonic() - started < 1.0
+    assert len(provider.calls) == 2
