@@ -8,7 +8,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from jobtoken.broker.audit.chain import AuditLog
 from jobtoken.broker.connectors.model import Connector, OAuthSettings
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, MasterKey
-from jobtoken.broker.store import SqlStore
+from jobtoken.broker.store import GrantRow, SqlStore
 from jobtoken.broker.upstream.grant_access import GrantUnavailable
 from jobtoken.broker.upstream.grants import UpstreamGrants
 from jobtoken.broker.upstream.oauth_client import (
@@ -375,3 +375,54 @@ def test_an_unreadable_answer_releases_the_lease_and_the_next_try_succeeds_at_on
     assert grants.access(CLIENT_CREDENTIALS).access_token.startswith("at-")
     assert time.monotonic() - started < 1.0
     assert len(provider.calls) == 2
+
+
+class ReadsBeforeAnotherFails:
+    """A broker's store whose first read of the grant is followed, before the broker
+    goes on, by ``meanwhile``: another broker's whole refresh."""
+
+    def __init__(self, store: SqlStore, meanwhile: Callable[[], None]) -> None:
+        self._store, self._meanwhile = store, [meanwhile]
+
+    def grant(self, connector: str) -> GrantRow | None:
+        row = self._store.grant(connector)
+        while self._meanwhile:
+            self._meanwhile.pop()()
+        return row
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+def test_no_broker_calls_the_provider_during_another_brokers_cool_down(
+    store_factory: tuple[str, Path, str], provider: ScriptedProvider
+) -> None:
+    """A broker that read the grant before another's refresh failed cannot take the
+    lease on what it read: the cool-down holds for every broker (issue 20, item 8)."""
+    stores = [open_kind(*store_factory) for _ in range(2)]
+    try:
+        stores[0].put_credential("crm", ENVELOPE.encrypt("connector:crm", SECRET.encode()), 0)
+        first = grants_on(stores[0], provider)
+        first.connect(
+            REFRESHING, AuthorizationServerTokens("at-old", int(time.time()) - 1, "rt-0"), "t"
+        )
+        provider.failures = [AuthorizationServerError("unavailable", "503")] * 6
+
+        def first_fails() -> None:
+            with pytest.raises(GrantUnavailable):
+                first.access(REFRESHING)
+            assert len(provider.calls) == 3
+
+        second = grants_on(ReadsBeforeAnotherFails(stores[1], first_fails), provider)  # type: ignore[arg-type]
+        with pytest.raises(GrantUnavailable) as refused:
+            second.access(REFRESHING)
+        assert refused.value.reason == "provider_unavailable"
+        assert refused.value.retry_after >= 1
+        assert len(provider.calls) == 3  # the first broker's tries, none of the second's
+        grant = stores[1].grant("crm")
+        assert grant is not None
+        assert grant.lease_owner == ""
+        assert grant.retry_at_ms > time.time() * 1000
+    finally:
+        for opened in stores:
+            opened.close()
