@@ -19,7 +19,8 @@ follows these steps, and the cross-process part lives in the store
    ``provider_unavailable`` with ``Retry-After``.
 5. It takes the row's lease (single flight across processes). Lost: it reads the row
    again every ``poll_seconds`` until the holder commits, up to the deadline.
-6. It calls the provider with bounded retries and jitter, all within the deadline,
+6. It calls the provider with bounded retries and jitter, each try within its share
+   of the deadline (a request never answered is retried) and all within the deadline,
    which is shorter than the lease, so no two refreshes ever overlap
    (``token_request.py``).
 7. Success: the rotated refresh token and the new access token are sealed and
@@ -69,7 +70,7 @@ from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerError,
     AuthorizationServerTokens,
 )
-from jobtoken.broker.upstream.token_request import TokenRequest
+from jobtoken.broker.upstream.token_request import TokenRequest, try_seconds
 from jobtoken.wire.strict_json import loads_strict
 
 __all__ = ["UpstreamGrants"]
@@ -102,6 +103,7 @@ class UpstreamGrants:
             provider,
             credentials or ConnectorCredentials(store, envelope, audit),
             attempts=attempts,
+            try_seconds=try_seconds(deadline_seconds, attempts),
             sleep=sleep,
         )
         self._deadline, self._poll, self._cooldown = (

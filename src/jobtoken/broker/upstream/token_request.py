@@ -4,7 +4,9 @@ secret, then bounded tries at its provider's token endpoint (docs/connectors.md,
 
 A try that the provider does not answer (``unavailable``: a 5xx, a 429, a timeout) is
 retried with jittered back-off, at most ``attempts`` tries in all and all within the
-refresh's deadline; any other failure is final at once.
+refresh's deadline; any other failure is final at once. Each try waits at most
+``try_seconds`` (the deadline shared among the tries, :func:`try_seconds`), so one
+request the provider never answers leaves time for the next.
 
 Public API: :class:`TokenRequest`.
 """
@@ -24,9 +26,17 @@ from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerTokens,
 )
 
-__all__ = ["TokenRequest"]
+__all__ = ["TokenRequest", "try_seconds"]
 
 _SYSTEM_RANDOM = random.SystemRandom()
+#: the least one try waits for an answer, however short the deadline
+MIN_TRY_SECONDS = 1.0
+
+
+def try_seconds(deadline_seconds: float, attempts: int) -> float:
+    """How long one of ``attempts`` tries waits within a ``deadline_seconds`` refresh:
+    an equal share of it, at least ``MIN_TRY_SECONDS`` (15 s, 3 tries: 5 s each)."""
+    return max(MIN_TRY_SECONDS, deadline_seconds / max(1, attempts))
 
 
 class TokenRequest:
@@ -38,10 +48,11 @@ class TokenRequest:
         credentials: ConnectorCredentials,
         *,
         attempts: int,
+        try_seconds: float,
         sleep: Callable[[float], None],
     ) -> None:
         self._provider, self._credentials = provider, credentials
-        self._attempts, self._sleep = attempts, sleep
+        self._attempts, self._try_seconds, self._sleep = attempts, try_seconds, sleep
 
     def tokens(
         self, connector: Connector, oauth: OAuthSettings, payload: dict[str, str], give_up: float
@@ -51,7 +62,9 @@ class TokenRequest:
         :class:`GrantUnavailable` when there is nothing to ask with."""
         secret = self._client_secret(connector)
         for attempt in range(self._attempts):
-            remaining = give_up - time.monotonic()
+            remaining = min(self._try_seconds, give_up - time.monotonic())
+            if remaining <= 0:
+                raise AuthorizationServerError("unavailable", "the refresh ran out of time")
             try:
                 if connector.credential == "oauth2-refresh":
                     refresh_token = payload.get("refresh_token", "")

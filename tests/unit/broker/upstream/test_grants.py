@@ -49,9 +49,17 @@ class ScriptedProvider:
     failures: list[Exception] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
     refresh_token: str = "rt-0"
+    #: seconds the first request goes unanswered: a client's timeout cuts it first
+    hang_first: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _answer(self, grant: str, presented: str) -> AuthorizationServerTokens:
+    def _answer(self, grant: str, presented: str, timeout: float) -> AuthorizationServerTokens:
+        hang, self.hang_first = self.hang_first, 0.0
+        if hang > timeout:
+            time.sleep(timeout)
+            with self.lock:
+                self.calls.append((grant, presented))
+            raise AuthorizationServerError("unavailable", "the provider took too long to answer")
         time.sleep(self.delay)
         with self.lock:
             self.calls.append((grant, presented))
@@ -73,14 +81,14 @@ class ScriptedProvider:
     ) -> AuthorizationServerTokens:
         assert (oauth, secret) == (OAUTH, SECRET)
         assert timeout > 0
-        return self._answer("refresh_token", refresh_token)
+        return self._answer("refresh_token", refresh_token, timeout)
 
     def client_credentials(
         self, oauth: OAuthSettings, secret: str, *, timeout: float = 0
     ) -> AuthorizationServerTokens:
         assert (oauth, secret) == (OAUTH, SECRET)
         assert timeout > 0
-        return self._answer("client_credentials", "")
+        return self._answer("client_credentials", "", timeout)
 
 
 ENVELOPE = Envelope(MasterKey.generate())
@@ -426,3 +434,20 @@ def test_no_broker_calls_the_provider_during_another_brokers_cool_down(
     finally:
         for opened in stores:
             opened.close()
+
+
+def test_a_request_the_provider_never_answers_is_retried_within_the_deadline(
+    connected: UpstreamGrants, provider: ScriptedProvider, store: SqlStore
+) -> None:
+    """Each try waits its share of the deadline (3 s over 3 tries: 1 s), not all of it,
+    so a provider that does not answer once is asked again and the refresh succeeds
+    (issue 20, item 7)."""
+    grants = grants_on(store, provider, deadline_seconds=3.0)
+    provider.hang_first = 10.0
+    started = time.monotonic()
+    access = grants.access(REFRESHING)
+    elapsed = time.monotonic() - started
+    assert access.access_token.startswith("at-")
+    assert len(provider.calls) == 2
+    assert 1.0 <= elapsed < 2.5
+    assert audit_decisions(store)[-1] == ("refreshed", "refresh_token")
