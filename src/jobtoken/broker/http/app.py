@@ -55,7 +55,7 @@ from jobtoken.broker.http.webhook import handle_github_webhook
 from jobtoken.broker.ops.logs import configure_logging
 from jobtoken.broker.ops.metrics import SHARE_ENV
 from jobtoken.broker.ops.rate_limits import RateLimiter
-from jobtoken.broker.store import StoreError
+from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, StoreError
 from jobtoken.broker.tokens.exchange import TokenRequest
 from jobtoken.broker.tokens.expiry_purge import ExpiryPurge
 from jobtoken.broker.upstream.proxy_client import UpstreamPool
@@ -297,4 +297,19 @@ async def metrics(request: Request, broker: Broker) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer realm="jobtoken-metrics"'},
         )
-    return PlainTextResponse(broker.metrics.render(), media_type="text/plain; version=0.0.4")
+    try:
+        current = await blocking(_grant_gauges, broker)
+    except StoreError:
+        current = []  # the grants' state is unknown: no series rather than a guess
+    return PlainTextResponse(broker.metrics.render(current), media_type="text/plain; version=0.0.4")
+
+
+def _grant_gauges(broker: Broker) -> list[tuple[str, dict[str, str], int]]:
+    """Each OAuth connector's grant state as the store has it now, the same on every
+    worker and broker: 1 while it needs re-authorization."""
+    dead = {r.connector for r in broker.store.grants() if r.state == GRANT_NEEDS_REAUTHORIZATION}
+    return [
+        ("jobtoken_connector_needs_reauthorization", {"connector": name}, int(name in dead))
+        for name, connector in sorted(broker.connectors.items())
+        if connector.oauth is not None
+    ]

@@ -9,7 +9,9 @@ follows these steps, and the cross-process part lives in the store
    lifetime), and it is newer than the generation the caller says failed upstream
    (``newer_than``, after an upstream 401).
 2. Otherwise one thread per connector goes on (a per-connector lock: single flight
-   within the process); the others wait for it and then take its result from step 1.
+   within the process); the others take the cached token while it is *servable*
+   (more than ``NEAR_EXPIRY_SECONDS`` from expiry, ``grant_access.py``), else wait
+   for that thread and take its result from step 1.
 3. It reads the grant row: another worker or broker may have refreshed it already.
    No row: an ``oauth2-refresh`` connector was never connected
    (``not_connected``); an ``oauth2-client-credentials`` one gets an empty row.
@@ -17,17 +19,19 @@ follows these steps, and the cross-process part lives in the store
 4. After a failed refresh, no new one is tried before the row's ``retry_at`` (no
    refresh storm): the old token is returned while it has not expired, else
    ``provider_unavailable`` with ``Retry-After``.
-5. It takes the row's lease (single flight across processes). Lost: it reads the row
-   again every ``poll_seconds`` until the holder commits, up to the deadline.
+5. It takes the row's lease (single flight across processes). Lost: the row's token
+   while it is servable; else it reads the row again every ``poll_seconds`` until the
+   holder commits, up to the deadline.
 6. It calls the provider with bounded retries and jitter, each try within its share
    of the deadline (a request never answered is retried) and all within the deadline,
    which is shorter than the lease, so no two refreshes ever overlap
-   (``token_request.py``).
+   (``refresh_request.py``).
 7. Success: the rotated refresh token and the new access token are sealed and
    committed with the audit record in one transaction, before either is used; the
    generation moves on. ``invalid_grant``: the grant becomes ``needs_reauthorization``
-   (audited, counted) and every exchange and proxied call for it is refused with the
-   command that fixes it. Other failures: the lease is released with a ``retry_at``.
+   (audited, counted, logged) and every exchange and proxied call for it is refused
+   with the command that fixes it. Other failures: the lease is released with a
+   ``retry_at`` (the first of a run of failures logged, and the refresh that ends it).
 
 Every failure is a :class:`GrantUnavailable` whose text names the connector, never
 a token. This module blocks (store and provider): call it from a worker thread.
@@ -40,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import random
 import secrets
 import threading
@@ -49,6 +54,7 @@ from collections.abc import Callable
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.connectors.credentials import ConnectorCredentials
 from jobtoken.broker.connectors.model import Connector, OAuthSettings
+from jobtoken.broker.ops.logs import log_event
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import (
@@ -70,7 +76,7 @@ from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerError,
     AuthorizationServerTokens,
 )
-from jobtoken.broker.upstream.token_request import TokenRequest, try_seconds
+from jobtoken.broker.upstream.refresh_request import RefreshRequest, try_seconds
 from jobtoken.wire.strict_json import loads_strict
 
 __all__ = ["UpstreamGrants"]
@@ -99,7 +105,7 @@ class UpstreamGrants:
     ) -> None:
         self._store, self._envelope, self._audit, self._metrics = store, envelope, audit, metrics
         self._provider = provider
-        self._request = TokenRequest(
+        self._request = RefreshRequest(
             provider,
             credentials or ConnectorCredentials(store, envelope, audit),
             attempts=attempts,
@@ -129,8 +135,11 @@ class UpstreamGrants:
         if cached is not None and self._wanted(cached, oauth, newer_than):
             return cached
         lock = self._lock(connector.name)
-        if not lock.acquire(timeout=self._deadline):
-            raise self._unavailable(connector.name, "the refresh did not finish in time")
+        if not lock.acquire(blocking=False):  # another thread refreshes it now
+            if cached is not None and self._servable(cached, oauth, newer_than):
+                return cached
+            if not lock.acquire(timeout=self._deadline):
+                raise self._unavailable(connector.name, "the refresh did not finish in time")
         try:
             return self._access_locked(connector, oauth, newer_than)
         finally:
@@ -181,8 +190,8 @@ class UpstreamGrants:
                 raise GrantUnavailable("needs_reauthorization", reconnect_hint(name))
             payload = self._open(name, row)
             current = _access_of(row, payload)
+            self._cache[name] = current  # the newest there is, fresh or not
             if self._wanted(current, oauth, newer_than):
-                self._cache[name] = current
                 return current
             now_ms = int(self._clock() * 1000)
             if row.retry_at_ms > now_ms:
@@ -194,6 +203,8 @@ class UpstreamGrants:
                 except BaseException:
                     self._abandon(name, owner)  # a no-op once committed or released
                     raise
+            if self._servable(current, oauth, newer_than):
+                return current  # another broker refreshes it; this one is still good
             if time.monotonic() >= give_up:
                 raise self._unavailable(name, "another broker's refresh did not finish in time")
             self._sleep(self._poll)
@@ -212,7 +223,7 @@ class UpstreamGrants:
         try:
             tokens = self._request.tokens(connector, oauth, payload, give_up)
         except AuthorizationServerError as exc:
-            return self._failed(connector, owner, current, exc)
+            return self._failed(connector, owner, current, exc, row.retry_at_ms > 0)
         except GrantUnavailable:
             self._store.release_lease(name, owner, state=GRANT_READY, retry_at_ms=0, audit=None)
             raise
@@ -221,7 +232,7 @@ class UpstreamGrants:
         except Exception as exc:  # anything the answer raised is a failed refresh
             failure = f"the provider's answer cannot be read ({type(exc).__name__})"
             unreadable = AuthorizationServerError("invalid_response", failure)
-            return self._failed(connector, owner, current, unreadable)
+            return self._failed(connector, owner, current, unreadable, row.retry_at_ms > 0)
         new_payload = {
             "access_token": tokens.access_token,
             "refresh_token": tokens.refresh_token or payload.get("refresh_token", ""),
@@ -242,7 +253,8 @@ class UpstreamGrants:
         if generation is None:  # cannot happen while the lease outlives the deadline
             raise self._unavailable(name, "the refresh lease was lost")
         self._metrics.count("jobtoken_upstream_refreshes_total", connector=name, outcome="ok")
-        self._metrics.set("jobtoken_connector_needs_reauthorization", 0, connector=name)
+        if row.retry_at_ms:  # the refresh before this one failed
+            log_event("connector's provider refreshes its grant again", connector=name)
         access = UpstreamAccess(
             tokens.access_token, tokens.expires_at, now, generation, new_payload["base_url"]
         )
@@ -255,7 +267,10 @@ class UpstreamGrants:
         owner: str,
         current: UpstreamAccess,
         exc: AuthorizationServerError,
+        failing_before: bool,
     ) -> UpstreamAccess:
+        """Give the lease back after ``exc``, audited; logged when the grant dies or
+        its provider starts failing (``failing_before``: the last refresh failed too)."""
         name = connector.name
         dead = exc.kind == "invalid_grant"
         reason = {"invalid_grant": "invalid_grant", "unavailable": "provider_unavailable"}.get(
@@ -270,8 +285,17 @@ class UpstreamGrants:
         )
         self._metrics.count("jobtoken_upstream_refreshes_total", connector=name, outcome=reason)
         self._cache.pop(name, None)
+        if dead or not failing_before:
+            log_event(
+                "connector's grant needs re-authorization at its provider (broker connect)"
+                if dead
+                else "connector's provider failed a refresh; retried after a cool-down",
+                logging.WARNING,
+                connector=name,
+                reason=reason,
+                cause=exc.text,
+            )
         if dead:
-            self._metrics.set("jobtoken_connector_needs_reauthorization", 1, connector=name)
             raise GrantUnavailable("needs_reauthorization", reconnect_hint(name))
         if exc.kind == "refused":
             text = f"connector {name}'s provider refused the broker ({exc.text}); check its client"
@@ -309,6 +333,10 @@ class UpstreamGrants:
     def _wanted(self, access: UpstreamAccess, oauth: OAuthSettings, newer_than: int) -> bool:
         fresh = access.fresh(oauth.refresh_margin_seconds, self._clock())
         return fresh and access.generation > newer_than
+
+    def _servable(self, access: UpstreamAccess, oauth: OAuthSettings, newer_than: int) -> bool:
+        servable = access.servable(oauth.refresh_margin_seconds, self._clock())
+        return servable and access.generation > newer_than
 
     def _lock(self, name: str) -> threading.Lock:
         with self._guard:

@@ -451,3 +451,86 @@ def test_a_request_the_provider_never_answers_is_retried_within_the_deadline(
     assert len(provider.calls) == 2
     assert 1.0 <= elapsed < 2.5
     assert audit_decisions(store)[-1] == ("refreshed", "refresh_token")
+
+
+def test_while_a_refresh_is_in_flight_callers_get_the_current_token_at_once(
+    store_factory: tuple[str, Path, str], provider: ScriptedProvider
+) -> None:
+    """A slow refresh (1 s) of a token due for refresh but 40 s from expiry: other
+    threads of the refresher's process and another broker get the current token at
+    once; close to its expiry they wait for the new one (issue 20, item 10)."""
+    stores = [open_kind(*store_factory) for _ in range(2)]
+    try:
+        stores[0].put_credential("crm", ENVELOPE.encrypt("connector:crm", SECRET.encode()), 0)
+        clock = Clock()
+        first, second = (grants_on(s, provider, clock=clock) for s in stores)  # type: ignore[arg-type]
+        # 100 s of life: refreshed once 50 s are left, served while 5 s are left
+        first.connect(
+            REFRESHING, AuthorizationServerTokens("at-current", int(time.time()) + 100, "rt-0"), "t"
+        )
+        clock.offset = 60.0
+        provider.delay = 1.0
+        refreshed: list[str] = []
+        refresher = threading.Thread(
+            target=lambda: refreshed.append(first.access(REFRESHING).access_token)
+        )
+        refresher.start()
+        time.sleep(0.3)  # the refresher holds the lock and the lease, waiting on the provider
+        for grants in (first, second):
+            started = time.monotonic()
+            assert grants.access(REFRESHING).access_token == "at-current"
+            assert time.monotonic() - started < 0.2
+        refresher.join()
+        assert refreshed[0] != "at-current"
+        assert len(provider.calls) == 1
+
+        # 3 s before the new token's expiry nothing old is handed out: callers wait
+        new = second.access(REFRESHING)
+        assert new.access_token == refreshed[0]
+        clock.offset = new.expires_at - time.time() - 3
+        refresher = threading.Thread(target=lambda: first.access(REFRESHING))
+        refresher.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        newest = second.access(REFRESHING)
+        assert time.monotonic() - started > 0.4  # it waited for the refresh
+        assert newest.generation == new.generation + 1
+        refresher.join()
+        assert len(provider.calls) == 2
+    finally:
+        for opened in stores:
+            opened.close()
+
+
+def test_a_provider_going_down_and_a_grant_dying_are_logged_once(
+    connected: UpstreamGrants,
+    provider: ScriptedProvider,
+    store: SqlStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first failed refresh of an outage is logged, not the ones after it; the
+    refresh that ends it is, and so is a grant that dies (issue 20, item 11)."""
+    clock = Clock()
+    grants = grants_on(store, provider, clock=clock)  # type: ignore[arg-type]
+    down = AuthorizationServerError("unavailable", "the provider answered 503")
+    caplog.set_level("INFO", logger="jobtoken.broker")
+
+    def messages() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "connector's" in r.getMessage()]
+
+    for _ in range(2):  # two outages' worth of failed refreshes, a cool-down apart
+        provider.failures = [down] * 3
+        with pytest.raises(GrantUnavailable):
+            grants.access(REFRESHING)
+        clock.offset += 10
+    assert messages() == ["connector's provider failed a refresh; retried after a cool-down"]
+    first = grants.access(REFRESHING)
+    assert messages()[-1] == "connector's provider refreshes its grant again"
+    provider.refresh_token = "rt-revoked-by-the-user"
+    with pytest.raises(GrantUnavailable):
+        grants.access(REFRESHING, newer_than=first.generation)
+    assert messages()[-1] == (
+        "connector's grant needs re-authorization at its provider (broker connect)"
+    )
+    assert len(messages()) == 3
+    assert all(SECRET not in r.getMessage() for r in caplog.records)

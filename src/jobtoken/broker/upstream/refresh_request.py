@@ -8,7 +8,7 @@ refresh's deadline; any other failure is final at once. Each try waits at most
 ``try_seconds`` (the deadline shared among the tries, :func:`try_seconds`), so one
 request the provider never answers leaves time for the next.
 
-Public API: :class:`TokenRequest`.
+Public API: :class:`RefreshRequest`, :func:`try_seconds`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerTokens,
 )
 
-__all__ = ["TokenRequest", "try_seconds"]
+__all__ = ["RefreshRequest", "try_seconds"]
 
 _SYSTEM_RANDOM = random.SystemRandom()
 #: the least one try waits for an answer, however short the deadline
@@ -39,7 +39,7 @@ def try_seconds(deadline_seconds: float, attempts: int) -> float:
     return max(MIN_TRY_SECONDS, deadline_seconds / max(1, attempts))
 
 
-class TokenRequest:
+class RefreshRequest:
     """One connector's token request, retried (module docstring). Thread-safe."""
 
     def __init__(
