@@ -151,6 +151,8 @@ class ProviderState:
     #: (off: outstanding access tokens stay good until they expire, as at HubSpot, Slack
     #: and Google; on: a stricter provider, where calls in flight with it get a 401)
     revoke_access_on_refresh: bool = False
+    #: requests to the token endpoint, answered or not
+    token_requests: int = 0
     #: successful grants, by grant type
     refreshes: int = 0
     code_grants: int = 0

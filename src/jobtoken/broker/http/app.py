@@ -45,6 +45,7 @@ from jobtoken.broker.audit.chain import AuditEntry
 from jobtoken.broker.config import load_config
 from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.http.blocking import blocking
+from jobtoken.broker.http.grant_waits import GrantWaits
 from jobtoken.broker.http.oauth import error_response, oauth_json, read_form
 from jobtoken.broker.http.openapi.document import serve_openapi
 from jobtoken.broker.http.proxy import handle_proxy
@@ -112,9 +113,10 @@ def create_app(broker: Broker) -> Starlette:
         return endpoint
 
     upstreams = UpstreamPool(broker.connectors, broker.config.proxy)
+    waits = GrantWaits(broker.grants)
 
     async def proxy(request: Request, broker: Broker) -> Response:
-        return await handle_proxy(request, broker, upstreams)
+        return await handle_proxy(request, broker, upstreams, waits)
 
     routes = [
         Route("/token", bind(token), methods=["POST"]),
@@ -146,6 +148,7 @@ def create_app(broker: Broker) -> Starlette:
             with suppress(asyncio.CancelledError):
                 await task
             await upstreams.aclose()
+            waits.close()
             broker.metrics.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)

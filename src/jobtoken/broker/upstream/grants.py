@@ -145,6 +145,22 @@ class UpstreamGrants:
         finally:
             lock.release()
 
+    @property
+    def deadline_seconds(self) -> float:
+        return self._deadline
+
+    def cached(
+        self, connector: Connector, *, newer_than: int = 0, refreshing: bool = False
+    ) -> UpstreamAccess | None:
+        """Without blocking: the cached token :meth:`access` would return at once, or,
+        while a refresh is in flight (``refreshing``, or this process's refresher runs),
+        a servable one; None: call :meth:`access`."""
+        oauth, cached = _oauth(connector), self._cache.get(connector.name)
+        if cached is None or self._wanted(cached, oauth, newer_than):
+            return cached
+        refreshing = refreshing or self._lock(connector.name).locked()
+        return cached if refreshing and self._servable(cached, oauth, newer_than) else None
+
     def require_ready(self, connector: Connector) -> None:
         """Refuse (``GrantUnavailable``) when the connector was never connected or needs
         re-authorization; an exchange for a proxied connector asks this, not for a token."""
