@@ -31,7 +31,8 @@ Counters for tests: ``token_requests``, ``refreshes``, ``code_grants``,
 ``api_auth_failures`` (the 401s), ``api_forbidden`` (the 403s), ``stale_token_uses``
 (SHA-256 of an access token → API requests made with it after it expired or was
 revoked). Switches: ``down`` (the token endpoint answers 503), ``delay`` (seconds
-each token request waits), ``revoke_all_refresh_tokens()`` (the user disconnected the app).
+each token request waits), ``answer_once`` (the next token request's body, with 200),
+``revoke_all_refresh_tokens()`` (the user disconnected the app).
 
 Usage::
 
@@ -257,6 +258,10 @@ refresh_margin_seconds = {margin}
                 time.sleep(provider.delay)
             if provider.down:
                 return jsonify(error="temporarily_unavailable"), 503
+            with provider._lock:
+                garbled, provider.answer_once = provider.answer_once, None
+            if garbled is not None:
+                return jsonify(garbled)
             return server.create_token_response()
 
         @app.post("/revoke")

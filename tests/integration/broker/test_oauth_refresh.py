@@ -351,3 +351,25 @@ def test_two_brokers_on_postgres_through_a_slow_a_failing_and_a_killed_refresh(
         provider.delay = 0.0
         with contextlib.suppress(requests.RequestException):
             hung.result()
+
+
+def test_a_garbled_token_answer_is_a_bad_gateway_and_the_next_refresh_succeeds_at_once(
+    tmp_path: Path, provider: OAuthProvider, issuer: FakeOidcIssuer
+) -> None:
+    """The provider answers ``"expires_in": "²"`` once, then is healthy: the proxied call
+    gets 502, the lease is given back with the cool-down, and the first call after the
+    cool-down refreshes at once, with no wait for a lease nobody holds (issue 20, item 2)."""
+    with connected_broker(tmp_path, issuer, provider, workers=1) as broker:
+        token = broker_token(broker)
+        time.sleep(LIFETIME + 0.5)  # the token connect got has expired
+        provider.answer_once = {"access_token": "x", "token_type": "bearer", "expires_in": "²"}
+        answer = requests.get(
+            f"{broker.url}/proxy/crm/v1/contacts",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 502, answer.text
+        assert "unusable answer" in answer.json()["error_description"]
+        time.sleep(7.6)  # the longest cool-down
+        status, seconds = timed_call(broker.url, token)
+        assert (status, seconds < 1.0) == (200, True), seconds

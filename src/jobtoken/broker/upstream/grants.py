@@ -1,42 +1,34 @@
-"""Upstream access tokens of OAuth connectors, refreshed once for every worker and broker.
+"""Upstream access tokens of OAuth connectors, refreshed once for every worker and broker
+(docs/connectors.md, "Refresh: once, for everyone"). :meth:`UpstreamGrants.access`:
 
-:meth:`UpstreamGrants.access` returns a connector's current upstream access token. It
-follows these steps, and the cross-process part lives in the store
-(``store/grant_queries.py``):
-
-1. The process's cached token is returned while it is *fresh*: it expires more than
-   the refresh margin from now (``refresh_margin_seconds``, at most half the token's
-   lifetime), and it is newer than the generation the caller says failed upstream
-   (``newer_than``, after an upstream 401).
-2. Otherwise one thread per connector goes on (a per-connector lock: single flight
-   within the process); the others take the cached token while it is *servable*
-   (more than ``NEAR_EXPIRY_SECONDS`` from expiry, ``grant_access.py``), else wait
-   for that thread and take its result from step 1.
-3. It reads the grant row: another worker or broker may have refreshed it already.
-   No row: an ``oauth2-refresh`` connector was never connected
-   (``not_connected``); an ``oauth2-client-credentials`` one gets an empty row.
-   State ``needs_reauthorization``: refused (``needs_reauthorization``).
-4. After a failed refresh, no new one is tried before the row's ``retry_at`` (no
-   refresh storm): the old token is returned while it has not expired, else
-   ``provider_unavailable`` with ``Retry-After``.
-5. It takes the row's lease (single flight across processes). Lost: the row's token
-   while it is servable; else it reads the row again every ``poll_seconds`` until the
-   holder commits, up to the deadline.
-6. It calls the provider with bounded retries and jitter, each try within its share
-   of the deadline (a request never answered is retried) and all within the deadline,
-   which is shorter than the lease, so no two refreshes ever overlap
-   (``refresh_request.py``).
+1. The process's cached token while it is *fresh*: more than the refresh margin
+   (``refresh_margin_seconds``, at most half its lifetime) from expiry, and newer than
+   the generation the caller says failed upstream (``newer_than``, after a 401).
+2. Otherwise one thread per connector goes on (single flight within the process); the
+   others take the cached token while it is *servable* (``grant_access.py``: more
+   than ``NEAR_EXPIRY_SECONDS`` from expiry), else wait for that thread.
+3. It reads the grant row: another worker or broker may have refreshed it. No row: an
+   ``oauth2-refresh`` connector was never connected (``not_connected``); an
+   ``oauth2-client-credentials`` one gets an empty row. ``needs_reauthorization``:
+   refused.
+4. Before the row's ``retry_at`` (a failed refresh's cool-down) nothing is tried: the
+   old token while it has not expired, else ``provider_unavailable``.
+5. It takes the row's lease (``store/grant_queries.py``: single flight across
+   processes, refused during a cool-down). Lost: the row's token while servable, else
+   it reads the row every ``poll_seconds`` until the holder commits, up to the deadline.
+6. It calls the provider (``refresh_request.py``: bounded tries, each within its share
+   of the deadline, which is shorter than the lease, so no two refreshes overlap).
 7. Success: the rotated refresh token and the new access token are sealed and
-   committed with the audit record in one transaction, before either is used; the
-   generation moves on. ``invalid_grant``: the grant becomes ``needs_reauthorization``
-   (audited, counted, logged) and every exchange and proxied call for it is refused
-   with the command that fixes it. Other failures: the lease is released with a
-   ``retry_at`` (the first of a run of failures logged, and the refresh that ends it).
+   committed with the audit record in one transaction, before either is used.
+   ``invalid_grant``: the grant becomes ``needs_reauthorization`` (audited, logged).
+   Any other failure, or anything the refresher raises: the lease is given back with
+   a ``retry_at`` (an outage's first failure and the refresh that ends it logged).
 
-Every failure is a :class:`GrantUnavailable` whose text names the connector, never
-a token. This module blocks (store and provider): call it from a worker thread.
+Every failure is a :class:`GrantUnavailable` whose text names the connector, never a
+token. This module blocks (store and provider): call it from a worker thread, or
+through ``http/grant_waits.py``.
 
-Public API: :class:`UpstreamGrants`, :class:`UpstreamAccess`, :class:`GrantUnavailable`.
+Public API: :class:`UpstreamGrants`.
 """
 
 from __future__ import annotations
@@ -203,6 +195,7 @@ class UpstreamGrants:
                 self._store.ensure_grant(name, self._seal(name, {}), int(self._clock()))
                 continue
             if row.state == GRANT_NEEDS_REAUTHORIZATION:
+                self._cache.pop(name, None)  # dead: nothing of it is served any more
                 raise GrantUnavailable("needs_reauthorization", reconnect_hint(name))
             payload = self._open(name, row)
             current = _access_of(row, payload)
