@@ -27,11 +27,12 @@ How it behaves, as a provider that rotates refresh tokens strictly:
   ``WWW-Authenticate: Bearer realm="contacts", error="invalid_token"`` (no error when
   no token was sent), a current one without the scope 403 ``insufficient_scope``.
 
-Counters for tests: ``refreshes``, ``code_grants``, ``client_credentials_grants``,
-``reused_refresh_attempts``, ``revocations``, ``api_ok``, ``api_auth_failures`` (the
-401s), ``api_forbidden`` (the 403s), ``stale_token_uses`` (SHA-256 of an access token →
-API requests made with it after it expired or was revoked). Switches: ``down`` (the
-token endpoint answers 503), ``delay`` (seconds each token request waits),
+Counters for tests: ``token_requests``, ``refreshes``, ``code_grants``,
+``client_credentials_grants``, ``reused_refresh_attempts``, ``revocations``, ``api_ok``,
+``api_auth_failures`` (the 401s), ``api_forbidden`` (the 403s), ``stale_token_uses``
+(SHA-256 of an access token → API requests made with it after it expired or was
+revoked). Switches: ``down`` (the token endpoint answers 503), ``delay`` (seconds
+each token request waits), ``answer_once`` (the next token request's body, with 200),
 ``revoke_all_refresh_tokens()`` (the user disconnected the app).
 
 Usage::
@@ -252,10 +253,16 @@ refresh_margin_seconds = {margin}
 
         @app.post("/token")
         def token() -> Any:
+            with provider._lock:
+                provider.token_requests += 1
             if provider.delay:
                 time.sleep(provider.delay)
             if provider.down:
                 return jsonify(error="temporarily_unavailable"), 503
+            with provider._lock:
+                garbled, provider.answer_once = provider.answer_once, None
+            if garbled is not None:
+                return jsonify(garbled)
             return server.create_token_response()
 
         @app.post("/revoke")

@@ -149,10 +149,14 @@ class ProviderState:
     down: bool = False
     #: seconds each token request waits before it is answered
     delay: float = 0.0
+    #: the JSON body the next token request gets (with 200) instead of a token; once
+    answer_once: dict[str, object] | None = None
     #: a refresh also revokes the access token issued with the refresh token it used
     #: (off: outstanding access tokens stay good until they expire, as at HubSpot, Slack
     #: and Google; on: a stricter provider, where calls in flight with it get a 401)
     revoke_access_on_refresh: bool = False
+    #: requests to the token endpoint, answered or not
+    token_requests: int = 0
     #: successful grants, by grant type
     refreshes: int = 0
     code_grants: int = 0

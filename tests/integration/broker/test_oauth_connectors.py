@@ -267,7 +267,13 @@ def test_a_refresh_token_revoked_by_the_user_needs_reauthorization(
     assert "needs reauthorization" in run(broker, "connector", "list")
     metrics = requests.get(f"{broker.url}/metrics", timeout=10).text
     assert 'jobtoken_connector_needs_reauthorization{connector="crm"} 1' in metrics
+    assert 'jobtoken_connector_needs_reauthorization{connector="batch"} 0' in metrics
     assert provider.api_ok == 0
+    # the gauge is the store's state at the scrape: 0 once reconnected, before any refresh
+    connect_headless(broker, provider)
+    metrics = requests.get(f"{broker.url}/metrics", timeout=10).text
+    assert 'jobtoken_connector_needs_reauthorization{connector="crm"} 0' in metrics
+    assert "connector's grant needs re-authorization" in broker.log_path.read_text()
 
 
 def listed(broker: BrokerProcess, name: str) -> dict[str, object]:

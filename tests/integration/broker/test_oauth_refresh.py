@@ -14,13 +14,14 @@ Google do; a last test runs a stricter one that revokes it at refresh.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -153,15 +154,22 @@ def start_broker(broker: BrokerProcess) -> BrokerProcess:
     return broker
 
 
-@contextmanager
 def two_workers(
     tmp_path: Path, issuer: FakeOidcIssuer, provider: OAuthProvider
-) -> Iterator[BrokerProcess]:
+) -> AbstractContextManager[BrokerProcess]:
     """One broker process of two workers with the ``crm`` connector, connected."""
+    return connected_broker(tmp_path, issuer, provider, workers=2)
+
+
+@contextmanager
+def connected_broker(
+    tmp_path: Path, issuer: FakeOidcIssuer, provider: OAuthProvider, *, workers: int
+) -> Iterator[BrokerProcess]:
+    """One broker process of ``workers`` workers with the ``crm`` connector, connected."""
     with ContactsApi() as contacts:
         broker = start_broker(
             BrokerProcess(
-                tmp_path / "broker", issuer, contacts, workers=2,
+                tmp_path / "broker", issuer, contacts, workers=workers,
                 extra_config=provider.connector_toml(margin=MARGIN), extra_policy=POLICY,
             )
         )  # fmt: skip
@@ -171,6 +179,39 @@ def two_workers(
             yield broker
         finally:
             broker.stop()
+
+
+@contextmanager
+def two_brokers(
+    tmp_path: Path, issuer: FakeOidcIssuer, provider: OAuthProvider, dsn: str, *, workers: int,
+    margin: int = MARGIN,
+) -> Iterator[tuple[BrokerProcess, BrokerProcess]]:  # fmt: skip
+    """Two broker processes on one PostgreSQL database with the ``crm`` connector,
+    connected; the second's public URL is the first's (one deployment)."""
+    with ContactsApi() as contacts:
+        options = {
+            "store_dsn": dsn,
+            "workers": workers,
+            "extra_config": provider.connector_toml(margin=margin),
+            "extra_policy": POLICY,
+        }
+        first = BrokerProcess(tmp_path / "a", issuer, contacts, **options)  # type: ignore[arg-type]
+        first.public_url = first.url
+        second = BrokerProcess(
+            tmp_path / "b", issuer, contacts, public_url=first.url,
+            master_key=first.master_key, client_secret=first.client_secret,
+            webhook_secret=first.webhook_secret, **options,  # type: ignore[arg-type]
+        )  # fmt: skip
+        start_broker(first)
+        start_broker(second)
+        connect(first, provider)
+        first.start()
+        second.start()
+        try:
+            yield first, second
+        finally:
+            first.stop()
+            second.stop()
 
 
 @pytest.mark.parametrize("run", range(REPEAT))
@@ -191,30 +232,145 @@ def test_two_brokers_on_one_postgres_refresh_once_per_expiry(
     postgres_database: str,
     run: int,
 ) -> None:
-    with ContactsApi() as contacts:
-        options = {
-            "store_dsn": postgres_database,
-            "workers": 2,
-            "extra_config": provider.connector_toml(margin=MARGIN),
-            "extra_policy": POLICY,
-        }
-        first = BrokerProcess(tmp_path / "a", issuer, contacts, **options)  # type: ignore[arg-type]
-        first.public_url = first.url
-        second = BrokerProcess(
-            tmp_path / "b", issuer, contacts, public_url=first.url,
-            master_key=first.master_key, client_secret=first.client_secret,
-            webhook_secret=first.webhook_secret, **options,  # type: ignore[arg-type]
-        )  # fmt: skip
-        start_broker(first)
-        start_broker(second)
-        connect(first, provider)
-        first.start()
-        second.start()
-        try:
-            token = broker_token(first)
-            statuses = load([first.url, second.url], token, seconds=3 * LIFETIME)
-            assert_no_stale_use(provider, statuses)
-            assert assert_one_refresh_per_expiry(first, provider) >= 3
-        finally:
-            first.stop()
-            second.stop()
+    with two_brokers(tmp_path, issuer, provider, postgres_database, workers=2) as (
+        first,
+        second,
+    ):
+        token = broker_token(first)
+        statuses = load([first.url, second.url], token, seconds=3 * LIFETIME)
+        assert_no_stale_use(provider, statuses)
+        assert assert_one_refresh_per_expiry(first, provider) >= 3
+
+
+def proxied_status(url: str, token: str) -> int:
+    answer = requests.get(
+        f"{url}/proxy/crm/v1/contacts", headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+    return answer.status_code
+
+
+def test_calls_waiting_on_a_hung_provider_stall_neither_healthz_nor_other_connectors(
+    tmp_path: Path, provider: OAuthProvider, issuer: FakeOidcIssuer
+) -> None:
+    """60 proxied calls in one worker wait on a refresh the provider does not answer:
+    they hold none of the shared threads, so /healthz and /token for another connector
+    answer within 1 s (issue 20, item 9). The try the provider did not answer is cut
+    at its share of the deadline and tried again, and that one is answered: every call
+    gets through (item 7)."""
+    with connected_broker(tmp_path, issuer, provider, workers=1) as broker:
+        token = broker_token(broker)
+        before = provider.refreshes
+        time.sleep(LIFETIME + 0.5)  # the token connect got has expired: the next call refreshes
+        provider.delay = 30.0  # the token endpoint stops answering
+        with ThreadPoolExecutor(60) as pool:
+            calls = [pool.submit(proxied_status, broker.url, token) for _ in range(60)]
+            time.sleep(1.5)  # every call is waiting on the refresh by now
+            for probe in (
+                lambda: requests.get(f"{broker.url}/healthz", timeout=10),
+                lambda: broker.exchange(),  # the static contacts connector
+            ):
+                started = time.monotonic()
+                answer = probe()
+                assert answer.status_code == 200, answer.text
+                assert time.monotonic() - started < 1.0
+            assert not any(call.done() for call in calls)
+            provider.delay = 0.0  # it answers again: the refresh's next try gets through
+            statuses = [call.result() for call in calls]
+        assert statuses == [200] * 60
+        assert provider.refreshes == before + 1  # one refresh for all 60, on its second try
+
+
+def timed_call(url: str, token: str) -> tuple[int, float]:
+    started = time.monotonic()
+    return proxied_status(url, token), time.monotonic() - started
+
+
+def next_refresh(provider: OAuthProvider, urls: list[str], token: str) -> float:
+    """Call through ``urls`` until the provider refreshes; when it did (monotonic)."""
+    seen = provider.refreshes
+    deadline = time.monotonic() + 30
+    while provider.refreshes == seen:
+        assert time.monotonic() < deadline, "no refresh in 30 s"
+        for url in urls:
+            proxied_status(url, token)
+        time.sleep(0.1)
+    return time.monotonic()
+
+
+def test_two_brokers_on_postgres_through_a_slow_a_failing_and_a_killed_refresh(
+    tmp_path: Path, issuer: FakeOidcIssuer, postgres_database: str
+) -> None:
+    """8 s tokens refreshed 4 s ahead, two brokers on one PostgreSQL (issue 20, items
+    7, 8 and 10): a slow refresh stalls no call on either broker; a failed one is
+    followed by a cool-down in which neither broker calls the provider, while the
+    current token is served, and then a refresh that succeeds; a lease holder killed
+    mid-refresh leaves the other broker serving the current token at once."""
+    with (
+        OAuthProvider(access_token_seconds=8) as provider,
+        two_brokers(tmp_path, issuer, provider, postgres_database, workers=1, margin=4) as (
+            first,
+            second,
+        ),
+        ThreadPoolExecutor(2) as pool,
+    ):
+        token, urls = broker_token(first), [first.url, second.url]
+        refreshed = next_refresh(provider, urls, token)
+        # a slow provider: while first's refresh waits 1.5 s, both brokers serve at once
+        provider.delay = 1.5
+        time.sleep(max(0.0, refreshed + 4.3 - time.monotonic()))  # past the refresh point
+        leader = pool.submit(timed_call, first.url, token)
+        time.sleep(0.3)
+        for url in (second.url, first.url):
+            status, seconds = timed_call(url, token)
+            assert (status, seconds < 0.5) == (200, True), seconds
+        assert leader.result()[0] == 200
+        refreshed = time.monotonic()
+        provider.delay = 0.0
+
+        # the provider fails: 3 tries, then a cool-down with no call from either broker
+        provider.down = True
+        time.sleep(max(0.0, refreshed + 4.3 - time.monotonic()))
+        assert proxied_status(second.url, token) == 200  # the current token, still good
+        asked = provider.token_requests
+        for _ in range(5):
+            assert [proxied_status(url, token) for url in urls] == [200, 200]
+            time.sleep(0.2)
+        assert provider.token_requests == asked
+        provider.down = False
+        refreshed = next_refresh(provider, urls, token)  # after the cool-down
+        failed = [r for r in first.audit_records() if r["decision"] == "refresh_failed"]
+        assert [r["reason"] for r in failed] == ["provider_unavailable"]
+
+        # the lease holder is killed mid-refresh: the survivor serves the current token
+        provider.delay = 60.0
+        time.sleep(max(0.0, refreshed + 4.3 - time.monotonic()))
+        hung = pool.submit(timed_call, first.url, token)
+        time.sleep(0.5)
+        first.kill()
+        status, seconds = timed_call(second.url, token)
+        assert (status, seconds < 0.5) == (200, True), seconds
+        provider.delay = 0.0
+        with contextlib.suppress(requests.RequestException):
+            hung.result()
+
+
+def test_a_garbled_token_answer_is_a_bad_gateway_and_the_next_refresh_succeeds_at_once(
+    tmp_path: Path, provider: OAuthProvider, issuer: FakeOidcIssuer
+) -> None:
+    """The provider answers ``"expires_in": "²"`` once, then is healthy: the proxied call
+    gets 502, the lease is given back with the cool-down, and the first call after the
+    cool-down refreshes at once, with no wait for a lease nobody holds (issue 20, item 2)."""
+    with connected_broker(tmp_path, issuer, provider, workers=1) as broker:
+        token = broker_token(broker)
+        time.sleep(LIFETIME + 0.5)  # the token connect got has expired
+        provider.answer_once = {"access_token": "x", "token_type": "bearer", "expires_in": "²"}
+        answer = requests.get(
+            f"{broker.url}/proxy/crm/v1/contacts",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 502, answer.text
+        assert "unusable answer" in answer.json()["error_description"]
+        time.sleep(7.6)  # the longest cool-down
+        status, seconds = timed_call(broker.url, token)
+        assert (status, seconds < 1.0) == (200, True), seconds

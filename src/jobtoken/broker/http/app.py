@@ -45,6 +45,7 @@ from jobtoken.broker.audit.chain import AuditEntry
 from jobtoken.broker.config import load_config
 from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.http.blocking import blocking
+from jobtoken.broker.http.grant_waits import GrantWaits
 from jobtoken.broker.http.oauth import error_response, oauth_json, read_form
 from jobtoken.broker.http.openapi.document import serve_openapi
 from jobtoken.broker.http.proxy import handle_proxy
@@ -55,7 +56,7 @@ from jobtoken.broker.http.webhook import handle_github_webhook
 from jobtoken.broker.ops.logs import configure_logging
 from jobtoken.broker.ops.metrics import SHARE_ENV
 from jobtoken.broker.ops.rate_limits import RateLimiter
-from jobtoken.broker.store import StoreError
+from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, StoreError
 from jobtoken.broker.tokens.exchange import TokenRequest
 from jobtoken.broker.tokens.expiry_purge import ExpiryPurge
 from jobtoken.broker.upstream.proxy_client import UpstreamPool
@@ -112,9 +113,10 @@ def create_app(broker: Broker) -> Starlette:
         return endpoint
 
     upstreams = UpstreamPool(broker.connectors, broker.config.proxy)
+    waits = GrantWaits(broker.grants)
 
     async def proxy(request: Request, broker: Broker) -> Response:
-        return await handle_proxy(request, broker, upstreams)
+        return await handle_proxy(request, broker, upstreams, waits)
 
     routes = [
         Route("/token", bind(token), methods=["POST"]),
@@ -146,6 +148,7 @@ def create_app(broker: Broker) -> Starlette:
             with suppress(asyncio.CancelledError):
                 await task
             await upstreams.aclose()
+            waits.close()
             broker.metrics.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
@@ -297,4 +300,19 @@ async def metrics(request: Request, broker: Broker) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer realm="jobtoken-metrics"'},
         )
-    return PlainTextResponse(broker.metrics.render(), media_type="text/plain; version=0.0.4")
+    try:
+        current = await blocking(_grant_gauges, broker)
+    except StoreError:
+        current = []  # the grants' state is unknown: no series rather than a guess
+    return PlainTextResponse(broker.metrics.render(current), media_type="text/plain; version=0.0.4")
+
+
+def _grant_gauges(broker: Broker) -> list[tuple[str, dict[str, str], int]]:
+    """Each OAuth connector's grant state as the store has it now, the same on every
+    worker and broker: 1 while it needs re-authorization."""
+    dead = {r.connector for r in broker.store.grants() if r.state == GRANT_NEEDS_REAUTHORIZATION}
+    return [
+        ("jobtoken_connector_needs_reauthorization", {"connector": name}, int(name in dead))
+        for name, connector in sorted(broker.connectors.items())
+        if connector.oauth is not None
+    ]

@@ -35,11 +35,12 @@ from jobtoken.broker.assembly import Broker
 from jobtoken.broker.connectors.model import Connector
 from jobtoken.broker.errors import BrokerError
 from jobtoken.broker.http.blocking import blocking
+from jobtoken.broker.http.grant_waits import GrantWaits
 from jobtoken.broker.http.oauth import error_response, read_body, safe_text
 from jobtoken.broker.http.proxy_credentials import (
     UpstreamCredential,
+    proxy_credential,
     unavailable,
-    upstream_credential,
 )
 from jobtoken.broker.store import StoreError, TokenRecord
 from jobtoken.broker.tokens.exchange import token_sha256
@@ -72,7 +73,9 @@ def _refused(status: int, error: str, description: str, outcome: str) -> BrokerE
     return BrokerError(error, description, status=status, reason=outcome)
 
 
-async def handle_proxy(request: Request, broker: Broker, upstreams: UpstreamPool) -> Response:
+async def handle_proxy(
+    request: Request, broker: Broker, upstreams: UpstreamPool, waits: GrantWaits
+) -> Response:
     try:
         claims, record, connector = await _admitted(request, broker)
         segments, query = _route(request, connector, claims)
@@ -82,13 +85,13 @@ async def handle_proxy(request: Request, broker: Broker, upstreams: UpstreamPool
     except BrokerError as exc:
         return _refusal(broker, exc, exc.reason)
     try:
-        credential = await blocking(upstream_credential, broker, connector, record.token_id)
+        credential = await proxy_credential(broker, waits, connector, record.token_id)
         upstream = await _send(request, upstreams, connector, credential, segments, query, body)
         if upstream.status == 401 and credential.generation:
             # the provider no longer takes this access token: one forced refresh (single
             # flight: a token newer than this one, whoever gets it), then one retry
-            credential = await blocking(
-                _newer_credential, broker, connector, record.token_id, credential.generation
+            credential = await proxy_credential(
+                broker, waits, connector, record.token_id, newer_than=credential.generation
             )
             upstream = await _send(request, upstreams, connector, credential, segments, query, body)
     except StoreError:
@@ -168,12 +171,6 @@ def _route(
             "query_refused",
         )
     return segments, query
-
-
-def _newer_credential(
-    broker: Broker, connector: Connector, token_id: str, generation: int
-) -> UpstreamCredential:
-    return upstream_credential(broker, connector, token_id, newer_than=generation)
 
 
 async def _send(

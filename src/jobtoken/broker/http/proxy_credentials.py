@@ -13,9 +13,9 @@ Every failure is a :class:`~jobtoken.broker.errors.BrokerError` carrying the pro
 answer: 503 ``temporarily_unavailable`` with ``Retry-After`` while the provider or the
 credential may come back, 502 ``bad_gateway`` for a grant only its operators can mend
 (which the token endpoint answers ``invalid_target``); its text names the connector,
-never a credential. Blocking (store, provider): call it from a worker thread.
+never a credential. Waiting for a refresh holds no shared thread (``grant_waits.py``).
 
-Public API: :func:`upstream_credential`, :class:`UpstreamCredential`.
+Public API: :func:`proxy_credential`, :class:`UpstreamCredential`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from jobtoken.broker.assembly import Broker
 from jobtoken.broker.connectors.credentials import CredentialUnusable
 from jobtoken.broker.connectors.model import OAUTH_CREDENTIALS, Connector
 from jobtoken.broker.errors import BrokerError
+from jobtoken.broker.http.blocking import blocking
+from jobtoken.broker.http.grant_waits import GrantWaits
 from jobtoken.broker.secrets.envelope import EnvelopeError
 from jobtoken.broker.store import sealed_record_id
 from jobtoken.broker.upstream.grant_access import GrantUnavailable
 
-__all__ = ["UpstreamCredential", "bad_gateway", "unavailable", "upstream_credential"]
+__all__ = ["UpstreamCredential", "bad_gateway", "proxy_credential", "unavailable"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -52,17 +54,24 @@ def bad_gateway(text: str) -> BrokerError:
     return BrokerError("bad_gateway", text, status=502, reason="credential_unavailable")
 
 
-def upstream_credential(
-    broker: Broker, connector: Connector, token_id: str, *, newer_than: int = 0
+async def proxy_credential(
+    broker: Broker, waits: GrantWaits, connector: Connector, token_id: str, *, newer_than: int = 0
 ) -> UpstreamCredential:
-    if connector.credential in OAUTH_CREDENTIALS:
-        try:
-            access = broker.grants.access(connector, newer_than=newer_than)
-        except GrantUnavailable as exc:
-            if exc.status < 500:  # the connector's state, not this call's: a bad gateway
-                raise bad_gateway(exc.description) from None
-            raise
-        return UpstreamCredential(access.access_token, access.generation, access.base_url)
+    """The credential for one proxied call; an OAuth grant's access token newer than
+    generation ``newer_than``, waited for on the event loop (``grant_waits.py``), any
+    other credential read on the blocking pool."""
+    if connector.credential not in OAUTH_CREDENTIALS:
+        return await blocking(_stored_credential, broker, connector, token_id)
+    try:
+        access = await waits.access(connector, newer_than=newer_than)
+    except GrantUnavailable as exc:
+        if exc.status < 500:  # the connector's state, not this call's: a bad gateway
+            raise bad_gateway(exc.description) from None
+        raise
+    return UpstreamCredential(access.access_token, access.generation, access.base_url)
+
+
+def _stored_credential(broker: Broker, connector: Connector, token_id: str) -> UpstreamCredential:
     if connector.per_job_upstream:
         return _job_token(broker, connector, token_id)
     try:

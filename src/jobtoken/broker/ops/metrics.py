@@ -8,7 +8,8 @@ series to ``worker-<pid>.json`` there once a second (a new file renamed over the
 so a reader never sees half of one), and :meth:`Metrics.render` adds up its own live
 series and every other worker's last file. A scrape therefore counts every worker, the
 others' last second excepted; the file of a worker that died stays, so counters never
-go backwards. A gauge reads as the highest any worker wrote. Labels are bounded
+go backwards. A gauge reads as the highest any worker wrote, unless the scrape reads
+it afresh (``render(current=…)``: a connector's grant state, from the store). Labels are bounded
 (reasons are the broker's fixed codes, connectors come from the config), and so is
 what is read back: at most ``_MAX_SERIES`` series and ``_MAX_FILE_BYTES`` per file.
 
@@ -21,6 +22,7 @@ import json
 import os
 import threading
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 __all__ = ["SHARE_ENV", "Metrics"]
@@ -43,7 +45,7 @@ _HELP = {
 _GAUGE_HELP = {
     "jobtoken_connector_needs_reauthorization": (
         "1 while a connector's OAuth grant is dead at its provider (run `jobtoken broker "
-        "connect`), as this worker last saw it."
+        "connect`), as the store says when scraped."
     ),
 }
 _MAX_SERIES = 1000
@@ -83,12 +85,18 @@ class Metrics:
         with self._lock:
             return self._gauges[key] if name in _GAUGE_HELP else self._counts[key]
 
-    def render(self) -> str:
+    def render(self, current: Iterable[tuple[str, Mapping[str, str], int]] = ()) -> str:
+        """Every worker's series; ``current`` are gauges ``(name, labels, value)`` read
+        now (from the store), which replace whatever any worker last set."""
         counts, gauges = self._shared()
         with self._lock:
             counts.update(self._counts)
             for key, value in self._gauges.items():
                 gauges[key] = max(gauges.get(key, value), value)
+        for name, labels, value in current:
+            if name not in _GAUGE_HELP:
+                raise ValueError(f"unknown gauge {name}")
+            gauges[(name, tuple(sorted(labels.items())))] = value
         lines: list[str] = []
         for kind, helps, series in (
             ("counter", _HELP, sorted(counts.items())),

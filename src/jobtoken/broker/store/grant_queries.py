@@ -10,7 +10,8 @@ row again until its generation moves. No transaction is held across a call to th
 provider, so a slow provider never holds the store's write lock.
 
 Times of the lease are in milliseconds; a lease no one cleared (a crashed broker)
-expires by itself.
+expires by itself. After a failed refresh no lease is granted before the row's
+``retry_at_ms`` (the cool-down), whatever the caller read before.
 """
 
 from __future__ import annotations
@@ -96,16 +97,18 @@ class GrantQueries(Transactions):
         self, connector: str, owner: str, generation: int, now_ms: int, until_ms: int
     ) -> bool:
         """Take the refresh lease of a ready grant still at ``generation``, if no one
-        holds it (or its holder's lease ran out); True if this call took it."""
+        holds it (or its holder's lease ran out) and no failed refresh's cool-down runs
+        (``retry_at_ms`` in the future); True if this call took it. One conditional
+        ``UPDATE``: a caller that read the row before another's failure cannot retake it."""
 
         def body(cur: Cursor) -> bool:
             cur.execute(
                 self._sql(
                     "UPDATE upstream_grants SET lease_owner = ?, lease_until_ms = ? "
                     "WHERE connector = ? AND generation = ? AND state = ? "
-                    "AND (lease_owner = '' OR lease_until_ms < ?)"
+                    "AND (lease_owner = '' OR lease_until_ms < ?) AND retry_at_ms <= ?"
                 ),
-                (owner, until_ms, connector, generation, GRANT_READY, now_ms),
+                (owner, until_ms, connector, generation, GRANT_READY, now_ms, now_ms),
             )
             return cur.rowcount == 1
 

@@ -3,7 +3,7 @@
 command that mends it). ``grants.py`` keeps the grant fresh; this is its vocabulary.
 
 Public API: :class:`UpstreamAccess`, :class:`GrantUnavailable`, :func:`reconnect_hint`,
-:func:`not_connected`.
+:func:`not_connected`, :data:`NEAR_EXPIRY_SECONDS`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,17 @@ from dataclasses import dataclass
 
 from jobtoken.broker.errors import BrokerError
 
-__all__ = ["GrantUnavailable", "UpstreamAccess", "not_connected", "reconnect_hint"]
+__all__ = [
+    "NEAR_EXPIRY_SECONDS",
+    "GrantUnavailable",
+    "UpstreamAccess",
+    "not_connected",
+    "reconnect_hint",
+]
+
+#: a token this close to expiry is not handed out while a refresh is in flight: the
+#: caller waits for the new one
+NEAR_EXPIRY_SECONDS = 5
 
 
 class GrantUnavailable(BrokerError):
@@ -49,8 +59,19 @@ class UpstreamAccess:
         return f"UpstreamAccess(generation={self.generation}, expires_at={self.expires_at})"
 
     def fresh(self, margin: int, now: float) -> bool:
-        lifetime = self.expires_at - self.obtained_at
-        return bool(self.access_token) and now < self.expires_at - min(margin, lifetime // 2)
+        """Not yet due for refresh: more than the refresh margin (at most half the
+        token's lifetime) left."""
+        return bool(self.access_token) and now < self.expires_at - self._margin(margin)
+
+    def servable(self, margin: int, now: float) -> bool:
+        """Good to hand out while another caller refreshes it: more than
+        ``NEAR_EXPIRY_SECONDS`` left, or half the refresh margin if that is less (at
+        least one second)."""
+        near = max(1, min(NEAR_EXPIRY_SECONDS, self._margin(margin) // 2))
+        return bool(self.access_token) and now < self.expires_at - near
+
+    def _margin(self, margin: int) -> int:
+        return min(margin, (self.expires_at - self.obtained_at) // 2)
 
 
 def reconnect_hint(connector: str) -> str:

@@ -1,42 +1,42 @@
-"""Upstream access tokens of OAuth connectors, refreshed once for every worker and broker.
+"""Upstream access tokens of OAuth connectors, refreshed once for every worker and broker
+(docs/connectors.md, "Refresh: once, for everyone"). :meth:`UpstreamGrants.access`:
 
-:meth:`UpstreamGrants.access` returns a connector's current upstream access token. It
-follows these steps, and the cross-process part lives in the store
-(``store/grant_queries.py``):
-
-1. The process's cached token is returned while it is *fresh*: it expires more than
-   the refresh margin from now (``refresh_margin_seconds``, at most half the token's
-   lifetime), and it is newer than the generation the caller says failed upstream
-   (``newer_than``, after an upstream 401).
-2. Otherwise one thread per connector goes on (a per-connector lock: single flight
-   within the process); the others wait for it and then take its result from step 1.
-3. It reads the grant row: another worker or broker may have refreshed it already.
-   No row: an ``oauth2-refresh`` connector was never connected
-   (``not_connected``); an ``oauth2-client-credentials`` one gets an empty row.
-   State ``needs_reauthorization``: refused (``needs_reauthorization``).
-4. After a failed refresh, no new one is tried before the row's ``retry_at`` (no
-   refresh storm): the old token is returned while it has not expired, else
-   ``provider_unavailable`` with ``Retry-After``.
-5. It takes the row's lease (single flight across processes). Lost: it reads the row
-   again every ``poll_seconds`` until the holder commits, up to the deadline.
-6. It calls the provider with bounded retries and jitter, all within the deadline,
-   which is shorter than the lease, so no two refreshes ever overlap.
+1. The process's cached token while it is *fresh*: more than the refresh margin
+   (``refresh_margin_seconds``, at most half its lifetime) from expiry, and newer than
+   the generation the caller says failed upstream (``newer_than``, after a 401).
+2. Otherwise one thread per connector goes on (single flight within the process); the
+   others take the cached token while it is *servable* (``grant_access.py``: more
+   than ``NEAR_EXPIRY_SECONDS`` from expiry), else wait for that thread.
+3. It reads the grant row: another worker or broker may have refreshed it. No row: an
+   ``oauth2-refresh`` connector was never connected (``not_connected``); an
+   ``oauth2-client-credentials`` one gets an empty row. ``needs_reauthorization``:
+   refused.
+4. Before the row's ``retry_at`` (a failed refresh's cool-down) nothing is tried: the
+   old token while it has not expired, else ``provider_unavailable``.
+5. It takes the row's lease (``store/grant_queries.py``: single flight across
+   processes, refused during a cool-down). Lost: the row's token while servable, else
+   it reads the row every ``poll_seconds`` until the holder commits, up to the deadline.
+6. It calls the provider (``refresh_request.py``: bounded tries, each within its share
+   of the deadline, which is shorter than the lease, so no two refreshes overlap).
 7. Success: the rotated refresh token and the new access token are sealed and
-   committed with the audit record in one transaction, before either is used; the
-   generation moves on. ``invalid_grant``: the grant becomes ``needs_reauthorization``
-   (audited, counted) and every exchange and proxied call for it is refused with the
-   command that fixes it. Other failures: the lease is released with a ``retry_at``.
+   committed with the audit record in one transaction, before either is used.
+   ``invalid_grant``: the grant becomes ``needs_reauthorization`` (audited, logged).
+   Any other failure, or anything the refresher raises: the lease is given back with
+   a ``retry_at`` (an outage's first failure and the refresh that ends it logged).
 
-Every failure is a :class:`GrantUnavailable` whose text names the connector, never
-a token. This module blocks (store and provider): call it from a worker thread.
+Every failure is a :class:`GrantUnavailable` whose text names the connector, never a
+token. This module blocks (store and provider): call it from a worker thread, or
+through ``http/grant_waits.py``.
 
-Public API: :class:`UpstreamGrants`, :class:`UpstreamAccess`, :class:`GrantUnavailable`.
+Public API: :class:`UpstreamGrants`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import random
 import secrets
 import threading
@@ -44,8 +44,9 @@ import time
 from collections.abc import Callable
 
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
-from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
+from jobtoken.broker.connectors.credentials import ConnectorCredentials
 from jobtoken.broker.connectors.model import Connector, OAuthSettings
+from jobtoken.broker.ops.logs import log_event
 from jobtoken.broker.ops.metrics import Metrics
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import (
@@ -53,6 +54,7 @@ from jobtoken.broker.store import (
     GRANT_READY,
     GrantRow,
     SqlStore,
+    StoreError,
     sealed_record_id,
 )
 from jobtoken.broker.upstream.grant_access import (
@@ -66,6 +68,7 @@ from jobtoken.broker.upstream.oauth_client import (
     AuthorizationServerError,
     AuthorizationServerTokens,
 )
+from jobtoken.broker.upstream.refresh_request import RefreshRequest, try_seconds
 from jobtoken.wire.strict_json import loads_strict
 
 __all__ = ["UpstreamGrants"]
@@ -93,14 +96,20 @@ class UpstreamGrants:
         credentials: ConnectorCredentials | None = None,
     ) -> None:
         self._store, self._envelope, self._audit, self._metrics = store, envelope, audit, metrics
-        self._credentials = credentials or ConnectorCredentials(store, envelope, audit)
         self._provider = provider
+        self._request = RefreshRequest(
+            provider,
+            credentials or ConnectorCredentials(store, envelope, audit),
+            attempts=attempts,
+            try_seconds=try_seconds(deadline_seconds, attempts),
+            sleep=sleep,
+        )
         self._deadline, self._poll, self._cooldown = (
             deadline_seconds,
             poll_seconds,
             cooldown_seconds,
         )
-        self._attempts, self._clock, self._sleep = attempts, clock, sleep
+        self._clock, self._sleep = clock, sleep
         #: the lease outlives every call its holder makes, so two refreshes never overlap
         self._lease_ms = int((deadline_seconds + 5.0) * 1000)
         self._cache: dict[str, UpstreamAccess] = {}
@@ -118,12 +127,31 @@ class UpstreamGrants:
         if cached is not None and self._wanted(cached, oauth, newer_than):
             return cached
         lock = self._lock(connector.name)
-        if not lock.acquire(timeout=self._deadline):
-            raise self._unavailable(connector.name, "the refresh did not finish in time")
+        if not lock.acquire(blocking=False):  # another thread refreshes it now
+            if cached is not None and self._servable(cached, oauth, newer_than):
+                return cached
+            if not lock.acquire(timeout=self._deadline):
+                raise self._unavailable(connector.name, "the refresh did not finish in time")
         try:
             return self._access_locked(connector, oauth, newer_than)
         finally:
             lock.release()
+
+    @property
+    def deadline_seconds(self) -> float:
+        return self._deadline
+
+    def cached(
+        self, connector: Connector, *, newer_than: int = 0, refreshing: bool = False
+    ) -> UpstreamAccess | None:
+        """Without blocking: the cached token :meth:`access` would return at once, or,
+        while a refresh is in flight (``refreshing``, or this process's refresher runs),
+        a servable one; None: call :meth:`access`."""
+        oauth, cached = _oauth(connector), self._cache.get(connector.name)
+        if cached is None or self._wanted(cached, oauth, newer_than):
+            return cached
+        refreshing = refreshing or self._lock(connector.name).locked()
+        return cached if refreshing and self._servable(cached, oauth, newer_than) else None
 
     def require_ready(self, connector: Connector) -> None:
         """Refuse (``GrantUnavailable``) when the connector was never connected or needs
@@ -167,18 +195,25 @@ class UpstreamGrants:
                 self._store.ensure_grant(name, self._seal(name, {}), int(self._clock()))
                 continue
             if row.state == GRANT_NEEDS_REAUTHORIZATION:
+                self._cache.pop(name, None)  # dead: nothing of it is served any more
                 raise GrantUnavailable("needs_reauthorization", reconnect_hint(name))
             payload = self._open(name, row)
             current = _access_of(row, payload)
+            self._cache[name] = current  # the newest there is, fresh or not
             if self._wanted(current, oauth, newer_than):
-                self._cache[name] = current
                 return current
             now_ms = int(self._clock() * 1000)
             if row.retry_at_ms > now_ms:
                 return self._after_failure(name, current, newer_than, row.retry_at_ms - now_ms)
             owner = secrets.token_hex(12)
             if self._store.take_lease(name, owner, row.generation, now_ms, now_ms + self._lease_ms):
-                return self._refresh(connector, oauth, row, payload, owner, give_up)
+                try:
+                    return self._refresh(connector, oauth, row, payload, owner, give_up)
+                except BaseException:
+                    self._abandon(name, owner)  # a no-op once committed or released
+                    raise
+            if self._servable(current, oauth, newer_than):
+                return current  # another broker refreshes it; this one is still good
             if time.monotonic() >= give_up:
                 raise self._unavailable(name, "another broker's refresh did not finish in time")
             self._sleep(self._poll)
@@ -195,13 +230,18 @@ class UpstreamGrants:
         name, grant_type = connector.name, _grant_type(connector)
         current = _access_of(row, payload)
         try:
-            secret = self._client_secret(connector)
-            tokens = self._call_provider(connector, oauth, secret, payload, give_up)
+            tokens = self._request.tokens(connector, oauth, payload, give_up)
         except AuthorizationServerError as exc:
-            return self._failed(connector, owner, current, exc)
+            return self._failed(connector, owner, current, exc, row.retry_at_ms > 0)
         except GrantUnavailable:
             self._store.release_lease(name, owner, state=GRANT_READY, retry_at_ms=0, audit=None)
             raise
+        except StoreError:
+            raise
+        except Exception as exc:  # anything the answer raised is a failed refresh
+            failure = f"the provider's answer cannot be read ({type(exc).__name__})"
+            unreadable = AuthorizationServerError("invalid_response", failure)
+            return self._failed(connector, owner, current, unreadable, row.retry_at_ms > 0)
         new_payload = {
             "access_token": tokens.access_token,
             "refresh_token": tokens.refresh_token or payload.get("refresh_token", ""),
@@ -222,39 +262,13 @@ class UpstreamGrants:
         if generation is None:  # cannot happen while the lease outlives the deadline
             raise self._unavailable(name, "the refresh lease was lost")
         self._metrics.count("jobtoken_upstream_refreshes_total", connector=name, outcome="ok")
-        self._metrics.set("jobtoken_connector_needs_reauthorization", 0, connector=name)
+        if row.retry_at_ms:  # the refresh before this one failed
+            log_event("connector's provider refreshes its grant again", connector=name)
         access = UpstreamAccess(
             tokens.access_token, tokens.expires_at, now, generation, new_payload["base_url"]
         )
         self._cache[name] = access
         return access
-
-    def _call_provider(
-        self,
-        connector: Connector,
-        oauth: OAuthSettings,
-        secret: str,
-        payload: dict[str, str],
-        give_up: float,
-    ) -> AuthorizationServerTokens:
-        """The token request, retried on ``unavailable`` with jittered back-off, within
-        ``give_up``; the last error once attempts or time run out."""
-        for attempt in range(self._attempts):
-            remaining = give_up - time.monotonic()
-            try:
-                if connector.credential == "oauth2-refresh":
-                    refresh_token = payload.get("refresh_token", "")
-                    if not refresh_token:
-                        raise not_connected(connector.name)
-                    return self._provider.refresh(oauth, secret, refresh_token, timeout=remaining)
-                return self._provider.client_credentials(oauth, secret, timeout=remaining)
-            except AuthorizationServerError as exc:
-                pause = min(2.0, 0.2 * 2**attempt) * _SYSTEM_RANDOM.uniform(0.5, 1.5)
-                last_try = attempt == self._attempts - 1
-                if exc.kind != "unavailable" or last_try or time.monotonic() + pause >= give_up:
-                    raise
-                self._sleep(pause)
-        raise AuthorizationServerError("unavailable", "the provider was not tried")  # attempts == 0
 
     def _failed(
         self,
@@ -262,7 +276,10 @@ class UpstreamGrants:
         owner: str,
         current: UpstreamAccess,
         exc: AuthorizationServerError,
+        failing_before: bool,
     ) -> UpstreamAccess:
+        """Give the lease back after ``exc``, audited; logged when the grant dies or
+        its provider starts failing (``failing_before``: the last refresh failed too)."""
         name = connector.name
         dead = exc.kind == "invalid_grant"
         reason = {"invalid_grant": "invalid_grant", "unavailable": "provider_unavailable"}.get(
@@ -277,52 +294,62 @@ class UpstreamGrants:
         )
         self._metrics.count("jobtoken_upstream_refreshes_total", connector=name, outcome=reason)
         self._cache.pop(name, None)
+        if dead or not failing_before:
+            log_event(
+                "connector's grant needs re-authorization at its provider (broker connect)"
+                if dead
+                else "connector's provider failed a refresh; retried after a cool-down",
+                logging.WARNING,
+                connector=name,
+                reason=reason,
+                cause=exc.text,
+            )
         if dead:
-            self._metrics.set("jobtoken_connector_needs_reauthorization", 1, connector=name)
             raise GrantUnavailable("needs_reauthorization", reconnect_hint(name))
         if exc.kind == "refused":
             text = f"connector {name}'s provider refused the broker ({exc.text}); check its client"
             raise GrantUnavailable("provider_refused", text, retry_after=int(cooldown) + 1)
+        if exc.kind == "invalid_response" and not self._unexpired(current, 0):
+            text = f"connector {name}'s provider gave an unusable answer ({exc.text})"
+            raise GrantUnavailable("provider_refused", text, retry_after=int(cooldown) + 1)
         return self._after_failure(name, current, 0, int(cooldown * 1000))
+
+    def _abandon(self, name: str, owner: str) -> None:
+        """Give back a lease its holder is leaving without a result (an error nothing
+        else caught), with the cool-down, as a failed refresh does; if the store cannot
+        take even that, the lease runs out by itself."""
+        retry_at_ms = int((self._clock() + self._cooldown) * 1000)
+        with contextlib.suppress(StoreError):
+            self._store.release_lease(
+                name, owner, state=GRANT_READY, retry_at_ms=retry_at_ms, audit=None
+            )
 
     def _after_failure(
         self, name: str, current: UpstreamAccess, newer_than: int, wait_ms: int
     ) -> UpstreamAccess:
         """While refreshes are paused: the old token if it has not expired, else 503."""
-        usable = current.access_token and current.generation > newer_than
-        if usable and self._clock() < current.expires_at:
+        if self._unexpired(current, newer_than):
             return current
         raise self._unavailable(
             name, "its provider is not answering", retry_after=max(1, -(-wait_ms // 1000))
         )
 
     # -- small parts ----------------------------------------------------------------------
+    def _unexpired(self, access: UpstreamAccess, newer_than: int) -> bool:
+        usable = bool(access.access_token) and access.generation > newer_than
+        return usable and self._clock() < access.expires_at
+
     def _wanted(self, access: UpstreamAccess, oauth: OAuthSettings, newer_than: int) -> bool:
         fresh = access.fresh(oauth.refresh_margin_seconds, self._clock())
         return fresh and access.generation > newer_than
 
+    def _servable(self, access: UpstreamAccess, oauth: OAuthSettings, newer_than: int) -> bool:
+        servable = access.servable(oauth.refresh_margin_seconds, self._clock())
+        return servable and access.generation > newer_than
+
     def _lock(self, name: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
-
-    def _client_secret(self, connector: Connector) -> str:
-        name = connector.name
-        try:
-            return self._credentials.get(connector).decode("utf-8")
-        except CredentialUnusable as exc:
-            missing = exc.reason == "credential_missing"
-        except UnicodeDecodeError:
-            missing = False
-        if missing:
-            raise GrantUnavailable(
-                "credential_missing",
-                f"connector {name} has no client secret; an operator runs "
-                f"`jobtoken broker connector set {name} --config FILE --credential-file F` "
-                "or names a credential_sealed_file",
-            )
-        raise GrantUnavailable(  # the details are in the broker's log
-            "credential_unreadable", f"connector {name}'s client secret cannot be opened"
-        )
 
     def _seal(self, name: str, payload: dict[str, str]) -> bytes:
         return self._envelope.encrypt(

@@ -97,17 +97,20 @@ class JobUpstreamTokens:
 
     def _client_credentials(self, connector: Connector) -> tuple[str, int]:
         assert connector.oauth is not None
+        secret = self._client_secret(connector)
         try:
-            tokens = self._provider.client_credentials(
-                connector.oauth, self._client_secret(connector)
-            )
+            tokens = self._provider.client_credentials(connector.oauth, secret)
         except AuthorizationServerError as exc:
-            raise AppTokenUnavailable(
-                "provider_unavailable" if exc.kind == "unavailable" else "provider_refused",
-                f"connector {connector.name}: the provider issued no token ({exc.text})",
-                status=503 if exc.kind == "unavailable" else 502,
-            ) from None
-        return tokens.access_token, tokens.expires_at
+            kind, text = exc.kind, exc.text
+        except Exception as exc:  # whatever the call raised: no token, and no 500
+            kind, text = "invalid_response", f"its answer cannot be read ({type(exc).__name__})"
+        else:
+            return tokens.access_token, tokens.expires_at
+        raise AppTokenUnavailable(
+            "provider_unavailable" if kind == "unavailable" else "provider_refused",
+            f"connector {connector.name}: the provider issued no token ({text})",
+            status=503 if kind == "unavailable" else 502,
+        )
 
     def _installation_token(
         self, connector: Connector, repository: str, scopes: tuple[str, ...]

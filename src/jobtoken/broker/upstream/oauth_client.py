@@ -14,8 +14,9 @@ the answer strictly:
   grant is dead: :class:`AuthorizationServerError` kind ``invalid_grant``;
 - 5xx, 429, a timeout or an unreachable host: kind ``unavailable``, with the
   provider's ``Retry-After`` when it sent one;
-- any other refusal: kind ``refused``; a body that is not what RFC 6749 §5.1 says:
-  kind ``invalid_response``.
+- any other refusal: kind ``refused``; a body that is not what RFC 6749 §5.1 says,
+  or that reading it fails on in any way: kind ``invalid_response``, never another
+  exception.
 
 An error's text names the provider's error *code* only (checked against
 ``[a-z0-9_.]``): never a URL, a header, a body or its ``error_description``, which
@@ -135,12 +136,19 @@ class AuthorizationServerClient:
     ) -> AuthorizationServerTokens:
         now = int(time.time())
         response = self._post(oauth, oauth.token_url, secret, fields, timeout)
-        if not 200 <= response.status < 300:
-            raise _error_of(response)
-        body = _json_object(response.body)
-        if body.get("ok") is False:  # Slack answers its errors with 200
-            raise _error_of(response, body)
-        return _tokens(oauth, body, now)
+        try:
+            if not 200 <= response.status < 300:
+                raise _error_of(response)
+            body = _json_object(response.body)
+            if body.get("ok") is False:  # Slack answers its errors with 200
+                raise _error_of(response, body)
+            return _tokens(oauth, body, now)
+        except AuthorizationServerError:
+            raise
+        except Exception as exc:  # whatever reading the answer raised: it is malformed
+            raise AuthorizationServerError(
+                "invalid_response", f"the provider's answer cannot be read ({type(exc).__name__})"
+            ) from None
 
     def _post(
         self, oauth: OAuthSettings, url: str, secret: str, fields: dict[str, str], timeout: float

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from jobtoken.broker.ops.metrics import Metrics
@@ -27,3 +30,25 @@ def test_the_number_of_series_is_bounded() -> None:
     for i in range(1500):
         metrics.count("jobtoken_webhooks_total", outcome=str(i))
     assert metrics.render().count("jobtoken_webhooks_total{") == 1000
+
+
+def test_gauges_read_at_the_scrape_replace_what_any_worker_last_set(tmp_path: Path) -> None:
+    """A connector's grant state comes from the store at each scrape, the same on every
+    worker: a 1 a worker (this one, or another through its file) once set is gone."""
+    (tmp_path / "worker-1.json").write_text(
+        json.dumps(
+            {
+                "counters": [],
+                "gauges": [["jobtoken_connector_needs_reauthorization", [["connector", "crm"]], 1]],
+            }
+        )
+    )
+    metrics = Metrics()
+    metrics._share_dir = tmp_path  # read the other worker's file, as share() does
+    metrics.set("jobtoken_connector_needs_reauthorization", 1, connector="crm")
+    assert 'jobtoken_connector_needs_reauthorization{connector="crm"} 1' in metrics.render()
+    text = metrics.render([("jobtoken_connector_needs_reauthorization", {"connector": "crm"}, 0)])
+    assert 'jobtoken_connector_needs_reauthorization{connector="crm"} 0' in text
+    assert 'jobtoken_connector_needs_reauthorization{connector="crm"} 1' not in text
+    with pytest.raises(ValueError, match="unknown gauge"):
+        metrics.render([("made_up", {}, 1)])

@@ -237,6 +237,26 @@ def test_a_json_number_of_5000_digits_is_an_invalid_response(endpoint: TokenEndp
     )
 
 
+def test_any_error_reading_an_answer_is_an_invalid_response(
+    endpoint: TokenEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever reading the answer raises, the caller gets an AuthorizationServerError
+    (so the refresh releases its lease and no caller sees a 500)."""
+    from jobtoken.broker.upstream import oauth_client
+
+    def broken(*_: object) -> None:
+        raise RecursionError("deep")
+
+    monkeypatch.setattr(oauth_client, "_tokens", broken)
+    endpoint.body = {"access_token": "a", "expires_in": 60}
+    with pytest.raises(AuthorizationServerError) as failed:
+        AuthorizationServerClient().refresh(settings(endpoint), SECRET, "rt")
+    assert (failed.value.kind, failed.value.text) == (
+        "invalid_response",
+        "the provider's answer cannot be read (RecursionError)",
+    )
+
+
 def test_a_quoted_expires_in_of_ascii_digits_is_read(endpoint: TokenEndpoint) -> None:
     endpoint.body = {"access_token": "a", "expires_in": "0600"}
     tokens = AuthorizationServerClient().refresh(settings(endpoint), SECRET, "rt")
