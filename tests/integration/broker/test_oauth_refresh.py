@@ -297,17 +297,27 @@ def next_refresh(provider: OAuthProvider, urls: list[str], token: str) -> float:
     return time.monotonic()
 
 
+#: the two-broker fault test's tokens: 16 s, refreshed 8 s ahead, so that the current
+#: token stays servable (up to 4 s before expiry) through each phase on a loaded machine
+_LIFE, _REFRESH_AFTER = 16, 8
+#: an answer that did not wait for a refresh: a call that waited for the 1.5 s slow
+#: refresh, sent 0.3 s into it, takes at least 1.2 s
+_PROMPT = 1.0
+
+
 def test_two_brokers_on_postgres_through_a_slow_a_failing_and_a_killed_refresh(
     tmp_path: Path, issuer: FakeOidcIssuer, postgres_database: str
 ) -> None:
-    """8 s tokens refreshed 4 s ahead, two brokers on one PostgreSQL (issue 20, items
+    """16 s tokens refreshed 8 s ahead, two brokers on one PostgreSQL (issue 20, items
     7, 8 and 10): a slow refresh stalls no call on either broker; a failed one is
     followed by a cool-down in which neither broker calls the provider, while the
     current token is served, and then a refresh that succeeds; a lease holder killed
     mid-refresh leaves the other broker serving the current token at once."""
     with (
-        OAuthProvider(access_token_seconds=8) as provider,
-        two_brokers(tmp_path, issuer, provider, postgres_database, workers=1, margin=4) as (
+        OAuthProvider(access_token_seconds=_LIFE) as provider,
+        two_brokers(
+            tmp_path, issuer, provider, postgres_database, workers=1, margin=_LIFE - _REFRESH_AFTER
+        ) as (
             first,
             second,
         ),
@@ -317,19 +327,21 @@ def test_two_brokers_on_postgres_through_a_slow_a_failing_and_a_killed_refresh(
         refreshed = next_refresh(provider, urls, token)
         # a slow provider: while first's refresh waits 1.5 s, both brokers serve at once
         provider.delay = 1.5
-        time.sleep(max(0.0, refreshed + 4.3 - time.monotonic()))  # past the refresh point
+        time.sleep(
+            max(0.0, refreshed + _REFRESH_AFTER + 0.3 - time.monotonic())
+        )  # past the refresh point
         leader = pool.submit(timed_call, first.url, token)
         time.sleep(0.3)
         for url in (second.url, first.url):
             status, seconds = timed_call(url, token)
-            assert (status, seconds < 0.5) == (200, True), seconds
+            assert (status, seconds < _PROMPT) == (200, True), seconds
         assert leader.result()[0] == 200
         refreshed = time.monotonic()
         provider.delay = 0.0
 
         # the provider fails: 3 tries, then a cool-down with no call from either broker
         provider.down = True
-        time.sleep(max(0.0, refreshed + 4.3 - time.monotonic()))
+        time.sleep(max(0.0, refreshed + _REFRESH_AFTER + 0.3 - time.monotonic()))
         assert proxied_status(second.url, token) == 200  # the current token, still good
         asked = provider.token_requests
         for _ in range(5):
@@ -343,12 +355,12 @@ def test_two_brokers_on_postgres_through_a_slow_a_failing_and_a_killed_refresh(
 
         # the lease holder is killed mid-refresh: the survivor serves the current token
         provider.delay = 60.0
-        time.sleep(max(0.0, refreshed + 4.3 - time.monotonic()))
+        time.sleep(max(0.0, refreshed + _REFRESH_AFTER + 0.3 - time.monotonic()))
         hung = pool.submit(timed_call, first.url, token)
         time.sleep(0.5)
         first.kill()
         status, seconds = timed_call(second.url, token)
-        assert (status, seconds < 0.5) == (200, True), seconds
+        assert (status, seconds < _PROMPT) == (200, True), seconds
         provider.delay = 0.0
         with contextlib.suppress(requests.RequestException):
             hung.result()
