@@ -45,11 +45,43 @@ def test_check_reports_every_error_and_exits_1(tmp_path: Path) -> None:
     (tmp_path / "b" / "introspection-client.secret").unlink()
     done = _run("check", "--config", str(tmp_path / "b" / "broker.toml"))
     assert done.returncode == 1
-    lines = done.stdout.splitlines()
+    lines = [line for line in done.stdout.splitlines() if not line.startswith("reads: ")]
     assert [line.split(":")[0] for line in lines[:-1]] == ["error", "error", "warning"]
     assert "master key" in lines[0]
     assert "introspection client resource-server" in lines[1]
     assert lines[-1].endswith("2 error(s), 1 warning(s)")
+
+
+def test_check_names_the_policy_files_serve_never_reads_and_lists_those_it_does(
+    tmp_path: Path,
+) -> None:
+    _run("init", str(tmp_path / "b"))
+    policies = tmp_path / "b" / "policies"
+    example = (policies / "example-org" / "example-repo.yml").read_text()
+    (policies / "octo-org").mkdir()
+    (policies / "octo-org" / "Octo-Repo.yml").write_text(
+        example.replace("example-org/example-repo", "octo-org/Octo-Repo")
+    )
+    (policies / "octo-org" / "wrongname.yml").write_text(
+        example.replace("example-org/example-repo", "octo-org/app")
+    )
+    done = _run("check", "--config", str(tmp_path / "b" / "broker.toml"))
+    assert done.returncode == 1, done.stdout
+    assert (
+        f"error: policy: {policies / 'octo-org' / 'Octo-Repo.yml'} is never read: the broker "
+        "reads only lower-case paths: rename it to octo-org/octo-repo.yml"
+    ) in done.stdout
+    assert (
+        f"error: policy: {policies / 'octo-org' / 'wrongname.yml'} names the repository "
+        "octo-org/app, but the broker reads it only for octo-org/wrongname (its path)"
+    ) in done.stdout
+    reads = [line for line in done.stdout.splitlines() if line.startswith("reads: ")]
+    assert reads == [
+        f"reads: {policies / 'example-org' / 'example-repo.yml'} as the policy of "
+        "example-org/example-repo",
+        f"reads: {policies / 'octo-org' / 'wrongname.yml'} as the policy of octo-org/wrongname",
+    ]
+    assert done.stdout.rstrip().endswith("2 error(s), 1 warning(s)")
 
 
 def test_check_of_a_config_that_does_not_load_names_its_error(tmp_path: Path) -> None:
