@@ -1,9 +1,10 @@
 """``jobtoken broker …``: run the broker and administer its store.
 
 - ``init DIR`` and ``check --config FILE`` — set-up (``broker_setup.py``);
-- ``serve --config FILE [--workers N] [--http …] [--loop …]`` — uvicorn on
+- ``serve --config FILE [--workers N] [--http …] [--loop …] [--dev]`` — uvicorn on
   ``[server] host/port`` (httptools and uvloop, from the ``broker`` extra, unless
-  ``--http h11`` / ``--loop asyncio``); it logs the findings of ``check`` at start;
+  ``--http h11`` / ``--loop asyncio``); it refuses a ``public_url`` still an example's
+  unless ``--dev``, and logs the findings of ``check`` at start;
 - ``connector set|list`` and ``connect`` — a connector's credential and OAuth grant
   (``broker_connectors.py``);
 - ``rotate-master-key --config FILE`` — re-wrap every sealed record under the current
@@ -26,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_envelope
-from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
+from jobtoken.broker.config import BrokerConfig, ConfigError, load_config, looks_unconfigured
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import LATEST_VERSION, SqlStore
 from jobtoken.broker.tokens.signing import SigningKeys
@@ -54,6 +55,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=["auto", "uvloop", "asyncio"],
         default="auto",
         help="event loop (auto: uvloop when installed, the 'fast' extra)",
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="serve even with public_url still an example's (a trial on this machine)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -93,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail("--workers must be between 1 and 64")
     try:
         config = load_config(args.config)
+        _require_configured_url(config, dev=args.dev)
         configure_logging(config.server.log_level)
         # Built once here: checks every secret and creates the schema and first key
         # before any worker starts (workers would otherwise race to create them).
@@ -136,6 +143,16 @@ def _serve(args: argparse.Namespace) -> int:
                 **common,
             )
     return 0
+
+
+def _require_configured_url(config: BrokerConfig, *, dev: bool) -> None:
+    """Refuse a ``public_url`` still an example's: jobs would get an audience error."""
+    if looks_unconfigured(config.server.public_url) and not dev:
+        raise ConfigError(
+            f"[server] public_url in {config.path} is still the example's "
+            f"{config.server.public_url}: set it to the URL jobs reach this broker at (it "
+            "is the ID tokens' audience), or pass --dev for a trial on this machine"
+        )
 
 
 def _rotate_master_key(args: argparse.Namespace) -> int:

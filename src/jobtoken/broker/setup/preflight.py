@@ -38,7 +38,12 @@ from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_envelope, verifier_config
 from jobtoken.broker.audit.chain import AuditLog
-from jobtoken.broker.config import BrokerConfig, ConfigError
+from jobtoken.broker.config import (
+    PLACEHOLDER_PUBLIC_URL,
+    BrokerConfig,
+    ConfigError,
+    looks_unconfigured,
+)
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector
 from jobtoken.broker.oidc.jwks import JwksError
@@ -52,9 +57,6 @@ __all__ = ["PLACEHOLDER_PUBLIC_URL", "Finding", "policies_read", "preflight"]
 
 #: most errors and warnings reported of one policy file
 MAX_POLICY_FINDINGS = 100
-
-#: the ``public_url`` of the example config and of ``broker init``
-PLACEHOLDER_PUBLIC_URL = "https://tokens.example.com"
 
 
 @dataclass(frozen=True)
@@ -234,11 +236,12 @@ def _policies(config: BrokerConfig) -> Iterator[Finding]:
 
 
 def _likely_mistakes(config: BrokerConfig) -> Iterator[Finding]:
-    if config.server.public_url == PLACEHOLDER_PUBLIC_URL:
+    if looks_unconfigured(config.server.public_url):
         yield Finding(
             "warning",
-            f"server.public_url is still the example's {PLACEHOLDER_PUBLIC_URL}: set it to "
-            "the URL jobs reach the broker at (it is also the ID tokens' audience)",
+            f"server.public_url is still the example's {config.server.public_url}: set it "
+            "to the URL jobs reach the broker at (it is also the ID tokens' audience); "
+            "`serve` refuses it without --dev",
         )
     if config.oidc.loopback_test_issuers:
         yield Finding(
