@@ -147,3 +147,19 @@ def test_rotate_master_key_rewraps_the_seal_key_and_sealed_files_still_open(
     check = _run("check", "--config", str(config))
     assert b"connector api" not in check.stdout, check.stdout  # opens without the old key
     assert _run("seal-key", "--config", str(config)).stdout.decode().strip() == public
+
+
+@pytest.mark.parametrize("args", [["broker", "--help"], ["broker", "check", "--config", "x"]])
+def test_without_the_broker_extra_broker_says_which_extra_to_install(args: list[str]) -> None:
+    # a base install: `requests` (a library of the broker extra only) cannot be imported
+    program = (
+        "import sys\nsys.modules['requests'] = None\nfrom jobtoken.cli import main\n"
+        f"sys.exit(main({args!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert b"Traceback" not in done.stderr
+    assert b"install jobtoken[broker]" in done.stderr
+    assert b"'requests' is not installed" in done.stderr
