@@ -4,7 +4,8 @@
 - ``serve --config FILE [--workers N] [--http …] [--loop …] [--dev]`` — uvicorn on
   ``[server] host/port`` (httptools and uvloop, from the ``broker`` extra, unless
   ``--http h11`` / ``--loop asyncio``); it refuses a ``public_url`` still an example's
-  unless ``--dev``, and logs the findings of ``check`` at start;
+  unless ``--dev``, and a ``[server] port`` it cannot bind (before any start-up
+  work), and logs the findings of ``check`` at start;
 - ``connector set|list`` and ``connect`` — a connector's credential and OAuth grant
   (``broker_connectors.py``);
 - ``rotate-master-key --config FILE`` — re-wrap every sealed record under the current
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -100,6 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         _require_configured_url(config, dev=args.dev)
+        _require_free_port(config)
         configure_logging(config.server.log_level)
         # Built once here: checks every secret and creates the schema and first key
         # before any worker starts (workers would otherwise race to create them).
@@ -153,6 +156,25 @@ def _require_configured_url(config: BrokerConfig, *, dev: bool) -> None:
             f"{config.server.public_url}: set it to the URL jobs reach this broker at (it "
             "is the ID tokens' audience), or pass --dev for a trial on this machine"
         )
+
+
+def _require_free_port(config: BrokerConfig) -> None:
+    """Refuse to start when ``[server] host/port`` cannot be bound, before any start-up
+    work (uvicorn would say so only after "Application startup complete")."""
+    host, port = config.server.host, config.server.port
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(
+            f"[server] port {port} on {host} cannot be bound ({exc.strerror or exc}): is "
+            f"another broker already serving there? Stop it, or set another [server] port "
+            f"in {config.path}"
+        ) from None
 
 
 def _rotate_master_key(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 
 from jobtoken.broker.setup.preflight import PLACEHOLDER_PUBLIC_URL
+from support.broker_process import serving_broker
 from support.loopback import free_port, stop_process, wait_until_healthy
 from support.oidc_issuer import FakeOidcIssuer
 
@@ -129,3 +130,17 @@ def test_serve_refuses_the_example_public_url_and_with_dev_the_job_is_told_the_b
     assert "this broker is not configured yet, not the workflow" in description
     assert "[server] public_url" in description
     assert "request the ID token with that audience" not in description
+
+
+def test_a_second_serve_on_the_same_port_names_server_port_before_starting_up(
+    tmp_path: Path,
+) -> None:
+    with serving_broker(tmp_path) as first:
+        second = _broker("serve", "--config", str(first.config_path))
+        assert first.process is not None
+        assert first.process.poll() is None  # the first broker still serves
+        assert requests.get(f"{first.url}/healthz", timeout=10).status_code == 200
+    assert second.returncode == 1
+    assert f"[server] port {first.port} on 127.0.0.1 cannot be bound" in second.stderr
+    assert "another broker already serving there" in second.stderr
+    assert "Application startup complete" not in second.stderr
