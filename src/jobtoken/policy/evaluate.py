@@ -27,7 +27,7 @@ because its claim is absent says "but the claim X is missing".
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from jobtoken.policy.conditions import GATED_EVENTS, Condition
 from jobtoken.policy.errors import PolicyError, PolicySourceError
@@ -70,6 +70,9 @@ class PolicyDecision:
     rule: str | None = None
     #: rule by rule, why each applied or not
     trace: tuple[str, ...] = ()
+    #: ``policy_invalid``: the file and line of the error (``FILE:LINE``), for a log
+    #: line that names where without the content
+    invalid_at: str = ""
 
     @property
     def oauth_error(self) -> str | None:
@@ -127,7 +130,8 @@ def evaluate(
     try:
         policy = source.policy_for(repository, repository_id)
     except PolicyError as exc:
-        return _deny("policy_invalid", f"this repository's policy file is invalid: {exc}")
+        invalid = _deny("policy_invalid", f"this repository's policy file is invalid: {exc}")
+        return replace(invalid, invalid_at=f"{exc.source}:{exc.line}")
     except PolicySourceError as exc:
         return _deny("policy_unavailable", f"the repository policy could not be read: {exc}")
     if policy is None:

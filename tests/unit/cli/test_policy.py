@@ -314,3 +314,14 @@ def test_explain_names_the_claims_the_input_lacks_and_what_the_audit_keeps(
     allowed = run_policy("explain", "--policy", str(policy), "--claims", str(claims), *scopes)
     assert allowed.returncode == 0
     assert "missing claim" not in allowed.stdout
+
+
+def test_check_of_a_tab_indented_file_says_to_indent_with_spaces(tmp_path: Path) -> None:
+    (tmp_path / "jobtoken.yml").write_text(FOUR_MISTAKES.replace("    - scopes", "\t- scopes"))
+    done = run_policy("check", str(tmp_path / "jobtoken.yml"))
+    assert done.returncode == 1
+    assert (
+        f"{tmp_path / 'jobtoken.yml'}:6: not valid YAML: a tab character (column 1): YAML "
+        "does not allow tabs there; indent with spaces"
+    ) in done.stderr
+    assert "\\t" not in done.stderr

@@ -63,7 +63,8 @@ HINTS = {
     "invalid_request": "The request was malformed: check the inputs (and the action version)",
 }
 #: error codes whose hint is a guess among causes: left out when the broker names the cause
-_GENERIC_HINTS = frozenset({"invalid_target"})
+#: (an invalid policy file is not "no policy matches")
+_GENERIC_HINTS = frozenset({"invalid_target", "unauthorized_client"})
 #: the RFC of each endpoint, for "this is not one" messages
 _ENDPOINT_RFCS = {"/token": "RFC 8693", "/revoke": "RFC 7009"}
 #: statuses (without an RFC 6749 body) that say the server has no such endpoint at all:

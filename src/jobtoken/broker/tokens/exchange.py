@@ -38,6 +38,7 @@ Public API: :class:`TokenExchange`, :class:`TokenRequest`, :class:`ExchangedToke
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -163,6 +164,14 @@ class TokenExchange:
             requested_ttl = self._default_ttl if request.ttl is None else request.ttl
             outcome = self._policy(verified, connector.name, scopes, requested_ttl)
             if not outcome.allowed:
+                if outcome.invalid_at:  # where, never the content: the file is not ours
+                    log_event(
+                        "policy file invalid",
+                        logging.WARNING,
+                        at=outcome.invalid_at,
+                        repository=verified.repository,
+                        hint="jobtoken policy check FILE says what to fix",
+                    )
                 raise BrokerError(
                     outcome.oauth_error or "unauthorized_client",
                     outcome.description,
