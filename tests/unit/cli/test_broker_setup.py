@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -117,3 +119,24 @@ def test_seal_key_without_a_master_key_says_what_to_set(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "master_key_file" in done.stderr
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[connectors.my.api]\nbase_url = "https://api.corp.example"\n',
+            "[connectors.my] unknown table [connectors.my.api]; a connector name cannot "
+            "contain '.': for a connector named my.api, write [connectors.my-api]",
+        ),
+        ("[oidcc]\nissuers = []\n", "unknown table [oidcc]; did you mean [oidc]?"),
+        ("[server]\nprot = 1\n", "[server] unknown key 'prot'; did you mean 'port'?"),
+    ],
+)
+def test_check_names_an_unknown_table_or_key_with_what_was_meant(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    (tmp_path / "broker.toml").write_text(toml)
+    done = _run("check", "--config", str(tmp_path / "broker.toml"))
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: {tmp_path / 'broker.toml'}: {message}\n")
