@@ -66,6 +66,9 @@ class PolicyDecision:
     scopes: tuple[str, ...] = ()
     #: longest lifetime the policy allows for this grant, seconds (0 when denied)
     max_ttl: int = 0
+    #: what made ``max_ttl`` shorter than the request: ``policy`` (the rule's max_ttl),
+    #: ``organization_policy`` (its cap), or "" (the request's ttl)
+    ttl_limit: str = ""
     #: the rule that granted, e.g. "connectors.hubspot[0] 'sync' (file line 7)"
     rule: str | None = None
     #: rule by rule, why each applied or not
@@ -166,6 +169,9 @@ def evaluate(
             trace.append(f"{rule.label}: applies, but does not allow the scope {beyond[0]!r}")
             continue
         ttl = min(t for t in (requested_ttl, rule.max_ttl, cap_ttl) if t is not None)
+        limit = "" if requested_ttl is not None and ttl >= requested_ttl else "policy"
+        if limit and ttl != rule.max_ttl:
+            limit = "organization_policy"
         trace.append(f"{rule.label}: grants {' '.join(scopes)} for at most {ttl} s")
         return PolicyDecision(
             allowed=True,
@@ -173,6 +179,7 @@ def evaluate(
             description=f"allowed by {rule.label}",
             scopes=scopes,
             max_ttl=ttl,
+            ttl_limit=limit,
             rule=rule.label,
             trace=tuple(trace),
         )

@@ -227,6 +227,25 @@ def test_a_ttl_capped_by_the_provider_is_reported_with_both_lifetimes(
     ) in step.out.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("limited_by", "owner"),
+    [
+        ("connector", "the connector's max_ttl_seconds, set by the broker's operators"),
+        ("policy", "the repository admins' policy (its rule's max_ttl)"),
+        ("broker", "the broker's own [tokens] max_ttl_seconds, set by its operators"),
+    ],
+)
+def test_a_ttl_capped_notice_names_the_limit_the_broker_says_applied(
+    step: Step, broker: FakeBroker, limited_by: str, owner: str
+) -> None:
+    broker.override(expires_in=300, ttl_limited_by=limited_by)
+    assert step.run(ttl="15m") == 0
+    assert (
+        f"ttl capped: requested 15m, granted 5m (the limit that applied: {owner}). Set ttl "
+        "to 5m or less"
+    ) in step.out.getvalue()
+
+
 def test_a_ttl_granted_in_full_draws_no_capped_notice(step: Step, broker: FakeBroker) -> None:
     broker.override(expires_in=898)
     assert step.run(ttl="15m") == 0

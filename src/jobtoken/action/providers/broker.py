@@ -41,6 +41,7 @@ from jobtoken.wire.oauth_terms import (
     ID_TOKEN_TYPE,
     JWT_TOKEN_TYPE,
     TOKEN_EXCHANGE_GRANT,
+    TTL_LIMITS,
 )
 from jobtoken.wire.text import neutralize
 
@@ -56,7 +57,8 @@ HINTS = {
     "invalid_grant": "The broker did not accept the job's ID token (issuer, audience, "
     "expiry, replay, or its job has completed): check the audience input and the broker's "
     "issuers, and request tokens only while the job runs",
-    "invalid_scope": "Ask for fewer scopes, or have the repository admins allow them",
+    "invalid_scope": "Ask for fewer scopes; a connector's scopes are the broker operators' "
+    "to add, a policy's the repository admins' to allow",
     "invalid_target": "The broker has no such connector, or no policy lets this job use it",
     "unauthorized_client": "No policy of the repository admins matches this job",
     "access_denied": "No policy of the repository admins matches this job",
@@ -111,7 +113,7 @@ def parse_token_response(body: dict[str, object]) -> IssuedToken:
     expires_in = body.get("expires_in")
     if "expires_in" in body and (not isinstance(expires_in, int) or isinstance(expires_in, bool)):
         expires_in = 0  # present but not an integer: refused by the expires-in check
-    scope = body.get("scope")
+    scope, limited_by = body.get("scope"), body.get("ttl_limited_by")
     scopes: tuple[str, ...] | None
     if scope is None:
         scopes = None
@@ -127,6 +129,9 @@ def parse_token_response(body: dict[str, object]) -> IssuedToken:
         scopes=scopes,
         token_id=token_id_of(body.get("token_id"), access_token),
         upstream_revoked_at_job_end=body.get("upstream_revoked_at_job_end") is True,
+        ttl_limited_by=limited_by
+        if isinstance(limited_by, str) and limited_by in TTL_LIMITS
+        else "",
     )
 
 

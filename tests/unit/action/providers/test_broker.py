@@ -123,7 +123,10 @@ def test_an_rfc_6749_error_becomes_one_readable_denial(broker: FakeBroker) -> No
         "the broker refused the exchange (HTTP 403): "
         "invalid_scope: crm.write : :error: :not allowed"
     )
-    assert error.message.endswith("Ask for fewer scopes, or have the repository admins allow them")
+    assert error.message.endswith(
+        "Ask for fewer scopes; a connector's scopes are the broker operators' to add, "
+        "a policy's the repository admins' to allow"
+    )
     assert "\n" not in error.message
     assert len(error.message) < 500
 
