@@ -256,3 +256,19 @@ def test_a_capped_ttl_of_another_provider_names_that_provider() -> None:
     assert ttl_capped_note("vault", 3600, 1799).startswith(
         "ttl capped: requested 1h, granted 1799s (the vault provider's maximum is lower)"
     )
+
+
+def test_a_200_json_that_is_not_a_token_response_is_one_error_naming_broker_url(
+    step: Step, broker: FakeBroker
+) -> None:
+    broker.reply = (200, {"status": "ok", "version": "1.2"})  # a health endpoint, say
+    assert step.run() == 1
+    errors = [line for line in step.out.getvalue().splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, errors
+    assert "with JSON that is not a token response (no access_token)" in errors[0]
+    assert (
+        "this URL does not look like a jobtoken broker/RFC 8693 endpoint: check broker-url"
+        in (errors[0])
+    )
+    assert "revoked" not in step.out.getvalue()  # there was no token to revoke
+    assert len(broker.requests_to("/revoke")) == 0

@@ -101,7 +101,14 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
             f"the broker answered HTTP 200 to POST {describe_url(response.url)} with a body "
             f"that is not a JSON object: {_not_an_endpoint(inputs.broker_url, '/token')}"
         )
-    return parse_token_response(response.json_object("the broker"))
+    body = response.json_object("the broker")
+    if not isinstance(body.get("access_token"), str) or not body["access_token"]:
+        raise ProviderError(  # a health or status endpoint, say: no token to check or revoke
+            f"the broker answered HTTP 200 to POST {describe_url(response.url)} with JSON "
+            f"that is not a token response (no access_token): "
+            f"{_not_an_endpoint(inputs.broker_url, '/token')}"
+        )
+    return parse_token_response(body)
 
 
 def parse_token_response(body: dict[str, object]) -> IssuedToken:
