@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -163,3 +164,20 @@ def test_without_the_broker_extra_broker_says_which_extra_to_install(args: list[
     assert b"Traceback" not in done.stderr
     assert b"install jobtoken[broker]" in done.stderr
     assert b"'requests' is not installed" in done.stderr
+
+
+def test_connector_list_says_a_connector_that_needs_no_credential_needs_none(
+    config: Path,
+) -> None:
+    config.write_text(config.read_text() + '[connectors.verified-by-jwks]\nkind = "minted"\n')
+    done = _run("connector", "list", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.decode().splitlines()[1:]}
+    assert rows["verified-by-jwks"][3:5] == ["not", "needed"]
+    assert rows["contacts"][3] == "no"  # it proxies to base_url: its credential is missing
+    listed = _run("connector", "list", "--config", str(config), "--json")
+    needed = {
+        row["name"]: (row["credential_needed"], row["credential_set"])
+        for row in map(json.loads, listed.stdout.decode().splitlines())
+    }
+    assert needed == {"contacts": (True, False), "verified-by-jwks": (False, False)}

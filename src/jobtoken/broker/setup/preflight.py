@@ -94,14 +94,7 @@ def _secrets(config: BrokerConfig) -> Iterator[Finding]:
 
 
 def _store_and_credentials(config: BrokerConfig) -> Iterator[Finding]:
-    needing = [
-        c
-        for c in config.connectors.values()
-        if c.kind == "passthrough"
-        or c.base_url
-        or c.credential != "static"
-        or c.credential_sealed_file is not None
-    ]
+    needing = [c for c in config.connectors.values() if c.needs_credential]
     if config.store.kind == "sqlite" and not config.store.path.exists():
         for connector in needing:
             yield _missing_credential(config, connector)
