@@ -262,13 +262,7 @@ COMPONENTS: Json = {
                     "description": "Passthrough leases only: whether the broker revokes the "
                     "upstream token itself with this one.",
                 },
-                "ttl_limited_by": {
-                    "type": "string",
-                    "enum": list(TTL_LIMITS),
-                    "description": "Only when expires_in is shorter than the ttl asked for: "
-                    "the limit that applied (the repository policy, the organization policy, "
-                    "the connector's or the broker's own maximum).",
-                },
+                "ttl_limited_by": {"type": "string", "enum": list(TTL_LIMITS)},  # docs/broker.md
             },
         },
         "Introspection": {
