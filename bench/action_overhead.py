@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from smoke import smoke_args
+
 from support.fake_broker import FakeBroker
 from support.oidc_issuer import FakeOidcIssuer
 
@@ -111,6 +113,11 @@ def fresh_action_copy(parent: Path) -> Path:
         package / "action",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
+    shutil.copytree(  # the action imports the shared wire package (standard library only)
+        ROOT / "src" / "jobtoken" / "wire",
+        package / "wire",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copy2(ROOT / "src" / "jobtoken" / "__init__.py", package / "__init__.py")
     return src
 
@@ -131,7 +138,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=25)
     parser.add_argument("--python", default="python3")
     parser.add_argument("--node", default="node")
-    args = parser.parse_args()
+    args = smoke_args(parser, runs=1)
     python = real_python(args.python)
     node = shutil.which(args.node)
     if node is None:

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from smoke import smoke_args
 
 from support.oidc_issuer import FakeOidcIssuer
 
@@ -85,7 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
+    args = smoke_args(parser, requests=5)
     with FakeOidcIssuer() as issuer, tempfile.TemporaryDirectory() as tmp:
         issuer.claims.update(repository=REPO, repository_id=REPO_ID)
         port = _port()
@@ -103,6 +104,7 @@ def main() -> int:
                         break
                 except requests.ConnectionError:
                     time.sleep(0.05)
+            print(f"{'call':<34} {'rate':>14}   {'p50':>12}   {'p99':>12}")
             tokens = [issuer.mint(audience=url) for _ in range(args.requests * 2 + 20)]
             session = requests.Session()
             for token in tokens[:20]:  # warm-up: JWKS fetch, connections

@@ -48,6 +48,7 @@ from jobtoken_servers import (
 )
 from openbao_jwt import BAO_VERSION, LOGIN_PATH, OpenBaoJwt, login_body
 from openbao_jwt import SPARE_PATH as BAO_SPARE_PATH
+from smoke import smoke_args
 from wrk import Load, WrkResult, ensure_wrk, run_wrk
 
 from support.oidc_issuer import FakeOidcIssuer
@@ -381,7 +382,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--only", default="", help="comma-separated: " + ",".join(c.key for c in CONFIGS)
     )
-    args = parser.parse_args()
+    args = smoke_args(parser, duration=1, tokens=400, only="jobtoken-sqlite-1")
     if args.tokens is None:
         args.tokens = RATE_CEILING * args.duration
     keys = {c.key for c in CONFIGS}
@@ -394,7 +395,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    wrk = ensure_wrk()
+    wrk = ensure_wrk(install=not args.smoke)  # a smoke run installs nothing
     if len(os.sched_getaffinity(0)) < 2:
         note("fewer than 2 cores available: pinned runs share a core with wrk")
     rows: list[Row] = []

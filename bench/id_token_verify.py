@@ -16,6 +16,7 @@ import datetime
 import time
 
 import jwt
+from smoke import smoke_args
 
 from jobtoken.broker.oidc.claims import REQUIRED_CLAIMS
 from jobtoken.broker.oidc.verifier import (
@@ -40,7 +41,7 @@ def _per_call_us(calls: list[str], verify: object) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--tokens", type=int, default=3000)
-    args = parser.parse_args()
+    args = smoke_args(parser, tokens=20)
     with FakeOidcIssuer() as issuer:
         tokens = [issuer.mint(audience=AUDIENCE) for _ in range(args.tokens)]
         config = VerifierConfig(

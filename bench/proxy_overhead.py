@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
+from smoke import smoke_args
 
 from support.broker_process import running_broker
 from support.contacts_api import ContactsApi
@@ -154,7 +155,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="per path, client count, round")
     parser.add_argument("--clients", default="1,4", help="client thread counts, comma separated")
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args = smoke_args(parser, requests=5, clients="1", rounds=1)
     client_counts = [int(c) for c in args.clients.split(",")]
     command = "PYTHONPATH=tests " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     print(f"## Proxy overhead — {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
@@ -190,7 +191,7 @@ def main() -> int:
             "broker /healthz": (f"{broker.url}/healthz", {}, b'{"status":"ok"'),
         }
         for url, headers, expected in paths.values():
-            _load(url, headers, expected, WARM_UP, 1)
+            _load(url, headers, expected, min(WARM_UP, args.requests), 1)
         rows, summary = [], []
         for clients in client_counts:
             run = lambda path, c=clients: _load(*paths[path], args.requests, c)  # noqa: E731

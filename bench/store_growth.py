@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from smoke import smoke_args
+
 from jobtoken.broker.store import SqlStore, TokenRecord, open_store
 
 
@@ -33,7 +35,9 @@ def _fill(path: Path, rows: int, now: int) -> None:
         ((f"fill-{n}", now + 3600) for n in range(rows)),
     )
     conn.executemany(
-        "INSERT INTO tokens VALUES (?, ?, 'minted', 'c', 's', 'sub', '1', ?, '1', '', ?, ?, NULL)",
+        "INSERT INTO tokens (token_id, token_sha256, kind, connector, scopes, subject, "
+        "repository_id, run_id, run_attempt, check_run_id, issued_at, expires_at, "
+        "shared_credential) VALUES (?, ?, 'minted', 'c', 's', 'sub', '1', ?, '1', '', ?, ?, 0)",
         ((f"fill-{n}", f"{n:064x}", str(n), now, now + 3600) for n in range(rows)),
     )
     conn.executemany(
@@ -66,7 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=2000)
-    args = parser.parse_args()
+    args = smoke_args(parser, rows=1000, calls=20)
+    print(f"{'store':<28} {'commit latency':>30}")
     with tempfile.TemporaryDirectory() as tmp:
         empty = open_store("sqlite", path=Path(tmp) / "empty.db")
         print(_row("empty store", _measure(empty, args.calls)))

@@ -115,17 +115,18 @@ def parse(output: str) -> WrkResult:
     raise RuntimeError(f"wrk printed no {MARK} line:\n{output[-2000:]}")
 
 
-def ensure_wrk() -> str:
-    """wrk's path; installs it with apt-get when missing and root, else exits 2."""
+def ensure_wrk(*, install: bool = True) -> str:
+    """wrk's path; installs it with apt-get when missing, root and ``install``, else
+    exits 2."""
     found = shutil.which("wrk")
     if found:
         return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
+    if install and os.geteuid() == 0 and shutil.which("apt-get"):
         print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
-        install = ["apt-get", "install", "-y", "-q", "wrk"]
-        if subprocess.run(install, check=False, capture_output=True).returncode != 0:
+        command = ["apt-get", "install", "-y", "-q", "wrk"]
+        if subprocess.run(command, check=False, capture_output=True).returncode != 0:
             subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True)
-            subprocess.run(install, check=False, capture_output=True)
+            subprocess.run(command, check=False, capture_output=True)
         found = shutil.which("wrk")
         if found:
             return found

@@ -96,7 +96,7 @@ def test_revoke_by_token_id_from_another_run_revokes_nothing(
     assert introspect(broker, token)["active"] is True
 
 
-def test_a_ttl_the_policy_caps_draws_a_notice_with_both_lifetimes(
+def test_a_ttl_the_policy_caps_draws_a_notice_with_both_lifetimes_naming_the_policy(
     run_act: RunAct, stack: tuple[FakeOidcIssuer, BrokerProcess]
 ) -> None:
     issuer, broker = stack
@@ -105,7 +105,8 @@ def test_a_ttl_the_policy_caps_draws_a_notice_with_both_lifetimes(
 
     assert run.steps["contacts"].outcome == "success", run.log
     assert "ttl capped: requested 15m, granted 10m" in run.log
-    assert "the repository admins' policy (max_ttl)" in run.log
+    # the broker says which limit applied (ttl_limited_by), and the notice names it
+    assert "the limit that applied: the repository admins' policy (its rule's max_ttl)" in (run.log)
 
 
 SHARED_LEASE = (

@@ -18,6 +18,7 @@ def test_the_demo_connects_runs_three_jobs_through_refreshes_and_revokes(
     assert "after revoke the broker answered 401: the token is refused" in out
     assert "token (masked by the runner): ***" in out
     assert "audit chain intact" in out
+    assert demo.ACT_DOCKER_NOISE not in out  # the README promises no Docker
     assert out.count(" policy_allowed ") == demo.JOBS  # issued, in the audit trail
     assert out.count(" revoke_endpoint ") == demo.JOBS
     assert "ok   requests sent with a stale access token: 0" in out

@@ -144,7 +144,7 @@ def test_workflow_commands_in_an_error_body_change_nothing(
     assert not any(run.steps["hubspot"].outputs.values())
     # the description is shown, neutralized, with the code and a hint
     assert "invalid_scope: denied : :stop-commands: :stoptoken" in run.log
-    assert "Ask for fewer scopes, or have the repository admins allow them" in run.log
+    assert "Ask for fewer scopes; a connector's scopes are the broker operators' to add" in run.log
     # commands still work after it (no stop-commands took effect) ...
     assert "later step says *** and" in run.log
     # ... and the broker's add-mask did not take effect

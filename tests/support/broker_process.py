@@ -89,6 +89,8 @@ class BrokerProcess:
     extra_config: str = ""
     extra_policy: str = ""
     log_level: str = "info"
+    #: more ``broker serve`` options (``--dev`` for an example ``public_url``)
+    serve_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -202,7 +204,7 @@ max_ttl_seconds = 300
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "jobtoken.cli", "broker", "serve", "--config",
-                 str(self.config_path), "--workers", str(self.workers)],
+                 str(self.config_path), "--workers", str(self.workers), *self.serve_args],
                 stdout=log, stderr=log,
             )  # fmt: skip
 

@@ -32,7 +32,7 @@ from jobtoken.action.provider import (
 )
 from jobtoken.action.runtime import Runtime, markdown_cell
 from jobtoken.wire.grammar import format_duration
-from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
+from jobtoken.wire.oauth_terms import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TTL_LIMITS
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ≈5 ms per run
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def _write_results(
     # a few seconds go to the round trip; anything shorter was capped by the provider
     if issued.expires_in is not None and issued.expires_in < inputs.ttl - TTL_CAP_SLACK_SECONDS:
         runtime.notice(
-            ttl_capped_note(provider.name, inputs.ttl, issued.expires_in),
+            ttl_capped_note(provider.name, inputs.ttl, issued.expires_in, issued.ttl_limited_by),
             title="jobtoken: ttl capped",
         )
     if inputs.summary:
@@ -216,9 +216,12 @@ UPSTREAM_REVOKED_NOTE = (
 )
 
 
-def ttl_capped_note(provider: str, requested: int, granted: int) -> str:
-    """The notice for a token that lives shorter than the `ttl` asked for."""
-    if provider == "broker":
+def ttl_capped_note(provider: str, requested: int, granted: int, limited_by: str = "") -> str:
+    """The notice for a token that lives shorter than the `ttl` asked for; `limited_by`
+    is the broker's `ttl_limited_by` (which limit applied), "" when it did not say."""
+    if provider == "broker" and limited_by in TTL_LIMITS:
+        cause = f"the limit that applied: {TTL_LIMITS[limited_by]}"
+    elif provider == "broker":
         cause = (
             "a maximum on the broker is lower: the repository admins' policy (max_ttl), "
             "the connector's or the broker's own"

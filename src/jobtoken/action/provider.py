@@ -120,6 +120,7 @@ class IssuedToken:
         "scopes",
         "token_id",
         "token_type",
+        "ttl_limited_by",
         "upstream_revoked_at_job_end",
     )
 
@@ -134,6 +135,7 @@ class IssuedToken:
         extra_secrets: tuple[str, ...] = (),
         revoke_state: Mapping[str, str] | None = None,
         upstream_revoked_at_job_end: bool = False,
+        ttl_limited_by: str = "",
     ) -> None:
         self.access_token: Final = access_token
         #: as the provider said it (RFC 6749 `token_type`), e.g. "Bearer"
@@ -153,6 +155,9 @@ class IssuedToken:
         self.revoke_state: Final[Mapping[str, str]] = {} if revoke_state is None else revoke_state
         #: the broker said it revokes this upstream token upstream when the job's ends
         self.upstream_revoked_at_job_end: Final = upstream_revoked_at_job_end
+        #: the broker said which limit made the token shorter than asked (a key of
+        #: `jobtoken.wire.oauth_terms.TTL_LIMITS`); "" when it did not say
+        self.ttl_limited_by: Final = ttl_limited_by
 
 
 class RevokeRequest:

@@ -1,9 +1,11 @@
 """``jobtoken broker …``: run the broker and administer its store.
 
 - ``init DIR`` and ``check --config FILE`` — set-up (``broker_setup.py``);
-- ``serve --config FILE [--workers N] [--http …] [--loop …]`` — uvicorn on
+- ``serve --config FILE [--workers N] [--http …] [--loop …] [--dev]`` — uvicorn on
   ``[server] host/port`` (httptools and uvloop, from the ``broker`` extra, unless
-  ``--http h11`` / ``--loop asyncio``); it logs the findings of ``check`` at start;
+  ``--http h11`` / ``--loop asyncio``); it refuses a ``public_url`` still an example's
+  unless ``--dev``, and a ``[server] port`` it cannot bind (before any start-up
+  work), and logs the findings of ``check`` at start;
 - ``connector set|list`` and ``connect`` — a connector's credential and OAuth grant
   (``broker_connectors.py``);
 - ``rotate-master-key --config FILE`` — re-wrap every sealed record under the current
@@ -21,12 +23,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_envelope
-from jobtoken.broker.config import BrokerConfig, ConfigError, load_config
+from jobtoken.broker.config import BrokerConfig, ConfigError, load_config, looks_unconfigured
 from jobtoken.broker.secrets.envelope import Envelope, EnvelopeError
 from jobtoken.broker.store import LATEST_VERSION, SqlStore
 from jobtoken.broker.tokens.signing import SigningKeys
@@ -54,6 +57,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=["auto", "uvloop", "asyncio"],
         default="auto",
         help="event loop (auto: uvloop when installed, the 'fast' extra)",
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="serve even with public_url still an example's (a trial on this machine)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -93,6 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail("--workers must be between 1 and 64")
     try:
         config = load_config(args.config)
+        _require_configured_url(config, dev=args.dev)
+        _require_free_port(config)
         configure_logging(config.server.log_level)
         # Built once here: checks every secret and creates the schema and first key
         # before any worker starts (workers would otherwise race to create them).
@@ -136,6 +146,35 @@ def _serve(args: argparse.Namespace) -> int:
                 **common,
             )
     return 0
+
+
+def _require_configured_url(config: BrokerConfig, *, dev: bool) -> None:
+    """Refuse a ``public_url`` still an example's: jobs would get an audience error."""
+    if looks_unconfigured(config.server.public_url) and not dev:
+        raise ConfigError(
+            f"[server] public_url in {config.path} is still the example's "
+            f"{config.server.public_url}: set it to the URL jobs reach this broker at (it "
+            "is the ID tokens' audience), or pass --dev for a trial on this machine"
+        )
+
+
+def _require_free_port(config: BrokerConfig) -> None:
+    """Refuse to start when ``[server] host/port`` cannot be bound, before any start-up
+    work (uvicorn would say so only after "Application startup complete")."""
+    host, port = config.server.host, config.server.port
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(
+            f"[server] port {port} on {host} cannot be bound ({exc.strerror or exc}): is "
+            f"another broker already serving there? Stop it, or set another [server] port "
+            f"in {config.path}"
+        ) from None
 
 
 def _rotate_master_key(args: argparse.Namespace) -> int:

@@ -175,6 +175,7 @@ def _connector_list(args: argparse.Namespace) -> int:
                     "name": name,
                     "kind": connector.kind,
                     "credential": connector.credential,
+                    "credential_needed": connector.needs_credential,
                     "credential_set": _sealed_file_exists(connector)
                     or store.get_credential(name) is not None,
                     "credential_source": _source(connector),
@@ -195,6 +196,9 @@ def _connector_list(args: argparse.Namespace) -> int:
     columns = (
         "name", "kind", "credential", "credential_set", "state", "last_refresh", "access_expires"
     )  # fmt: skip
+    for row in rows:  # a connector that needs no credential has none to set
+        if not row["credential_set"] and not row["credential_needed"]:
+            row["credential_set"] = "not needed"
     table = [columns] + [tuple(_cell(row[c]) for c in columns) for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     for line in table:

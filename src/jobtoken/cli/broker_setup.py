@@ -5,7 +5,8 @@ that starts, and every problem of a config before the first request.
   ``public_url`` edited, a 0600 master key and introspection secret, one commented
   policy; it prints the next three commands;
 - ``check --config FILE [--reach-issuers]`` — the start-up checks
-  (``broker.preflight``), every finding at once; exit 1 on an error;
+  (``broker.preflight``), every finding at once, then each policy file ``serve``
+  reads and for which repository; exit 1 on an error;
 - ``seal-key --config FILE`` — the broker's public seal key (base64, alone on stdout),
   the key pair created on first use and kept in the store sealed under the master key
   (``broker.seal_key``): admins seal connector credentials to it with ``jobtoken seal``.
@@ -23,7 +24,7 @@ from jobtoken.broker.assembly import open_configured_store, open_envelope
 from jobtoken.broker.config import ConfigError, load_config
 from jobtoken.broker.secrets.seal_keys import SealKeys
 from jobtoken.broker.secrets.sealed_file import SealedFileError
-from jobtoken.broker.setup.preflight import preflight
+from jobtoken.broker.setup.preflight import policies_read, preflight
 from jobtoken.broker.setup.starter import StarterError, write_starter
 from jobtoken.broker.store import StoreError
 
@@ -80,6 +81,8 @@ def _check(args: argparse.Namespace) -> int:
     findings = preflight(config, reach_issuers=args.reach_issuers)
     for finding in findings:
         print(f"{finding.level}: {finding.text}")
+    for path, repository in policies_read(config).read.items():
+        print(f"reads: {path} as the policy of {repository}")
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
     print(f"{args.config}: {errors} error(s), {warnings} warning(s)")

@@ -13,8 +13,8 @@ characters, no ``::``) and escaped as the runner expects, so that file
 content can never form another workflow command.
 
 ``explain --policy FILE --claims claims.json --connector C --scopes "S …"
-[--ttl SECONDS] [--org-policy FILE]`` evaluates one request offline, exactly
-as the broker would, and prints the decision, the rule that granted or why
+[--ttl DURATION] [--org-policy FILE]`` (``900``, ``15m``, ``2h``) evaluates one
+request offline, exactly as the broker would, and prints the decision, the rule that granted or why
 each rule did not apply. It names the claims a rule for the connector (or
 the organization cap) conditions on that the input lacks, and which of them
 the broker's audit trail does not keep (``AUDITED_CLAIMS``), so a denial
@@ -40,6 +40,7 @@ from jobtoken.policy.schema import (
     check_policy_file,
     load_policy_file,
 )
+from jobtoken.wire.grammar import parse_duration
 from jobtoken.wire.strict_json import StrictJsonError, loads_strict
 from jobtoken.wire.text import neutralize
 
@@ -87,7 +88,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     explain.add_argument(
         "--scopes", required=True, action="append", help="space-separated; may repeat"
     )
-    explain.add_argument("--ttl", type=int, help="requested lifetime in seconds")
+    explain.add_argument(
+        "--ttl", type=_duration, help="requested lifetime: seconds (900) or 15m, 2h, 1h30m"
+    )
     explain.set_defaults(handler=run_explain)
     policy_diff.register(subparsers)
 
@@ -232,3 +235,13 @@ def _escape_data(text: str) -> str:
 
 def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _duration(text: str) -> int:
+    """``--ttl``: a duration as the action's ``ttl`` input takes it, in seconds."""
+    seconds = parse_duration(text)
+    if seconds is None or seconds < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: seconds (900) or hours, minutes and seconds (2h, 1h30m)"
+        )
+    return seconds

@@ -27,7 +27,7 @@ because its claim is absent says "but the claim X is missing".
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from jobtoken.policy.conditions import GATED_EVENTS, Condition
 from jobtoken.policy.errors import PolicyError, PolicySourceError
@@ -66,10 +66,16 @@ class PolicyDecision:
     scopes: tuple[str, ...] = ()
     #: longest lifetime the policy allows for this grant, seconds (0 when denied)
     max_ttl: int = 0
+    #: what made ``max_ttl`` shorter than the request: ``policy`` (the rule's max_ttl),
+    #: ``organization_policy`` (its cap), or "" (the request's ttl)
+    ttl_limit: str = ""
     #: the rule that granted, e.g. "connectors.hubspot[0] 'sync' (file line 7)"
     rule: str | None = None
     #: rule by rule, why each applied or not
     trace: tuple[str, ...] = ()
+    #: ``policy_invalid``: the file and line of the error (``FILE:LINE``), for a log
+    #: line that names where without the content
+    invalid_at: str = ""
 
     @property
     def oauth_error(self) -> str | None:
@@ -127,7 +133,8 @@ def evaluate(
     try:
         policy = source.policy_for(repository, repository_id)
     except PolicyError as exc:
-        return _deny("policy_invalid", f"this repository's policy file is invalid: {exc}")
+        invalid = _deny("policy_invalid", f"this repository's policy file is invalid: {exc}")
+        return replace(invalid, invalid_at=f"{exc.source}:{exc.line}")
     except PolicySourceError as exc:
         return _deny("policy_unavailable", f"the repository policy could not be read: {exc}")
     if policy is None:
@@ -162,6 +169,9 @@ def evaluate(
             trace.append(f"{rule.label}: applies, but does not allow the scope {beyond[0]!r}")
             continue
         ttl = min(t for t in (requested_ttl, rule.max_ttl, cap_ttl) if t is not None)
+        limit = "" if requested_ttl is not None and ttl >= requested_ttl else "policy"
+        if limit and ttl != rule.max_ttl:
+            limit = "organization_policy"
         trace.append(f"{rule.label}: grants {' '.join(scopes)} for at most {ttl} s")
         return PolicyDecision(
             allowed=True,
@@ -169,6 +179,7 @@ def evaluate(
             description=f"allowed by {rule.label}",
             scopes=scopes,
             max_ttl=ttl,
+            ttl_limit=limit,
             rule=rule.label,
             trace=tuple(trace),
         )

@@ -11,7 +11,8 @@
 
 Sources here: ``DirectoryPolicySource(path)`` — files in a directory on the
 broker, kept in git by the platform team (GitOps), one per repository at
-``<path>/<owner>/<name>.yml`` (lower case); and, in the broker's GitHub contents-API source,
+``<path>/<owner>/<name>.yml`` (lower case; :func:`directory_contents` says which files
+it reads and which it ignores, and why); and, in the broker's GitHub contents-API source,
 ``GitHubPolicySource`` — the repository's default branch through the GitHub
 contents API (needs ``requests``).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -28,7 +30,13 @@ from jobtoken.policy.errors import PolicySourceError
 from jobtoken.policy.schema import RepositoryPolicy, load_repository_policy
 from jobtoken.policy.strict_yaml import MAX_POLICY_BYTES
 
-__all__ = ["DirectoryPolicySource", "PolicySource", "repository_parts"]
+__all__ = [
+    "DirectoryPolicySource",
+    "PolicyDirectory",
+    "PolicySource",
+    "directory_contents",
+    "repository_parts",
+]
 
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}")
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -85,3 +93,61 @@ class DirectoryPolicySource:
         with self._lock:
             self._cache[path] = (version, policy)
         return policy
+
+
+#: most files of a policy directory listed (read or ignored)
+MAX_DIRECTORY_FILES = 10_000
+
+
+@dataclass(frozen=True)
+class PolicyDirectory:
+    """What :class:`DirectoryPolicySource` does with each policy-like file of a directory.
+
+    ``read`` maps each file it reads to the repository (``owner/name``, lower case)
+    it reads it for; ``ignored`` maps each ``.yml``/``.yaml`` file it never reads to
+    why, with the path that would be read.
+    """
+
+    read: dict[Path, str] = field(default_factory=dict)
+    ignored: dict[Path, str] = field(default_factory=dict)
+
+
+def directory_contents(path: Path, *, besides: tuple[Path, ...] = ()) -> PolicyDirectory:
+    """Which files under ``path`` the directory source reads, and which it ignores and why.
+
+    ``besides`` are files read for another purpose (the organization file), not
+    reported as ignored. Never raises for a directory that cannot be listed: it is empty.
+    """
+    contents = PolicyDirectory()
+    skip = {p.resolve() for p in besides}
+    try:
+        found = sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())[
+            :MAX_DIRECTORY_FILES
+        ]
+    except OSError:
+        return contents
+    for file in found:
+        if file.resolve() in skip:
+            continue
+        why = _why_ignored(file.relative_to(path))
+        if why is None:
+            contents.read[file] = f"{file.parent.name}/{file.stem}"
+        else:
+            contents.ignored[file] = why
+    return contents
+
+
+def _why_ignored(relative: Path) -> str | None:
+    """Why the directory source never reads ``relative`` (None when it does)."""
+    parts = relative.parts
+    if len(parts) != 2:
+        return "it is not at <owner>/<name>.yml (one directory deep): no repository's path"
+    owner, name = parts[0], relative.stem
+    if not _OWNER.fullmatch(owner) or not _NAME.fullmatch(name) or name in (".", ".."):
+        return f"{owner}/{name} is not a repository's owner/name"
+    wanted = f"{owner.lower()}/{name.lower()}.yml"
+    if relative.suffix != ".yml":
+        return f"the broker reads only .yml files: rename it to {wanted}"
+    if relative.as_posix() != wanted:
+        return f"the broker reads only lower-case paths: rename it to {wanted}"
+    return None

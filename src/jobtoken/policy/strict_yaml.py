@@ -96,7 +96,7 @@ def compose_strict(text: bytes | str, source: str) -> yaml.Node:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        raise PolicyError(source, line, f"not valid YAML: {exc.problem or exc.context}") from None
+        raise PolicyError(source, line, f"not valid YAML: {_problem(exc, decoded)}") from None
     except yaml.YAMLError:
         raise PolicyError(source, 0, "not valid YAML") from None
     finally:
@@ -104,3 +104,18 @@ def compose_strict(text: bytes | str, source: str) -> yaml.Node:
     if node is None:
         raise PolicyError(source, 1, "the file is empty")
     return node
+
+
+def _problem(exc: yaml.MarkedYAMLError, text: str) -> str:
+    """PyYAML's problem, said as what to fix; a tab (which PyYAML shows as ``'\\t'``,
+    a backslash an OAuth error text cannot carry) as what YAML wants instead."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = str(exc.problem or exc.context)
+    lines = text.splitlines()
+    at = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+    if r"'\t'" in problem or ("\t" in at and "cannot start any token" in problem):
+        column = at.find("\t") + 1 if "\t" in at else (mark.column + 1 if mark else 0)
+        return (
+            f"a tab character (column {column}): YAML does not allow tabs there; indent with spaces"
+        )
+    return problem

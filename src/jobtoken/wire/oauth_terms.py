@@ -4,6 +4,8 @@
 - RFC 6749 §5.2, RFC 8693 §2.2.2, RFC 6750 §3.1 and RFC 7009 §2.2.1: the error
   codes a token, revocation or resource endpoint may answer. The broker refuses
   to raise any other code, and the action knows what each one means.
+- jobtoken's own ``ttl_limited_by`` of a token answer: which limit made the token
+  shorter than the ``ttl`` asked for, and who owns it (``TTL_LIMITS``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ __all__ = [
     "JWT_TOKEN_TYPE",
     "SUBJECT_TOKEN_TYPES",
     "TOKEN_EXCHANGE_GRANT",
+    "TTL_LIMITS",
 ]
 
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
@@ -45,3 +48,11 @@ ERROR_CODES = frozenset(
         "unsupported_token_type",
     }
 )
+
+#: ``ttl_limited_by`` -> whose limit it is and where it is set
+TTL_LIMITS = {
+    "policy": "the repository admins' policy (its rule's max_ttl)",
+    "organization_policy": "the organization policy's max_ttl for this connector",
+    "connector": "the connector's max_ttl_seconds, set by the broker's operators",
+    "broker": "the broker's own [tokens] max_ttl_seconds, set by its operators",
+}

@@ -227,6 +227,25 @@ def test_a_ttl_capped_by_the_provider_is_reported_with_both_lifetimes(
     ) in step.out.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("limited_by", "owner"),
+    [
+        ("connector", "the connector's max_ttl_seconds, set by the broker's operators"),
+        ("policy", "the repository admins' policy (its rule's max_ttl)"),
+        ("broker", "the broker's own [tokens] max_ttl_seconds, set by its operators"),
+    ],
+)
+def test_a_ttl_capped_notice_names_the_limit_the_broker_says_applied(
+    step: Step, broker: FakeBroker, limited_by: str, owner: str
+) -> None:
+    broker.override(expires_in=300, ttl_limited_by=limited_by)
+    assert step.run(ttl="15m") == 0
+    assert (
+        f"ttl capped: requested 15m, granted 5m (the limit that applied: {owner}). Set ttl "
+        "to 5m or less"
+    ) in step.out.getvalue()
+
+
 def test_a_ttl_granted_in_full_draws_no_capped_notice(step: Step, broker: FakeBroker) -> None:
     broker.override(expires_in=898)
     assert step.run(ttl="15m") == 0
@@ -237,3 +256,19 @@ def test_a_capped_ttl_of_another_provider_names_that_provider() -> None:
     assert ttl_capped_note("vault", 3600, 1799).startswith(
         "ttl capped: requested 1h, granted 1799s (the vault provider's maximum is lower)"
     )
+
+
+def test_a_200_json_that_is_not_a_token_response_is_one_error_naming_broker_url(
+    step: Step, broker: FakeBroker
+) -> None:
+    broker.reply = (200, {"status": "ok", "version": "1.2"})  # a health endpoint, say
+    assert step.run() == 1
+    errors = [line for line in step.out.getvalue().splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, errors
+    assert "with JSON that is not a token response (no access_token)" in errors[0]
+    assert (
+        "this URL does not look like a jobtoken broker/RFC 8693 endpoint: check broker-url"
+        in (errors[0])
+    )
+    assert "revoked" not in step.out.getvalue()  # there was no token to revoke
+    assert len(broker.requests_to("/revoke")) == 0

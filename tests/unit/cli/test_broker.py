@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -147,3 +148,36 @@ def test_rotate_master_key_rewraps_the_seal_key_and_sealed_files_still_open(
     check = _run("check", "--config", str(config))
     assert b"connector api" not in check.stdout, check.stdout  # opens without the old key
     assert _run("seal-key", "--config", str(config)).stdout.decode().strip() == public
+
+
+@pytest.mark.parametrize("args", [["broker", "--help"], ["broker", "check", "--config", "x"]])
+def test_without_the_broker_extra_broker_says_which_extra_to_install(args: list[str]) -> None:
+    # a base install: `requests` (a library of the broker extra only) cannot be imported
+    program = (
+        "import sys\nsys.modules['requests'] = None\nfrom jobtoken.cli import main\n"
+        f"sys.exit(main({args!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert b"Traceback" not in done.stderr
+    assert b"install jobtoken[broker]" in done.stderr
+    assert b"'requests' is not installed" in done.stderr
+
+
+def test_connector_list_says_a_connector_that_needs_no_credential_needs_none(
+    config: Path,
+) -> None:
+    config.write_text(config.read_text() + '[connectors.verified-by-jwks]\nkind = "minted"\n')
+    done = _run("connector", "list", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.decode().splitlines()[1:]}
+    assert rows["verified-by-jwks"][3:5] == ["not", "needed"]
+    assert rows["contacts"][3] == "no"  # it proxies to base_url: its credential is missing
+    listed = _run("connector", "list", "--config", str(config), "--json")
+    needed = {
+        row["name"]: (row["credential_needed"], row["credential_set"])
+        for row in map(json.loads, listed.stdout.decode().splitlines())
+    }
+    assert needed == {"contacts": (True, False), "verified-by-jwks": (False, False)}

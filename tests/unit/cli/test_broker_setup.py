@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -45,11 +47,43 @@ def test_check_reports_every_error_and_exits_1(tmp_path: Path) -> None:
     (tmp_path / "b" / "introspection-client.secret").unlink()
     done = _run("check", "--config", str(tmp_path / "b" / "broker.toml"))
     assert done.returncode == 1
-    lines = done.stdout.splitlines()
+    lines = [line for line in done.stdout.splitlines() if not line.startswith("reads: ")]
     assert [line.split(":")[0] for line in lines[:-1]] == ["error", "error", "warning"]
     assert "master key" in lines[0]
     assert "introspection client resource-server" in lines[1]
     assert lines[-1].endswith("2 error(s), 1 warning(s)")
+
+
+def test_check_names_the_policy_files_serve_never_reads_and_lists_those_it_does(
+    tmp_path: Path,
+) -> None:
+    _run("init", str(tmp_path / "b"))
+    policies = tmp_path / "b" / "policies"
+    example = (policies / "example-org" / "example-repo.yml").read_text()
+    (policies / "octo-org").mkdir()
+    (policies / "octo-org" / "Octo-Repo.yml").write_text(
+        example.replace("example-org/example-repo", "octo-org/Octo-Repo")
+    )
+    (policies / "octo-org" / "wrongname.yml").write_text(
+        example.replace("example-org/example-repo", "octo-org/app")
+    )
+    done = _run("check", "--config", str(tmp_path / "b" / "broker.toml"))
+    assert done.returncode == 1, done.stdout
+    assert (
+        f"error: policy: {policies / 'octo-org' / 'Octo-Repo.yml'} is never read: the broker "
+        "reads only lower-case paths: rename it to octo-org/octo-repo.yml"
+    ) in done.stdout
+    assert (
+        f"error: policy: {policies / 'octo-org' / 'wrongname.yml'} names the repository "
+        "octo-org/app, but the broker reads it only for octo-org/wrongname (its path)"
+    ) in done.stdout
+    reads = [line for line in done.stdout.splitlines() if line.startswith("reads: ")]
+    assert reads == [
+        f"reads: {policies / 'example-org' / 'example-repo.yml'} as the policy of "
+        "example-org/example-repo",
+        f"reads: {policies / 'octo-org' / 'wrongname.yml'} as the policy of octo-org/wrongname",
+    ]
+    assert done.stdout.rstrip().endswith("2 error(s), 1 warning(s)")
 
 
 def test_check_of_a_config_that_does_not_load_names_its_error(tmp_path: Path) -> None:
@@ -85,3 +119,24 @@ def test_seal_key_without_a_master_key_says_what_to_set(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "master_key_file" in done.stderr
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[connectors.my.api]\nbase_url = "https://api.corp.example"\n',
+            "[connectors.my] unknown table [connectors.my.api]; a connector name cannot "
+            "contain '.': for a connector named my.api, write [connectors.my-api]",
+        ),
+        ("[oidcc]\nissuers = []\n", "unknown table [oidcc]; did you mean [oidc]?"),
+        ("[server]\nprot = 1\n", "[server] unknown key 'prot'; did you mean 'port'?"),
+    ],
+)
+def test_check_names_an_unknown_table_or_key_with_what_was_meant(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    (tmp_path / "broker.toml").write_text(toml)
+    done = _run("check", "--config", str(tmp_path / "broker.toml"))
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: {tmp_path / 'broker.toml'}: {message}\n")

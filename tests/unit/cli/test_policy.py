@@ -314,3 +314,34 @@ def test_explain_names_the_claims_the_input_lacks_and_what_the_audit_keeps(
     allowed = run_policy("explain", "--policy", str(policy), "--claims", str(claims), *scopes)
     assert allowed.returncode == 0
     assert "missing claim" not in allowed.stdout
+
+
+def test_check_of_a_tab_indented_file_says_to_indent_with_spaces(tmp_path: Path) -> None:
+    (tmp_path / "jobtoken.yml").write_text(FOUR_MISTAKES.replace("    - scopes", "\t- scopes"))
+    done = run_policy("check", str(tmp_path / "jobtoken.yml"))
+    assert done.returncode == 1
+    assert (
+        f"{tmp_path / 'jobtoken.yml'}:6: not valid YAML: a tab character (column 1): YAML "
+        "does not allow tabs there; indent with spaces"
+    ) in done.stderr
+    assert "\\t" not in done.stderr
+
+
+@pytest.mark.parametrize(("ttl", "seconds"), [("2h", 900), ("5m", 300), ("600", 600)])
+def test_explain_takes_the_ttl_as_a_duration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ttl: str, seconds: int
+) -> None:
+    args = explain(
+        tmp_path, CLAIMS, "--connector", "hubspot", "--scopes", "crm.objects.contacts.read"
+    )
+    assert main([*args, "--ttl", ttl]) == 0
+    assert f"max ttl: {seconds} s" in capsys.readouterr().out
+
+
+def test_explain_refuses_a_ttl_that_is_not_a_duration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = explain(tmp_path, CLAIMS, "--connector", "hubspot", "--scopes", "x")
+    with pytest.raises(SystemExit):
+        main([*args, "--ttl", "2 hours"])
+    assert "'2 hours' is not a duration" in capsys.readouterr().err

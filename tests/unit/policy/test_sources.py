@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobtoken.policy import DirectoryPolicySource, PolicyError, PolicySourceError
+from jobtoken.policy.sources import directory_contents
 
 POLICY = """\
 version: 1
@@ -77,3 +78,28 @@ def test_unreadable_directory_is_a_source_error(tmp_path: Path) -> None:
     (tmp_path / "octo-org").write_text("a file where a directory should be")
     with pytest.raises(PolicySourceError, match="cannot be read"):
         DirectoryPolicySource(tmp_path).policy_for("octo-org/app", "42")
+
+
+def test_directory_contents_lists_exactly_the_files_the_source_reads(tmp_path: Path) -> None:
+    read = write(tmp_path)
+    ignored = {
+        write(tmp_path, name="Upper.yml"): "lower-case paths: rename it to octo-org/upper.yml",
+        write(tmp_path, name="other.yaml"): "only .yml files: rename it to octo-org/other.yml",
+        tmp_path / "top.yml": "not at <owner>/<name>.yml",
+        tmp_path / "octo-org" / "deep" / "x.yml": "not at <owner>/<name>.yml",
+    }
+    (tmp_path / "top.yml").write_text("version: 1\n")
+    (tmp_path / "octo-org" / "deep").mkdir()
+    (tmp_path / "octo-org" / "deep" / "x.yml").write_text("version: 1\n")
+    (tmp_path / "octo-org" / "notes.txt").write_text("not a policy")
+
+    contents = directory_contents(tmp_path)
+
+    assert contents.read == {read: "octo-org/app"}
+    assert set(contents.ignored) == set(ignored)
+    for path, why in ignored.items():
+        assert why in contents.ignored[path], contents.ignored[path]
+    source = DirectoryPolicySource(tmp_path)  # what the broker reads agrees
+    assert source.policy_for("octo-org/app", "42") is not None
+    assert source.policy_for("octo-org/Upper", "42") is None
+    assert source.policy_for("octo-org/other", "42") is None

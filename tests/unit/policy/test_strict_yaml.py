@@ -103,3 +103,15 @@ def test_invalid_utf8_and_empty_files_are_refused() -> None:
 
 def test_syntax_errors_report_their_line() -> None:
     assert refused("a: 1\nb: [1, 2\nc: 3\n", "not valid YAML").line >= 2
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [("a:\n\t- b\n", 2, 1), ("a:\n  b:\tc\n", 2, 5)],
+)
+def test_a_tab_is_named_with_its_line_and_column_and_what_to_do(
+    text: str, line: int, column: int
+) -> None:
+    error = refused(text, f"a tab character \\(column {column}\\)")
+    assert error.line == line
+    assert error.message.endswith("YAML does not allow tabs there; indent with spaces")

@@ -41,6 +41,7 @@ from jobtoken.wire.oauth_terms import (
     ID_TOKEN_TYPE,
     JWT_TOKEN_TYPE,
     TOKEN_EXCHANGE_GRANT,
+    TTL_LIMITS,
 )
 from jobtoken.wire.text import neutralize
 
@@ -56,14 +57,16 @@ HINTS = {
     "invalid_grant": "The broker did not accept the job's ID token (issuer, audience, "
     "expiry, replay, or its job has completed): check the audience input and the broker's "
     "issuers, and request tokens only while the job runs",
-    "invalid_scope": "Ask for fewer scopes, or have the repository admins allow them",
+    "invalid_scope": "Ask for fewer scopes; a connector's scopes are the broker operators' "
+    "to add, a policy's the repository admins' to allow",
     "invalid_target": "The broker has no such connector, or no policy lets this job use it",
     "unauthorized_client": "No policy of the repository admins matches this job",
     "access_denied": "No policy of the repository admins matches this job",
     "invalid_request": "The request was malformed: check the inputs (and the action version)",
 }
 #: error codes whose hint is a guess among causes: left out when the broker names the cause
-_GENERIC_HINTS = frozenset({"invalid_target"})
+#: (an invalid policy file is not "no policy matches")
+_GENERIC_HINTS = frozenset({"invalid_target", "unauthorized_client"})
 #: the RFC of each endpoint, for "this is not one" messages
 _ENDPOINT_RFCS = {"/token": "RFC 8693", "/revoke": "RFC 7009"}
 #: statuses (without an RFC 6749 body) that say the server has no such endpoint at all:
@@ -98,7 +101,14 @@ def exchange(request: ExchangeRequest) -> IssuedToken:
             f"the broker answered HTTP 200 to POST {describe_url(response.url)} with a body "
             f"that is not a JSON object: {_not_an_endpoint(inputs.broker_url, '/token')}"
         )
-    return parse_token_response(response.json_object("the broker"))
+    body = response.json_object("the broker")
+    if not isinstance(body.get("access_token"), str) or not body["access_token"]:
+        raise ProviderError(  # a health or status endpoint, say: no token to check or revoke
+            f"the broker answered HTTP 200 to POST {describe_url(response.url)} with JSON "
+            f"that is not a token response (no access_token): "
+            f"{_not_an_endpoint(inputs.broker_url, '/token')}"
+        )
+    return parse_token_response(body)
 
 
 def parse_token_response(body: dict[str, object]) -> IssuedToken:
@@ -110,7 +120,7 @@ def parse_token_response(body: dict[str, object]) -> IssuedToken:
     expires_in = body.get("expires_in")
     if "expires_in" in body and (not isinstance(expires_in, int) or isinstance(expires_in, bool)):
         expires_in = 0  # present but not an integer: refused by the expires-in check
-    scope = body.get("scope")
+    scope, limited_by = body.get("scope"), body.get("ttl_limited_by")
     scopes: tuple[str, ...] | None
     if scope is None:
         scopes = None
@@ -126,6 +136,9 @@ def parse_token_response(body: dict[str, object]) -> IssuedToken:
         scopes=scopes,
         token_id=token_id_of(body.get("token_id"), access_token),
         upstream_revoked_at_job_end=body.get("upstream_revoked_at_job_end") is True,
+        ttl_limited_by=limited_by
+        if isinstance(limited_by, str) and limited_by in TTL_LIMITS
+        else "",
     )
 
 

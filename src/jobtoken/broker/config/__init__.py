@@ -14,7 +14,8 @@ that looks like an inline secret is refused with a message saying so.
 ``examples/broker/broker.toml`` documents every key with its default.
 
 Public API: :func:`load_config`, :class:`BrokerConfig` and its parts,
-:class:`SecretRef`, :class:`ConfigError`, all importable from here. This module
+:class:`SecretRef`, :class:`ConfigError`, :func:`looks_unconfigured` (a ``public_url``
+still an example's), all importable from here. This module
 holds :func:`load_config` (read, size cap, TOML decode); the rest of the package:
 ``model`` (the dataclasses), ``toml_table`` (the strict table reader), ``sections``
 (one builder per section), ``secret_ref`` (secret references), ``errors``.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from jobtoken.broker.config.errors import ConfigError
 from jobtoken.broker.config.model import (
+    PLACEHOLDER_PUBLIC_URL,
     BrokerConfig,
     ClientConfig,
     KeysConfig,
@@ -37,6 +39,7 @@ from jobtoken.broker.config.model import (
     StoreConfig,
     TokensConfig,
     WebhookConfig,
+    looks_unconfigured,
 )
 from jobtoken.broker.config.secret_ref import MAX_SECRET_BYTES as MAX_SECRET_BYTES
 from jobtoken.broker.config.secret_ref import SecretRef
@@ -44,6 +47,7 @@ from jobtoken.broker.config.sections import parse_document
 from jobtoken.broker.ops.strict_toml import tomllib
 
 __all__ = [
+    "PLACEHOLDER_PUBLIC_URL",
     "BrokerConfig",
     "ClientConfig",
     "ConfigError",
@@ -58,6 +62,7 @@ __all__ = [
     "TokensConfig",
     "WebhookConfig",
     "load_config",
+    "looks_unconfigured",
 ]
 
 MAX_CONFIG_BYTES = 1024 * 1024

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from jobtoken.broker.config.secret_ref import SecretRef
 from jobtoken.broker.connectors.model import Connector
 
 __all__ = [
+    "PLACEHOLDER_PUBLIC_URL",
     "BrokerConfig",
     "ClientConfig",
     "KeysConfig",
@@ -24,7 +26,22 @@ __all__ = [
     "StoreConfig",
     "TokensConfig",
     "WebhookConfig",
+    "looks_unconfigured",
 ]
+
+
+#: the ``public_url`` of the example config and of ``broker init``
+PLACEHOLDER_PUBLIC_URL = "https://tokens.example.com"
+
+#: RFC 2606's example domains: a broker URL under one was never configured
+_EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def looks_unconfigured(url: str) -> bool:
+    """Whether ``url`` (a broker's ``public_url`` or audience) is still an example's:
+    its host is one of RFC 2606's example domains or under one."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    return any(host == domain or host.endswith(f".{domain}") for domain in _EXAMPLE_DOMAINS)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,13 @@ __all__ = ["Table", "checked"]
 _INLINE_SECRET_WORDS = ("secret", "password", "token", "master_key", "credential", "dsn")
 
 
+#: a connector's sub-tables read only for some credentials, and which
+_CREDENTIAL_TABLES = {
+    "oauth": '"oauth2-refresh" or "oauth2-client-credentials"',
+    "github_app": '"github-app"',
+}
+
+
 class Table(StrictTable):
     """One table of the config file; paths in it are relative to ``base``."""
 
@@ -57,4 +64,14 @@ class Table(StrictTable):
                 f"[{self.where}] {key}: secrets are never written in the config file; "
                 "use <name>_file or <name>_env (see examples/broker/broker.toml)"
             )
-        return super().refusal(key)
+        refusal = super().refusal(key)
+        owner, _, connector = self.where.partition(".")
+        if owner == "connectors" and connector and "." not in connector and self.is_table(key):
+            if key in _CREDENTIAL_TABLES:  # read only for its kind of credential
+                refusal += f"; it is read only with credential = {_CREDENTIAL_TABLES[key]}"
+            elif "did you mean" not in refusal:  # [connectors.my.api]: a dotted name
+                refusal += (
+                    f"; a connector name cannot contain '.': for a connector named "
+                    f"{connector}.{key}, write [connectors.{connector}-{key}]"
+                )
+        return refusal

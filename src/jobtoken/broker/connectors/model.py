@@ -256,6 +256,18 @@ class Connector:
         return self.kind == "minted" and bool(self.base_url or self._base_url_from_grant)
 
     @property
+    def needs_credential(self) -> bool:
+        """Its tokens need an upstream credential (stored, or a sealed file): a
+        passthrough, a ``base_url`` to proxy to, an OAuth or GitHub App credential. A
+        minted connector an API verifies itself through the JWKS needs none."""
+        return (
+            self.kind == "passthrough"
+            or bool(self.base_url)
+            or self.credential != "static"
+            or self.credential_sealed_file is not None
+        )
+
+    @property
     def per_job_upstream(self) -> bool:
         """Every exchange gets an upstream token of its own, revoked upstream with the
         job's where the upstream can: a GitHub App's installation tokens, and a

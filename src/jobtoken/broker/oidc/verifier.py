@@ -76,6 +76,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.hashes import SHA256
 
+from jobtoken.broker.config.model import looks_unconfigured
 from jobtoken.broker.oidc.claims import REQUIRED_CLAIMS, VerifiedClaims, read_claims
 from jobtoken.broker.oidc.errors import InvalidIdToken
 from jobtoken.broker.oidc.github_issuers import GITHUB_ISSUER, ghes_issuer, github_enterprise_issuer
@@ -262,11 +263,7 @@ class IdTokenVerifier:
         if claims["iss"] != issuer:
             raise InvalidIdToken("issuer_not_allowed", "the token's issuer (iss) is not trusted")
         if not isinstance(claims["aud"], str) or claims["aud"] != self.config.audience:
-            raise InvalidIdToken(
-                "audience_mismatch",
-                "the token's audience (aud) must be exactly "
-                f"{self.config.audience!r}: request the ID token with that audience",
-            )
+            raise InvalidIdToken("audience_mismatch", _audience_mismatch(self.config.audience))
         if not isinstance(claims["sub"], str) or not isinstance(claims["jti"], str):
             raise InvalidIdToken("malformed", "the token's sub and jti must be strings")
         return claims
@@ -357,3 +354,18 @@ def _check_header(header: Mapping[str, object]) -> None:
         raise InvalidIdToken("malformed", "the token's header has no usable key id (kid)")
     if header.get("typ", "JWT") != "JWT":
         raise InvalidIdToken("unsupported_header", "the token's typ must be JWT")
+
+
+def _audience_mismatch(audience: str) -> str:
+    """What to fix when a token's ``aud`` is not ``audience``: the workflow's audience,
+    unless the broker's own audience is still an example URL (then the broker's)."""
+    if looks_unconfigured(audience):
+        return (
+            f"the token's audience (aud) must be exactly {audience!r}, an example URL: this "
+            "broker is not configured yet, not the workflow; its operators must set "
+            "[server] public_url (or [oidc] audience) to the URL jobs reach it at"
+        )
+    return (
+        f"the token's audience (aud) must be exactly {audience!r}: request the ID token "
+        "with that audience"
+    )

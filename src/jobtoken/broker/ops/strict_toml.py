@@ -5,12 +5,14 @@
 :class:`StrictTable` reads one table key by key, checking each value's type and range;
 :meth:`StrictTable.done` then refuses every key nobody asked for, naming it, so a typo
 never silently falls back to a default. :func:`checked` builds a value from a table and
-refuses its unknown keys, naming the table in any error. Errors are :class:`ValueError`.
+refuses its unknown keys, naming the table in any error; an unknown key or table is
+named with the closest one the table knows ("did you mean"). Errors are :class:`ValueError`.
 ``tomllib`` is the standard library's on Python 3.11+, the ``tomli`` backport on 3.10.
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -97,9 +99,21 @@ class StrictTable:
             out.append(self._child(item, f"{self.where}.{key}[{i}]"))
         return out
 
+    def is_table(self, key: str) -> bool:
+        """Whether ``key`` holds a table (``[where.key]`` in the file)."""
+        return isinstance(self._data.get(key), dict)
+
     def refusal(self, key: str) -> str:
-        """What :meth:`done` says of ``key``, a key nobody asked for."""
-        return f"[{self.where}] unknown key {key!r}"
+        """What :meth:`done` says of ``key``, a key nobody asked for: a key, or a table
+        (``[where.key]``), and the closest key this table knows, if one is close."""
+        close = difflib.get_close_matches(key, sorted(self._seen - {key}), n=1)
+        if self.is_table(key):
+            prefix = f"{self.where}." if self.where else ""
+            what = f"unknown table [{prefix}{key}]"
+            what += f"; did you mean [{prefix}{close[0]}]?" if close else ""
+        else:
+            what = f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+        return f"[{self.where}] {what}" if self.where else what
 
     def done(self) -> None:
         for key in self._data:

@@ -10,7 +10,10 @@ the first):
 2. the store opens and its schema is this release's (an SQLite file that does not
    exist yet is fine: ``serve`` creates it);
 3. the policies: the policy directory exists and every ``<owner>/<name>.yml`` in it,
-   and the organization file, parse (each error names its file and line);
+   and the organization file, parse (each error names its file and line); a file
+   ``serve`` never reads (not lower case, not ``.yml``, not at ``<owner>/<name>``) and
+   one whose ``repository`` is not the one its path is read for are errors
+   (:func:`policies_read` lists what ``serve`` reads);
 4. each connector whose tokens need the stored upstream credential (``passthrough``,
    a ``base_url`` to proxy to, or an OAuth or GitHub App credential) has one, and it
    opens with the master key; a ``credential_sealed_file`` opens with the broker's
@@ -23,7 +26,8 @@ the first):
 ``jobtoken broker check`` prints the findings and fails on an error; ``serve`` logs
 them at start as warnings and errors (a fatal one has stopped it already).
 
-Public API: :func:`preflight`, :class:`Finding`, :data:`PLACEHOLDER_PUBLIC_URL`.
+Public API: :func:`preflight`, :func:`policies_read`, :class:`Finding`,
+:data:`PLACEHOLDER_PUBLIC_URL`.
 """
 
 from __future__ import annotations
@@ -34,22 +38,25 @@ from pathlib import Path
 
 from jobtoken.broker.assembly import open_configured_store, open_envelope, verifier_config
 from jobtoken.broker.audit.chain import AuditLog
-from jobtoken.broker.config import BrokerConfig, ConfigError
+from jobtoken.broker.config import (
+    PLACEHOLDER_PUBLIC_URL,
+    BrokerConfig,
+    ConfigError,
+    looks_unconfigured,
+)
 from jobtoken.broker.connectors.credentials import ConnectorCredentials, CredentialUnusable
 from jobtoken.broker.connectors.model import Connector
 from jobtoken.broker.oidc.jwks import JwksError
 from jobtoken.broker.oidc.verifier import IdTokenVerifier, InMemoryJtiStore
 from jobtoken.broker.store import GRANT_NEEDS_REAUTHORIZATION, SqlStore, StoreError
 from jobtoken.policy.lint import broad_grants
-from jobtoken.policy.schema import check_policy_file
+from jobtoken.policy.schema import RepositoryPolicy, check_policy_file
+from jobtoken.policy.sources import PolicyDirectory, directory_contents
 
-__all__ = ["PLACEHOLDER_PUBLIC_URL", "Finding", "preflight"]
+__all__ = ["PLACEHOLDER_PUBLIC_URL", "Finding", "policies_read", "preflight"]
 
 #: most errors and warnings reported of one policy file
 MAX_POLICY_FINDINGS = 100
-
-#: the ``public_url`` of the example config and of ``broker init``
-PLACEHOLDER_PUBLIC_URL = "https://tokens.example.com"
 
 
 @dataclass(frozen=True)
@@ -87,14 +94,7 @@ def _secrets(config: BrokerConfig) -> Iterator[Finding]:
 
 
 def _store_and_credentials(config: BrokerConfig) -> Iterator[Finding]:
-    needing = [
-        c
-        for c in config.connectors.values()
-        if c.kind == "passthrough"
-        or c.base_url
-        or c.credential != "static"
-        or c.credential_sealed_file is not None
-    ]
+    needing = [c for c in config.connectors.values() if c.needs_credential]
     if config.store.kind == "sqlite" and not config.store.path.exists():
         for connector in needing:
             yield _missing_credential(config, connector)
@@ -178,41 +178,64 @@ def _missing_credential(config: BrokerConfig, connector: Connector) -> Finding:
     )
 
 
+def policies_read(config: BrokerConfig) -> PolicyDirectory:
+    """The files of the policy directory ``serve`` reads (and for which repository),
+    and those it ignores and why; empty unless the policies come from a directory."""
+    if config.policy.source != "directory":
+        return PolicyDirectory()
+    besides = (config.policy.organization_file,) if config.policy.organization_file else ()
+    return directory_contents(config.policy.directory, besides=besides)
+
+
 def _policies(config: BrokerConfig) -> Iterator[Finding]:
-    files: list[Path] = []
+    read: dict[Path, str] = {}
     if config.policy.source == "directory":
         directory = config.policy.directory
+        contents = policies_read(config)
+        read = contents.read
         if not directory.is_dir():
             yield Finding(
                 "error",
                 f"policy: the directory {directory} does not exist; every request is refused "
                 "until it holds <owner>/<name>.yml files",
             )
-        else:
-            files = sorted(p for p in directory.glob("*/*.yml") if p.is_file())
-            if not files:
-                yield Finding(
-                    "warning",
-                    f"policy: {directory} holds no <owner>/<name>.yml file: every request "
-                    "is refused",
-                )
+        elif not read:
+            yield Finding(
+                "warning",
+                f"policy: {directory} holds no <owner>/<name>.yml file: every request is refused",
+            )
+        for path, why in list(contents.ignored.items())[:MAX_POLICY_FINDINGS]:
+            yield Finding("error", f"policy: {path} is never read: {why}")
+    files = list(read)
     if config.policy.organization_file is not None:
         files.append(config.policy.organization_file)
     for path in files:
         checked = check_policy_file(path)  # every error of the file, not the first only
         for error in sorted(checked.errors, key=lambda e: e.line)[:MAX_POLICY_FINDINGS]:
             yield Finding("error", f"policy: {error}")
-        if checked.policy is not None:
-            for warning in broad_grants(checked.policy)[:MAX_POLICY_FINDINGS]:
-                yield Finding("warning", f"policy: {warning}")
+        if checked.policy is None:
+            continue
+        read_for = read.get(path)
+        if isinstance(checked.policy, RepositoryPolicy) and read_for is not None:
+            named = checked.policy.repository
+            if named.lower() != read_for:
+                yield Finding(
+                    "error",
+                    f"policy: {path} names the repository {named}, but the broker reads it "
+                    f"only for {read_for} (its path), whose jobs it then refuses; move it to "
+                    f"{config.policy.directory / named.lower()}.yml",
+                )
+        for warning in broad_grants(checked.policy)[:MAX_POLICY_FINDINGS]:
+            yield Finding("warning", f"policy: {warning}")
 
 
 def _likely_mistakes(config: BrokerConfig) -> Iterator[Finding]:
-    if config.server.public_url == PLACEHOLDER_PUBLIC_URL:
+    if looks_unconfigured(config.server.public_url):
         yield Finding(
             "warning",
-            f"server.public_url is still the example's {PLACEHOLDER_PUBLIC_URL}: set it to "
-            "the URL jobs reach the broker at (it is also the ID tokens' audience)",
+            f"server.public_url is still the example's {config.server.public_url}: set it "
+            "to the URL jobs reach the broker at (it is also the ID tokens' audience); "
+            "`serve` refuses it without --dev",
         )
     if config.oidc.loopback_test_issuers:
         yield Finding(

@@ -38,10 +38,11 @@ Public API: :class:`TokenExchange`, :class:`TokenRequest`, :class:`ExchangedToke
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
@@ -105,6 +106,9 @@ class ExchangedToken:
     #: a passthrough lease whose upstream token the broker revokes upstream with it
     #: (a GitHub App installation token); None for a minted token
     upstream_revoked_at_job_end: bool | None = None
+    #: what made ``expires_in`` shorter than the request's ttl (a key of
+    #: :data:`~jobtoken.wire.oauth_terms.TTL_LIMITS`), or ""
+    ttl_limited_by: str = ""
 
     def response(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -117,6 +121,8 @@ class ExchangedToken:
         }
         if self.upstream_revoked_at_job_end is not None:
             body["upstream_revoked_at_job_end"] = self.upstream_revoked_at_job_end
+        if self.ttl_limited_by:
+            body["ttl_limited_by"] = self.ttl_limited_by
         return body
 
 
@@ -163,15 +169,31 @@ class TokenExchange:
             requested_ttl = self._default_ttl if request.ttl is None else request.ttl
             outcome = self._policy(verified, connector.name, scopes, requested_ttl)
             if not outcome.allowed:
+                if outcome.invalid_at:  # where, never the content: the file is not ours
+                    log_event(
+                        "policy file invalid",
+                        logging.WARNING,
+                        at=outcome.invalid_at,
+                        repository=verified.repository,
+                        hint="jobtoken policy check FILE says what to fix",
+                    )
                 raise BrokerError(
                     outcome.oauth_error or "unauthorized_client",
                     outcome.description,
                     reason=outcome.reason,
                 )
-            ttl = min(requested_ttl, outcome.max_ttl, connector.max_ttl, self._max_ttl)
+            limits = (
+                (outcome.max_ttl, outcome.ttl_limit),
+                (connector.max_ttl, "connector"),
+                (self._max_ttl, "broker"),
+            )
+            ttl = min(requested_ttl, *(limit for limit, _ in limits))
+            limited_by = next((by for limit, by in limits if limit == ttl), "")
             if ttl < 1:
                 raise BrokerError("invalid_request", "the token lifetime must be positive")
             issued, record, upstream = self._issue(verified, connector, scopes, ttl)
+            if ttl < requested_ttl:
+                issued = replace(issued, ttl_limited_by=limited_by)
             try:
                 self._commit(
                     request,
@@ -289,7 +311,9 @@ class TokenExchange:
             if connector.scopes and name not in connector.scopes:
                 raise BrokerError(
                     "invalid_scope",
-                    f"scope {name} is not a scope of connector {connector.name}",
+                    f"scope {name} is not a scope of connector {connector.name} (its scopes: "
+                    f"{' '.join(connector.scopes[:MAX_SCOPES])}); the broker's operators "
+                    "configure the connector, not the repository admins",
                     reason="unknown_scope",
                 )
         return tuple(dict.fromkeys(names))

@@ -123,7 +123,10 @@ def test_an_rfc_6749_error_becomes_one_readable_denial(broker: FakeBroker) -> No
         "the broker refused the exchange (HTTP 403): "
         "invalid_scope: crm.write : :error: :not allowed"
     )
-    assert error.message.endswith("Ask for fewer scopes, or have the repository admins allow them")
+    assert error.message.endswith(
+        "Ask for fewer scopes; a connector's scopes are the broker operators' to add, "
+        "a policy's the repository admins' to allow"
+    )
     assert "\n" not in error.message
     assert len(error.message) < 500
 
@@ -326,3 +329,19 @@ def test_the_generic_invalid_target_hint_gives_way_to_the_brokers_reason(
     broker.reply = (400, {"error": "invalid_target"})
     with pytest.raises(ProviderError, match="no such connector, or no policy"):
         PROVIDER.exchange(exchange_request(broker, IdTokens()))
+
+
+def test_an_unauthorized_client_with_the_brokers_cause_gets_no_no_policy_matches_hint(
+    broker: FakeBroker,
+) -> None:
+    cause = "this repository's policy file is invalid: o/r.yml:6: not valid YAML: a tab"
+    broker.reply = (400, {"error": "unauthorized_client", "error_description": cause})
+    with pytest.raises(ProviderError) as caught:
+        PROVIDER.exchange(exchange_request(broker, IdTokens()))
+    assert caught.value.message.endswith(cause)
+    assert "No policy" not in caught.value.message
+
+    broker.reply = (400, {"error": "unauthorized_client"})  # no cause: the hint guesses
+    with pytest.raises(ProviderError) as caught:
+        PROVIDER.exchange(exchange_request(broker, IdTokens()))
+    assert caught.value.message.endswith("No policy of the repository admins matches this job")

@@ -49,7 +49,7 @@ def _path(tmp_path: Path, text: str) -> Path:
     ("text", "message"),
     [
         ("[server]\nprot = 1\n", r"\[server\] unknown key 'prot'"),
-        ("[sever]\n", "unknown key 'sever'"),
+        ("[sever]\n", r"toml: unknown table \[sever\]; did you mean \[server\]\?$"),
         ("[keys]\nmaster_key = 'abc'\n", "secrets are never written in the config file"),
         ("[webhook]\nsecret = 'abc'\n", "secrets are never written in the config file"),
         ("[keys]\nmaster_key_file = 'a'\nmaster_key_env = 'B'\n", "not both"),

@@ -112,7 +112,7 @@ app_id = "12345"
             "must hold no space",
         ),
         ('credential = "github-app"\n[connectors.c.github_app]\napp_id = "x"\n', "app_id must be"),
-        ('[connectors.c.oauth]\nclient_id = "a"\n', r"unknown key 'oauth'"),
+        ('[connectors.c.oauth]\nclient_id = "a"\n', r"oauth\]; it is read only with credential"),
         ('[connectors.c.headers]\n"Bad Header" = "x"\n', "must be a header name"),
     ],
 )

@@ -176,8 +176,8 @@ def test_the_test_writes_the_catalogue_it_reads() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"tokn_url": "https://slack.com/x"}, r"^\[slack\] unknown key 'tokn_url'$"),
-        ({"routes.0.socpe": "chat:write"}, r"^\[slack\.routes\[0\]\] unknown key 'socpe'$"),
+        ({"tokn_url": "https://slack.com/x"}, r"^\[slack\] unknown key 'tokn_url'; did you m"),
+        ({"routes.0.socpe": "chat:write"}, r"^\[slack\.routes\[0\]\] unknown key 'socpe'; did you"),
         ({"routes.0.method": "BREW"}, r"^\[slack\.routes\[0\]\] method must be one of"),
         ({"upstream_scopes": "chat:write"}, r"^\[slack\] upstream_scopes must be a list"),
         ({"token_url": "http://slack.com/api/oauth.v2.access"}, r"token_url is not an https"),

@@ -235,7 +235,23 @@ def test_github_token_for_another_audience_is_refused() -> None:
     name, _, _, _ = GITHUB_TOKENS[0]
     token = (FIXTURES / name).read_text().strip()
     now = unverified_payload(token)["iat"] + 60
-    rejects(github_verifier("https://broker.test", now), token, "audience_mismatch", now=now)
+    error = rejects(
+        github_verifier("https://broker.test", now), token, "audience_mismatch", now=now
+    )
+    assert "request the ID token with that audience" in error.description
+
+
+@pytest.mark.parametrize("audience", ["https://tokens.example.com", "https://b.example.org/x"])
+def test_an_audience_mismatch_against_an_example_broker_url_names_the_broker_not_the_job(
+    audience: str,
+) -> None:
+    name, _, _, _ = GITHUB_TOKENS[0]
+    token = (FIXTURES / name).read_text().strip()
+    now = unverified_payload(token)["iat"] + 60
+    error = rejects(github_verifier(audience, now), token, "audience_mismatch", now=now)
+    assert "this broker is not configured yet, not the workflow" in error.description
+    assert "[server] public_url" in error.description
+    assert "request the ID token with that audience" not in error.description
 
 
 # -- real discovery and JWKS over HTTP on loopback -------------------------------------------------

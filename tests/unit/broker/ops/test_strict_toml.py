@@ -42,3 +42,15 @@ def test_only_the_config_reader_calls_an_unknown_key_an_inline_secret(tmp_path: 
     assert isinstance(nested, Table)  # a nested config table keeps paths and secret refs
     with pytest.raises(ValueError, match="secrets are never written in the config file"):
         nested.done()
+
+
+def test_an_unknown_key_or_table_is_named_with_the_closest_known_one() -> None:
+    root = StrictTable({"oidcc": {"issuers": []}, "server": {}}, "")
+    with pytest.raises(ValueError, match=r"^unknown table \[oidcc\]; did you mean \[oidc\]\?$"):
+        checked(root, lambda t: (t.table("oidc"), t.table("server")))
+    table = StrictTable({"scope": ["a"], "routes": {"x": 1}}, "connectors.my")
+    with pytest.raises(ValueError, match=r"^\[connectors\.my\] unknown key 'scope'; did you mean "):
+        checked(table, lambda t: t.strings("scopes", ()))
+    far = StrictTable({"zzz": 1}, "server")
+    with pytest.raises(ValueError, match=r"^\[server\] unknown key 'zzz'$"):
+        checked(far, lambda t: t.integer("port", 1, 1, 2))

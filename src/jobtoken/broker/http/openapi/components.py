@@ -22,6 +22,7 @@ from jobtoken.wire.oauth_terms import (
     ID_TOKEN_TYPE,
     JWT_TOKEN_TYPE,
     TOKEN_EXCHANGE_GRANT,
+    TTL_LIMITS,
 )
 
 __all__ = ["COMPONENTS", "form_body", "json_body", "oauth_error", "ref", "response"]
@@ -261,6 +262,7 @@ COMPONENTS: Json = {
                     "description": "Passthrough leases only: whether the broker revokes the "
                     "upstream token itself with this one.",
                 },
+                "ttl_limited_by": {"type": "string", "enum": list(TTL_LIMITS)},  # docs/broker.md
             },
         },
         "Introspection": {
