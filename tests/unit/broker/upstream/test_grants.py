@@ -8,7 +8,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,13 +77,19 @@ class ScriptedProvider:
 SEALER = Sealer(MasterKey.generate())
 
 
-def grants_on(store: SqlStore, provider: ScriptedProvider, **options: float) -> UpstreamGrants:
+def grants_on(
+    store: SqlStore,
+    provider: ScriptedProvider,
+    clock: Callable[[], float] = time.time,
+    **options: float,
+) -> UpstreamGrants:
     return UpstreamGrants(
         store=store,
         sealer=SEALER,
         audit=AuditLog(store),
         metrics=Metrics(),
         provider=provider,  # type: ignore[arg-type]
+        clock=clock,
         sleep=lambda s: time.sleep(min(s, 0.01)),
         **options,  # type: ignore[arg-type]
     )
@@ -243,10 +249,11 @@ def test_during_an_outage_a_token_that_has_not_expired_is_still_served(
     store: SqlStore, provider: ScriptedProvider
 ) -> None:
     store.put_credential("crm", SEALER.seal("connector:crm", SECRET.encode()), 0)
-    grants = grants_on(store, provider)
+    now = [time.time()]
+    grants = grants_on(store, provider, clock=lambda: now[0])
     # a 4 s token is due for refresh after 2 s (half its life), and valid for 2 more
-    grants.connect(REFRESHING, ProviderTokens("at-valid", int(time.time()) + 4, "rt-0"), "t")
-    time.sleep(2.1)
+    grants.connect(REFRESHING, ProviderTokens("at-valid", int(now[0]) + 4, "rt-0"), "t")
+    now[0] += 2.1  # the broker's clock, 2.1 s on
     provider.failures = [ProviderError("unavailable", "503")] * 3
     assert grants.access(REFRESHING).access_token == "at-valid"
     assert len(provider.calls) == 3
