@@ -9,6 +9,9 @@ usage error), and what the command wrote to stdout and stderr, as bytes or, with
 messages, as the logging module's last resort handler does in a process that configures
 no logging.
 
+``env`` replaces the whole environment and ``cwd`` the working directory for the call,
+as ``subprocess.run``'s arguments of those names do.
+
 It is for the CLI unit tests whose point is what a command does, not the process:
 starting ``python -m jobtoken.cli`` costs ~0.7 s (an interpreter and the broker's
 imports) every time. An exception the command does not handle is raised, where a
@@ -21,9 +24,12 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Literal, overload
 
 from jobtoken.cli import main
@@ -33,18 +39,33 @@ __all__ = ["run_cli"]
 
 @overload
 def run_cli(
-    args: Sequence[str], *, stdin: bytes | None = None, text: Literal[False] = False
+    args: Sequence[str],
+    *,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    text: Literal[False] = False,
 ) -> subprocess.CompletedProcess[bytes]: ...
 
 
 @overload
 def run_cli(
-    args: Sequence[str], *, stdin: bytes | None = None, text: Literal[True]
+    args: Sequence[str],
+    *,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    text: Literal[True],
 ) -> subprocess.CompletedProcess[str]: ...
 
 
 def run_cli(
-    args: Sequence[str], *, stdin: bytes | None = None, text: bool = False
+    args: Sequence[str],
+    *,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    text: bool = False,
 ) -> subprocess.CompletedProcess[bytes] | subprocess.CompletedProcess[str]:
     """``jobtoken ARGS`` in this process, fed `stdin` (empty when None)."""
     out, err = io.BytesIO(), io.BytesIO()
@@ -60,7 +81,8 @@ def run_cli(
     root.addHandler(last_resort)
     sys.stdin, sys.stdout, sys.stderr = streams
     try:
-        code = _exit_status(list(args))
+        with _environment(env), _directory(cwd):
+            code = _exit_status(list(args))
         for stream in streams[1:]:
             stream.flush()
     finally:
@@ -70,6 +92,34 @@ def run_cli(
     if text:
         return subprocess.CompletedProcess(argv, code, _text(out), _text(err))
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+@contextmanager
+def _environment(env: Mapping[str, str] | None) -> Iterator[None]:
+    if env is None:
+        yield
+        return
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextmanager
+def _directory(cwd: Path | None) -> Iterator[None]:
+    if cwd is None:
+        yield
+        return
+    saved = os.getcwd()
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.chdir(saved)
 
 
 def _exit_status(args: list[str]) -> int:
