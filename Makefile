@@ -53,8 +53,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The inner loop (docs/development.md, "Tests"): tests/unit on every core (pytest-xdist),
+# its temporary files on tmpfs where there is one (SQLite fsyncs every commit; the
+# PostgreSQL cluster too), and bytecode cached even where PYTHONDONTWRITEBYTECODE is set
+# (every worker compiles every module otherwise). UNIT_TMPDIR= keeps them in TMPDIR.
+UNIT_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm)
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit
+	$(if $(UNIT_TMPDIR),TMPDIR=$(UNIT_TMPDIR) )PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n auto tests/unit
 
 # The property tests (hypothesis) with the long profile: 10,000 examples a test unless
 # JOBTOKEN_FUZZ_EXAMPLES says otherwise (tests/conftest.py); `make test` runs them bounded.
@@ -68,8 +73,9 @@ $(NODE_DEPS):
 	if command -v npm >/dev/null; then \
 	  npm install --silent --no-audit --no-fund --prefix $(VENV)/node jose@5.10.0; fi
 
+# The whole suite, one test at a time; the 15 slowest are printed to keep slowness seen.
 test: lint typecheck $(NODE_DEPS)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 	bash tests/action_pythons.sh
 
 bench: $(STAMP)

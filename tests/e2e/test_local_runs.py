@@ -84,6 +84,7 @@ def user_repository(tmp_path: Path, workflow: str) -> Path:
     return repo
 
 
+@pytest.mark.act  # run_dev_act runs act through tests/support/dev.py
 def test_a_users_workflow_runs_with_the_fake_issuer_and_its_claims(
     tmp_path: Path, broker: FakeBroker
 ) -> None:
@@ -109,6 +110,7 @@ def test_a_users_workflow_runs_with_the_fake_issuer_and_its_claims(
     assert claims["aud"] == broker.url
 
 
+@pytest.mark.act  # run_dev_act runs act through tests/support/dev.py
 def test_a_job_without_id_token_write_is_warned_about(tmp_path: Path, broker: FakeBroker) -> None:
     repo = user_repository(
         tmp_path, WORKFLOW.replace("      id-token: write\n", "      contents: read\n")

@@ -2,7 +2,8 @@
 
 For tests that need the whole broker but not a server process: `in_process_broker`
 writes a `BrokerProcess` working directory (config, policy, secrets), lets the test
-edit the config text, and serves ``create_app(Broker.from_config(...))`` through
+edit the config text, stores the connectors' credentials with the CLI (in this process
+too), and serves ``create_app(Broker.from_config(...))`` through
 Starlette's TestClient; `exchange` gets a contacts token from it.
 """
 
@@ -34,7 +35,7 @@ def in_process_broker(
         process.write_files()
         if edit_config is not None:
             edit_config(process)
-        process.set_credentials()
+        process.set_credentials(in_process=True)
         broker = Broker.from_config(load_config(process.config_path))
         try:
             with TestClient(create_app(broker), raise_server_exceptions=False) as client:

@@ -35,6 +35,7 @@ from typing import Any
 import requests
 
 from support.contacts_api import ContactsApi
+from support.in_process import run_cli
 from support.loopback import free_port, kill_tree, stop_process, wait_until_healthy
 from support.oidc_issuer import FakeOidcIssuer
 
@@ -182,16 +183,20 @@ max_ttl_seconds = 300
             check=False,
         )
 
-    def set_credentials(self) -> None:
-        """Store both connectors' upstream credentials, through stdin as an admin would."""
+    def set_credentials(self, *, in_process: bool = False) -> None:
+        """Store both connectors' upstream credentials, through stdin as an admin would:
+        with ``jobtoken broker connector set`` run as a process, or ``in_process`` with
+        ``support.in_process.run_cli`` (for a broker that runs in the test process too)."""
         for name, credential in (
             ("contacts", self.contacts.api_key),
             ("vault", self.passthrough_credential),
         ):
-            done = self.cli(
-                "connector", "set", name, "--config", str(self.config_path),
-                "--credential-file", "-", stdin=credential.encode(),
-            )  # fmt: skip
+            args = ("connector", "set", name, "--config", str(self.config_path),
+                    "--credential-file", "-")  # fmt: skip
+            if in_process:
+                done = run_cli(["broker", *args], stdin=credential.encode())
+            else:
+                done = self.cli(*args, stdin=credential.encode())
             if done.returncode != 0:
                 raise BrokerStartError(f"connector set {name}: {done.stderr.decode()[-2000:]}")
 

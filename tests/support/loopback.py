@@ -3,7 +3,7 @@
 A fake (the OIDC issuer, the brokers, the cloud APIs) subclasses
 ``LoopbackServer`` and names its request handler in ``handler_class``; it gets
 ``start``/``stop``, use as a context manager, and ``url``. ``port`` 0 picks a
-free port; ``stop`` returns within about 50 ms.
+free port; ``stop`` returns within about 10 ms (tests stop hundreds of them).
 
 Real servers run as processes (the broker, OpenBao, moto) share ``free_port``,
 ``wait_until_healthy`` and ``stop_process``.
@@ -26,7 +26,10 @@ from typing import TypeVar
 
 _S = TypeVar("_S", bound="LoopbackServer")
 
-POLL_INTERVAL = 0.05
+#: how often a server's loop looks for ``stop``: what each stop waits, at most
+POLL_INTERVAL = 0.01
+#: how often ``wait_until_healthy`` asks a starting process
+HEALTH_POLL_INTERVAL = 0.05
 
 
 class _Server(ThreadingHTTPServer):
@@ -106,7 +109,7 @@ def wait_until_healthy(
                     return
         except (OSError, urllib.error.URLError):
             pass
-        time.sleep(POLL_INTERVAL)
+        time.sleep(HEALTH_POLL_INTERVAL)
     stop_process(process)
     raise error(f"{name} did not answer {url} within {timeout:.0f} s")
 

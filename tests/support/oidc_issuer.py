@@ -9,8 +9,8 @@ It plays two parts of GitHub at once:
 - the issuer ``https://token.actions.githubusercontent.com``:
   ``/.well-known/openid-configuration`` and ``/.well-known/jwks``.
 
-Tokens are RS256 with a key generated at start (``kid`` set) and carry every
-claim GitHub documents, in GitHub's shapes (IDs are strings of digits, ``sub``
+Tokens are RS256 (``kid`` set, a new one for each issuer) and carry every claim
+GitHub documents, in GitHub's shapes (IDs are strings of digits, ``sub``
 in its default format, ``nbf = iat - 300``, a 300 s life). The issuer is
 ``url`` itself, so a broker under test must list it as a (loopback) issuer.
 
@@ -24,10 +24,17 @@ Usage::
         issuer.claims["ref"] = "refs/heads/dev"   # change defaults per test
 
 ``mint(**overrides)`` replaces a claim with a value, or removes it with None.
+
+Every issuer of a process signs with one RSA key, :func:`shared_private_key`, made on
+first use: an RSA-2048 key costs ~0.1 s of CPU to generate, and the tests start dozens
+of issuers. Issuers still differ by URL and ``kid``; a test that needs a key of its own
+(a rotation, a second issuer whose key must differ) passes ``private_key=`` or sets
+``issuer.private_key``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import threading
@@ -84,6 +91,12 @@ TOKEN_LIFETIME = 300
 NBF_SKEW = 300
 
 
+@functools.cache
+def shared_private_key() -> rsa.RSAPrivateKey:
+    """The RSA-2048 key every issuer of this process signs with unless given its own."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 @dataclass
 class FakeOidcIssuer(LoopbackServer):
     """A started-on-demand loopback issuer. Use it as a context manager."""
@@ -98,9 +111,9 @@ class FakeOidcIssuer(LoopbackServer):
     requests: list[tuple[str, str]] = field(default_factory=list)
     #: every ID token handed out at /token, so tests can prove none leaked
     issued: list[str] = field(default_factory=list)
+    private_key: rsa.RSAPrivateKey = field(default_factory=shared_private_key, repr=False)
 
     def __post_init__(self) -> None:
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._failures: list[FailureMode] = []
         self._lock = threading.Lock()
 

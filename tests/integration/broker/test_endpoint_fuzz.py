@@ -67,7 +67,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 
 _text = st.one_of(
     st.text(max_size=40),
-    st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40),  # UTF-8 encodable
     st.sampled_from(["²³", "١٢", "-1", "0", "9" * 30, "\x00", "k\u00e9", "\ud800"]),
     st.integers(min_value=1, max_value=20_000).map(lambda n: "x" * n),
 )

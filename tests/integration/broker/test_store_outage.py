@@ -17,6 +17,9 @@ import requests
 from support.broker_process import BrokerProcess, serving_broker
 from support.postgres_cluster import PostgresCluster
 
+#: a cluster of its own (it stops it), not the session's: marked by hand
+pytestmark = pytest.mark.postgres
+
 REQUESTS_DURING_OUTAGE = 12
 
 

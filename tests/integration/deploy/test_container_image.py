@@ -28,6 +28,8 @@ USER = "10001:10001"
 #: what a runtime itself puts in a container (mount points, name resolution)
 RUNTIME_PATHS = ("/run", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname")
 
+pytestmark = pytest.mark.container
+
 
 @pytest.fixture(scope="module")
 def image(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

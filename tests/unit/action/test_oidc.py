@@ -61,9 +61,10 @@ def test_without_the_runner_variables_the_job_is_told_which_permission_to_add(
     )
 
 
-def test_a_server_error_is_retried(oidc_issuer: FakeOidcIssuer) -> None:
+def test_a_server_error_is_retried(oidc_issuer: FakeOidcIssuer, retry_pauses: list[float]) -> None:
     oidc_issuer.fail_next("500", count=2)
     token = tokens(oidc_issuer.runner_env()).fetch("aud")
+    assert len(retry_pauses) == 2
     assert token == oidc_issuer.issued[-1]
     assert len([r for r in oidc_issuer.requests if r[1] == "/token"]) == 3
 

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -66,6 +67,7 @@ class NotJson:
     pass
 
 
+@functools.cache  # one strategy, however often a composite asks: hypothesis sets up each anew
 def json_values() -> st.SearchStrategy[Any]:
     scalars = st.one_of(
         st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)

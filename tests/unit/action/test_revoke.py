@@ -50,10 +50,13 @@ def test_revoke_by_id_sends_a_fresh_id_token(
     assert broker.requests[0].form["subject_token"] == oidc_issuer.issued[0]
 
 
-def test_a_failure_is_a_warning_unless_fail_on_error(broker: FakeBroker) -> None:
+def test_a_failure_is_a_warning_unless_fail_on_error(
+    broker: FakeBroker, retry_pauses: list[float]
+) -> None:
     broker.revoke_status = 503
     env = {"INPUT_BROKER_URL": broker.url, "INPUT_TOKEN": "jbt_0123456789", "INPUT_TIMEOUT": "2s"}
     code, log = revoke(env)
+    assert retry_pauses, "the 503 was retried"
     assert code == 0
     assert "::warning title=jobtoken revoke%3A failed::the broker did not revoke" in log
     code, log = revoke({**env, "INPUT_FAIL_ON_ERROR": "true"})
@@ -61,7 +64,7 @@ def test_a_failure_is_a_warning_unless_fail_on_error(broker: FakeBroker) -> None
     assert "::error title=jobtoken revoke%3A failed::" in log
 
 
-def test_an_unreachable_broker_is_reported(broker: FakeBroker) -> None:
+def test_an_unreachable_broker_is_reported(broker: FakeBroker, retry_pauses: list[float]) -> None:
     url = broker.url
     broker.stop()
     code, log = revoke(

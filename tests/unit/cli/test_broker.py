@@ -1,4 +1,5 @@
-"""``jobtoken broker …`` admin commands, run as real subprocesses."""
+"""``jobtoken broker …`` admin commands, run in this process (``support.in_process``):
+what a command does, not the process, which tests/integration starts."""
 
 from __future__ import annotations
 
@@ -11,15 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from support.in_process import run_cli
+
 
 def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobtoken.cli", "broker", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(["broker", *args], stdin=stdin)
 
 
 @pytest.fixture
@@ -121,11 +118,10 @@ def test_rotate_master_key_rewraps_the_seal_key_and_sealed_files_still_open(
         f'[keys]\nmaster_key_file = "master.key"\n[store]\npath = "b.db"\n{connector}'
     )
     public = _run("seal-key", "--config", str(config)).stdout.decode().strip()
-    sealed = subprocess.run(
-        [sys.executable, "-m", "jobtoken.cli", "seal", "--key", public,
-         "--output", str(tmp_path / "api.sealed")],
-        input=b"sk_live_ROTATE", capture_output=True, timeout=60, check=False,
-    )  # fmt: skip
+    sealed = run_cli(
+        ["seal", "--key", public, "--output", str(tmp_path / "api.sealed")],
+        stdin=b"sk_live_ROTATE",
+    )
     assert sealed.returncode == 0, sealed.stderr
 
     (tmp_path / "old.key").write_text(old)

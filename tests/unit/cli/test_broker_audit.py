@@ -1,5 +1,6 @@
-"""``jobtoken broker audit …`` (tail, list, verify, archive), run as real subprocesses
-over a real SQLite store."""
+"""``jobtoken broker audit …`` (tail, list, verify, archive) over a real SQLite store,
+run in this process (``support.in_process``); ``tail --follow``, ended by SIGINT, as a
+real process."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from jobtoken.broker.audit.chain import AuditEntry, AuditLog
 from jobtoken.broker.store import open_store
+from support.in_process import run_cli
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 SHA = "5e" * 32
@@ -27,7 +29,7 @@ def _command(*args: str) -> list[str]:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(_command(*args), capture_output=True, timeout=60, check=False)
+    return run_cli(["broker", *args])
 
 
 @pytest.fixture

@@ -1,20 +1,19 @@
-"""``jobtoken broker init`` and ``jobtoken broker check``, run as real subprocesses."""
+"""``jobtoken broker init``, ``check`` and ``seal-key``, run in this process
+(``support.in_process``)."""
 
 from __future__ import annotations
 
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from support.in_process import run_cli
+
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobtoken.cli", "broker", *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    return run_cli(["broker", *args], text=True)
 
 
 def test_init_writes_the_starter_and_names_the_next_three_commands(tmp_path: Path) -> None:

@@ -1,11 +1,11 @@
-"""`jobtoken policy check` and `jobtoken policy explain`."""
+"""`jobtoken policy check` and `jobtoken policy explain`, run in this process
+(``main``, or ``support.in_process`` where a test reads stdout and stderr apart)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from jobtoken.broker.audit.chain import AUDITED_CLAIMS as BROKER_AUDITED_CLAIMS
 from jobtoken.cli import main
 from jobtoken.cli.policy import AUDITED_CLAIMS, annotation
+from support.in_process import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "policies"
 CLAIMS = {
@@ -71,15 +72,7 @@ def run_policy(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
-    return subprocess.run(
-        [sys.executable, "-m", "jobtoken.cli", "policy", *args],
-        env={**base, **(env or {})},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(["policy", *args], env={**base, **(env or {})}, cwd=cwd, text=True)
 
 
 FOUR_MISTAKES = """\

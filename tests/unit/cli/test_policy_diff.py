@@ -1,25 +1,19 @@
-"""`jobtoken policy diff`, run as a real subprocess."""
+"""`jobtoken policy diff`, run in this process (``support.in_process``)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from support.in_process import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "policies"
 
 
 def run_diff(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
-    return subprocess.run(
-        [sys.executable, "-m", "jobtoken.cli", "policy", "diff", *args],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(["policy", "diff", *args], env={**base, **(env or {})}, text=True)
 
 
 def widened_copy(tmp_path: Path) -> tuple[Path, Path]:

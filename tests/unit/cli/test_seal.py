@@ -1,5 +1,6 @@
-"""``jobtoken seal``, run as a real subprocess: a credential sealed to a broker's seal
-key, on a machine that has only ``pip install jobtoken``."""
+"""``jobtoken seal``: a credential sealed to a broker's seal key, on a machine that has
+only ``pip install jobtoken``. The command runs in this process (``support.in_process``);
+that it needs none of the broker's libraries is checked in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -12,15 +13,13 @@ import pytest
 from nacl.public import PrivateKey
 
 from jobtoken.broker.secrets.sealed_file import open_credential, read_sealed_file, seal_key_id
+from support.in_process import run_cli
 
 SECRET = b"sk_live_LAPTOP_0123456789"
 
 
 def _seal(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobtoken.cli", "seal", *args],
-        input=stdin, capture_output=True, timeout=60, check=False,
-    )  # fmt: skip
+    return run_cli(["seal", *args], stdin=stdin)
 
 
 @pytest.fixture

@@ -97,7 +97,9 @@ def test_the_audience_input_is_used_and_no_scope_means_no_scope_field(broker: Fa
     assert "scope" not in broker.requests[0].form
 
 
-def test_a_retried_exchange_carries_a_fresh_id_token(broker: FakeBroker) -> None:
+def test_a_retried_exchange_carries_a_fresh_id_token(
+    broker: FakeBroker, retry_pauses: list[float]
+) -> None:
     broker.fail_next(503, count=2)
     id_tokens = IdTokens()
     PROVIDER.exchange(exchange_request(broker, id_tokens))
@@ -140,7 +142,7 @@ def test_an_rfc_6749_error_becomes_one_readable_denial(broker: FakeBroker) -> No
     ],
 )
 def test_other_failures_name_the_status(
-    broker: FakeBroker, reply: tuple[int, object], message: str
+    broker: FakeBroker, reply: tuple[int, object], message: str, retry_pauses: list[float]
 ) -> None:
     broker.reply = reply
     broker.fail_next(reply[0], count=0)
@@ -304,7 +306,9 @@ def test_a_revoke_path_typo_names_broker_url_and_revoke(broker: FakeBroker) -> N
     )
 
 
-def test_a_503_is_still_retried_and_reported_as_try_again_later(broker: FakeBroker) -> None:
+def test_a_503_is_still_retried_and_reported_as_try_again_later(
+    broker: FakeBroker, retry_pauses: list[float]
+) -> None:
     broker.reply = (503, b"busy")
     with pytest.raises(ProviderError, match=r"answered HTTP 503 \(after retries; try again later"):
         PROVIDER.exchange(exchange_request(broker, IdTokens(), timeout="3s"))

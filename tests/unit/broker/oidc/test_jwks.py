@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import threading
 import time
@@ -70,8 +72,19 @@ class ScriptedIssuer:
         return Handler
 
 
+#: which of two keys of a size the next `rsa_jwk` takes
+_TURNS = itertools.count()
+
+
+@functools.cache
+def _rsa_key(bits: int, which: int) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
 def rsa_jwk(kid: str, bits: int = 2048, **extra: Any) -> dict[str, Any]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    """The public JWK of an RSA key: one of two made once per size (RSA keys are slow to
+    make), in turn, so that two made one after the other (a duplicate kid) differ."""
+    key = _rsa_key(bits, next(_TURNS) % 2)
     jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
     return {**jwk, "kid": kid, **extra}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -134,6 +135,12 @@ def rejects(verifier: IdTokenVerifier, token: str, reason: str, **kwargs: Any) -
         if len(segment) >= 12:
             assert segment not in error.description, "the error echoes the token"
     return error
+
+
+@functools.cache
+def attacker_key() -> rsa.RSAPrivateKey:
+    """A key of the attacker's own (not the issuer's), made once: RSA keys are slow to make."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture(scope="module")
@@ -337,7 +344,7 @@ def test_hs256_signed_with_the_rsa_public_key_is_refused(
 def test_attacker_key_reusing_a_known_kid_is_refused(
     issuer: FakeOidcIssuer, verifier: IdTokenVerifier
 ) -> None:
-    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attacker = attacker_key()
     rejects(verifier, forge(attacker, header_for(issuer), github_claims(issuer)), "bad_signature")
 
 
@@ -345,7 +352,7 @@ def test_attacker_key_reusing_a_known_kid_is_refused(
 def test_headers_naming_their_own_key_are_refused_without_fetching_it(
     issuer: FakeOidcIssuer, verifier: IdTokenVerifier, name: str
 ) -> None:
-    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attacker = attacker_key()
     value: Any = f"{issuer.url}/attacker/jwks"
     if name == "jwk":
         value = {"kty": "RSA", "kid": issuer.kid, "n": "AQAB", "e": "AQAB"}
@@ -394,7 +401,7 @@ def test_unlisted_issuer_is_refused_with_zero_outbound_requests(
     issuer: FakeOidcIssuer, verifier: IdTokenVerifier, iss: str
 ) -> None:
     iss = {"TRAILING-SLASH": issuer.url + "/", "UPPER-CASE": issuer.url.upper()}.get(iss, iss)
-    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attacker = attacker_key()
     token = forge(attacker, header_for(issuer), github_claims(issuer, iss=iss))
     before = len(issuer.requests)
     with loopback_only() as connections:

@@ -17,6 +17,7 @@ Whatever the token string, its segments, its header or its claims:
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import unicodedata
@@ -206,6 +207,7 @@ def test_a_mangled_token_never_verifies(verifier: IdTokenVerifier, token: str) -
         assert isinstance(outcome(verifier, token), InvalidIdToken)
 
 
+@functools.cache  # one strategy, however often a composite asks: hypothesis sets up each anew
 def json_values() -> st.SearchStrategy[Any]:
     scalars = st.one_of(
         st.none(),

@@ -104,13 +104,19 @@ class Clock:
         return time.time() + self.offset
 
 
-def grants_on(store: SqlStore, provider: ScriptedProvider, **options: float) -> UpstreamGrants:
+def grants_on(
+    store: SqlStore,
+    provider: ScriptedProvider,
+    clock: Callable[[], float] = time.time,
+    **options: float,
+) -> UpstreamGrants:
     return UpstreamGrants(
         store=store,
         envelope=ENVELOPE,
         audit=AuditLog(store),
         metrics=Metrics(),
         provider=provider,  # type: ignore[arg-type]
+        clock=clock,
         sleep=lambda s: time.sleep(min(s, 0.01)),
         **options,  # type: ignore[arg-type]
     )
@@ -274,12 +280,11 @@ def test_during_an_outage_a_token_that_has_not_expired_is_still_served(
     store: SqlStore, provider: ScriptedProvider
 ) -> None:
     store.put_credential("crm", ENVELOPE.encrypt("connector:crm", SECRET.encode()), 0)
-    grants = grants_on(store, provider)
+    now = [time.time()]
+    grants = grants_on(store, provider, clock=lambda: now[0])
     # a 4 s token is due for refresh after 2 s (half its life), and valid for 2 more
-    grants.connect(
-        REFRESHING, AuthorizationServerTokens("at-valid", int(time.time()) + 4, "rt-0"), "t"
-    )
-    time.sleep(2.1)
+    grants.connect(REFRESHING, AuthorizationServerTokens("at-valid", int(now[0]) + 4, "rt-0"), "t")
+    now[0] += 2.1  # the broker's clock, 2.1 s on
     provider.failures = [AuthorizationServerError("unavailable", "503")] * 3
     assert grants.access(REFRESHING).access_token == "at-valid"
     assert len(provider.calls) == 3
