@@ -270,7 +270,7 @@ def test_rfc7009_revocation(provider: OAuthProvider) -> None:
     "redirect_uri",
     [
         "https://evil.example/callback",
-        "http://localhost:45678/callback",
+        "http://localhost.evil.example:45678/callback",  # localhost itself is a loopback host
         "https://127.0.0.1:45678/callback",
         "http://127.0.0.1:45678/other",
         "http://127.0.0.1.evil.example:45678/callback",
