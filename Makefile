@@ -59,7 +59,7 @@ typecheck: $(STAMP)
 # (every worker compiles every module otherwise). UNIT_TMPDIR= keeps them in TMPDIR.
 UNIT_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm)
 unit: $(STAMP)
-	$(if $(UNIT_TMPDIR),TMPDIR=$(UNIT_TMPDIR) )PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n auto tests/unit
+	$(if $(UNIT_TMPDIR),TMPDIR=$(UNIT_TMPDIR) )PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n auto --dist worksteal tests/unit
 
 # The property tests (hypothesis) with the long profile: 10,000 examples a test unless
 # JOBTOKEN_FUZZ_EXAMPLES says otherwise (tests/conftest.py); `make test` runs them bounded.
